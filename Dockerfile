@@ -1,0 +1,20 @@
+# Small non-root image: the wheel is built in a throwaway stage, only site-packages are kept.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY proxy ./proxy
+# The project itself ('.'), not a registry package: its dependency ranges live in pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir --prefix=/install '.[fast]'
+
+FROM python:3.11-slim
+COPY --from=build /install /usr/local
+COPY config/proxy.toml /etc/realtime-proxy/proxy.toml
+RUN useradd --system --uid 10001 --no-create-home proxy
+USER 10001
+ENV PYTHONUNBUFFERED=1
+EXPOSE 8080 9464
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=2)"]
+ENTRYPOINT ["realtime-proxy"]
+CMD ["--config", "/etc/realtime-proxy/proxy.toml"]

@@ -1,0 +1,124 @@
+"""Command line: `realtime-proxy [flags]` runs the proxy; `realtime-proxy lint FILE` checks events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import ssl
+import sys
+from typing import Any
+
+from proxy import __version__
+from proxy.logs import configure_logging, get_logger
+from proxy.settings import ConfigError, Settings, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-proxy",
+        description="Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
+        "events. Every setting can also come from REALTIME_PROXY_<NAME> "
+        "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
+        "Precedence: flag > environment > config file > default. Subcommand: `realtime-proxy lint FILE`.",
+    )
+    parser.add_argument("--version", action="version", version=f"realtime-proxy {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="TOML config file (see config/proxy.toml)")
+    parser.add_argument("--host", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="listen port (default 8080)")
+    parser.add_argument("--upstream-url", help="upstream base URL (default wss://api.openai.com)")
+    parser.add_argument("--metrics-port", type=int, help="port of /metrics, /healthz, /readyz (default 9464)")
+    parser.add_argument(
+        "--log-format", choices=["auto", "json", "console"], help="default: json, console on a TTY"
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--fake-upstream",
+        action="store_true",
+        default=None,
+        help="serve a simulated Realtime API in-process instead of a real upstream",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="run rules and report rewrites, but forward the original events",
+    )
+    parser.add_argument("--tls-cert", help="PEM certificate: serve wss:// to clients")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument("--record-dir", help="write each session's client events as redacted JSONL here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "lint":
+        from proxy.lint import main as lint_main
+
+        return lint_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "config"}
+    try:
+        settings = load_settings(args.config, flags=flags)
+    except ConfigError as exc:
+        print(f"realtime-proxy: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    try:
+        return asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, OSError) as exc:  # bad key file, port in use, bad TLS files
+        get_logger().error("startup_failed", error=str(exc))
+        return 1
+
+
+def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+async def _serve(settings: Settings) -> int:
+    from proxy.health import HealthServer
+    from proxy.metrics import Metrics
+    from proxy.server import ProxyServer
+
+    log = get_logger()
+    fake: Any = None
+    if settings.fake_upstream:
+        from proxy.fake_upstream import FakeUpstream
+
+        fake = FakeUpstream(host="127.0.0.1", port=0)
+        await fake.start()
+        settings = settings.model_copy(update={"upstream_url": fake.url})
+    metrics = Metrics()
+    server = ProxyServer(settings, metrics=metrics)
+    await server.start(_server_ssl(settings))
+    health = HealthServer(metrics.registry, lambda: server.ready)
+    await health.start(settings.metrics_host, settings.metrics_port)
+    log.info(
+        "proxy_listening",
+        host=settings.host,
+        port=server.port,
+        metrics_port=health.port,
+        upstream=settings.upstream_url.split("://", 1)[-1].split("/", 1)[0],
+        fake_upstream=bool(fake),
+        tls=bool(settings.tls_cert),
+        rules_mode="observe" if settings.rules_observe_only else "repair",
+        version=__version__,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
+    await server.shutdown()
+    await health.stop()
+    if fake is not None:
+        await fake.stop()
+    log.info("shutdown_complete")
+    return 0

@@ -1,0 +1,64 @@
+"""Which close code and reason one side gets when the other side's connection ends. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from websockets.frames import Close
+
+# RFC 6455 §7.4: 1004, 1005, 1006 and 1015 must never be sent in a Close frame.
+_UNSENDABLE = frozenset({1004, 1005, 1006, 1015})
+MAX_REASON_BYTES = 123
+
+
+def sendable(code: int) -> bool:
+    return code not in _UNSENDABLE and (1000 <= code <= 1014 or 3000 <= code <= 4999)
+
+
+def clip_reason(reason: str) -> str:
+    encoded = reason.encode()
+    if len(encoded) <= MAX_REASON_BYTES:
+        return reason
+    return encoded[:MAX_REASON_BYTES].decode(errors="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class LegClosed:
+    """How a leg ended: the Close frames seen on it (None when the TCP connection just went)."""
+
+    side: str  # "client" | "upstream"
+    received: Close | None
+    sent: Close | None
+
+    @property
+    def lost(self) -> bool:
+        return self.received is None and self.sent is None
+
+    @property
+    def code(self) -> int | None:
+        frame = self.received or self.sent
+        return frame.code if frame else None
+
+
+def close_for_peer(ended: LegClosed) -> tuple[int, str]:
+    """Mirror the code and reason; codes that may not be sent become 1011 (or 1014 when the
+    upstream vanished: the proxy is a gateway that lost its upstream)."""
+    frame = ended.received or ended.sent
+    if frame is None:
+        if ended.side == "upstream":
+            return 1014, "upstream connection lost"
+        return 1001, "client connection lost"
+    if frame.code == 1005:  # a Close frame without a code: a normal closure
+        return 1000, clip_reason(frame.reason)
+    if not sendable(frame.code):
+        return (1014 if ended.side == "upstream" else 1011), clip_reason(
+            frame.reason or f"{ended.side} closed with {frame.code}"
+        )
+    return frame.code, clip_reason(frame.reason)
+
+
+def outcome_of(ended: LegClosed) -> str:
+    """Session outcome label for the side whose connection ended first."""
+    if ended.received is not None:
+        return f"{ended.side}_closed"
+    return f"{ended.side}_lost"

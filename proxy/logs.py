@@ -1,0 +1,108 @@
+"""structlog set-up: JSON lines in production, console on a TTY, and redaction as a processor.
+
+Redaction runs on every line, whatever the caller passed, so a secret or an audio payload cannot
+reach the output by a forgotten habit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+REDACTED = "[REDACTED]"
+_SECRET_KEYS = frozenset(
+    {"authorization", "api-key", "api_key", "apikey", "proxy-authorization", "cookie", "set-cookie", "token"}
+)
+# Base64 audio fields of the Realtime protocol: replaced by their length.
+_AUDIO_KEYS = frozenset({"audio", "delta_audio"})
+_AUDIO_EVENT_DELTA = "delta"
+_SECRET_PATTERNS = (
+    re.compile(r"openai-insecure-api-key\.[^\s,;\"']+", re.IGNORECASE),
+    re.compile(r"\b(?:sk|ek)[-_][A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"),
+    re.compile(r"(?i)([?&](?:api-key|api_key|authorization|key|token)=)[^&\s\"']*"),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact_value(value: Any, key: str | None = None, *, depth: int = 0) -> Any:
+    if key is not None:
+        lowered = key.lower()
+        if lowered in _SECRET_KEYS:
+            return REDACTED
+        if (lowered in _AUDIO_KEYS or lowered == _AUDIO_EVENT_DELTA) and isinstance(value, str | bytes):
+            return f"<{len(value)} chars>"
+    if depth > 20:
+        return "<nested>"
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {k: redact_value(v, str(k), depth=depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v, depth=depth + 1) for v in value]
+    return value
+
+
+def redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    return {key: redact_value(value, key) for key, value in event_dict.items()}
+
+
+def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def configure_logging(*, log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Configure structlog and route stdlib logging (websockets') through the same chain."""
+    stream = stream or sys.stdout
+    use_console = log_format == "console" or (log_format == "auto" and stream.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        if use_console
+        else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_processor,
+    ]
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    # websockets logs every connection at INFO/DEBUG; the proxy logs sessions itself.
+    logging.getLogger("websockets").setLevel(max(numeric_level, logging.WARNING))
+
+
+def get_logger(name: str = "proxy") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,228 @@
+"""The Prometheus metrics the proxy exports. One registry per server, injected, so tests own theirs.
+
+Label values are bounded: event types outside the known catalogue become "other", error codes
+outside KNOWN_ERROR_CODES become "other", close codes outside the RFC/API set become "other".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from proxy import __version__
+from proxy.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+
+PREFIX = "realtime_proxy"
+DIRECTIONS = ("client_to_upstream", "upstream_to_client")
+SESSION_OUTCOMES = (
+    "client_closed",
+    "upstream_closed",
+    "client_lost",
+    "upstream_lost",
+    "shutdown",
+    "idle_timeout",
+    "max_duration",
+    "rate_limited",
+    "error",
+)
+HANDSHAKE_RESULTS = (
+    "ok",
+    "refused_401",
+    "refused_403",
+    "refused_404",
+    "refused_429",
+    "refused_4xx",
+    "refused_5xx",
+    "unreachable",
+    "timeout",
+    "rejected_capacity",
+    "rejected_auth",
+    "rejected_origin",
+    "rejected_beta",
+)
+RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
+RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
+MODALITIES = ("audio", "text", "function_call")
+TOKEN_MODALITIES = ("text", "audio", "image")
+KNOWN_ERROR_TYPES = ("invalid_request_error", "server_error", "rate_limit_error", "other")
+KNOWN_ERROR_CODES = (
+    "none",
+    "unknown_parameter",
+    "missing_required_parameter",
+    "invalid_value",
+    "invalid_type",
+    "invalid_json",
+    "cannot_update_voice",
+    "input_audio_buffer_commit_empty",
+    "item_truncate_invalid_audio_end_ms",
+    "conversation_already_has_active_response",
+    "beta_api_shape_disabled",
+    "session_expired",
+    "inference_rate_limit_exceeded",
+    "invalid_tool_choice",
+    "other",
+)
+CLOSE_CODES = ("1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "1012", "1013", "1014", "4000")
+CLOSE_SIDES = ("client", "upstream")
+
+
+def bounded(value: str | None, allowed: tuple[str, ...], *, none: str = "none") -> str:
+    if value is None:
+        return none
+    return value if value in allowed else "other"
+
+
+class TrafficCounts(Collector):
+    """Frames and bytes by direction and event type, as plain ints.
+
+    The hot path adds to a dict (no locks, no label lookups); Prometheus reads it at scrape time."""
+
+    def __init__(self) -> None:
+        self.frames: dict[tuple[str, str], int] = {}
+        self.bytes: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
+        for event_type in CLIENT_EVENT_TYPES | {"other", "invalid", "binary"}:
+            self.frames[(DIRECTIONS[0], event_type)] = 0
+        for event_type in SERVER_EVENT_TYPES | {"other", "invalid", "binary"}:
+            self.frames[(DIRECTIONS[1], event_type)] = 0
+
+    def add(self, direction: str, label: str, size: int) -> None:
+        key = (direction, label)
+        self.frames[key] = self.frames.get(key, 0) + 1
+        self.bytes[direction] += size
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        frames = CounterMetricFamily(
+            f"{PREFIX}_messages", "WebSocket messages relayed", labels=["direction", "event_type"]
+        )
+        for (direction, label), count in list(self.frames.items()):
+            frames.add_metric([direction, label], count)
+        yield frames
+        size = CounterMetricFamily(f"{PREFIX}_message_bytes", "Payload bytes relayed", labels=["direction"])
+        for direction, count in list(self.bytes.items()):
+            size.add_metric([direction], count)
+        yield size
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        p = PREFIX
+        Info(f"{p}_build", "Proxy build information", registry=r).info({"version": __version__})
+        self.sessions_active = Gauge(f"{p}_sessions_active", "Open client sessions", registry=r)
+        self.sessions_total = Counter(
+            f"{p}_sessions_total", "Sessions ended, by outcome", ["outcome"], registry=r
+        )
+        self.session_duration = Histogram(
+            f"{p}_session_duration_seconds",
+            "Session duration",
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+            registry=r,
+        )
+        self.traffic = TrafficCounts()
+        r.register(self.traffic)
+        self.handshakes_total = Counter(
+            f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
+        )
+        self.upstream_connect = Histogram(
+            f"{p}_upstream_connect_seconds",
+            "Time to open the upstream WebSocket",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.rewrites_total = Counter(f"{p}_rewrites_total", "Event rewrites by rule", ["rule"], registry=r)
+        self.rule_errors_total = Counter(
+            f"{p}_rule_errors_total", "Rules that raised (event forwarded unchanged)", ["rule"], registry=r
+        )
+        self.refusals_total = Counter(
+            f"{p}_refusals_total", "Client events answered by the proxy, not forwarded", ["rule"], registry=r
+        )
+        self.retries_total = Counter(
+            f"{p}_oob_retries_total", "Tracked out-of-band responses by outcome", ["outcome"], registry=r
+        )
+        self.retry_attempts = Histogram(
+            f"{p}_oob_retry_attempts",
+            "Upstream attempts per tracked response",
+            buckets=(1, 2, 3, 4, 5, 10),
+            registry=r,
+        )
+        self.retry_added_seconds = Histogram(
+            f"{p}_oob_retry_added_seconds",
+            "Time added by retries to a response",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+            registry=r,
+        )
+        self.upstream_errors_total = Counter(
+            f"{p}_upstream_errors_total", "Upstream error events", ["error_type", "code"], registry=r
+        )
+        self.responses_total = Counter(
+            f"{p}_responses_total", "Responses by final status", ["status", "error_type"], registry=r
+        )
+        self.response_duration = Histogram(
+            f"{p}_response_duration_seconds",
+            "response.create to response.done",
+            ["status"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120),
+            registry=r,
+        )
+        self.time_to_first_delta = Histogram(
+            f"{p}_time_to_first_delta_seconds",
+            "response.create to the first output delta",
+            ["modality"],
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+            registry=r,
+        )
+        self.tokens_total = Counter(
+            f"{p}_tokens_total",
+            "Tokens from response.done usage",
+            ["direction", "modality", "cached"],
+            registry=r,
+        )
+        self.rate_limit_remaining = Gauge(
+            f"{p}_rate_limit_remaining", "Latest rate_limits.updated remaining", ["name"], registry=r
+        )
+        self.rate_limit_limit = Gauge(
+            f"{p}_rate_limit_limit", "Latest rate_limits.updated limit", ["name"], registry=r
+        )
+        self.closes_total = Counter(
+            f"{p}_closes_total", "Close codes received, by side that sent them", ["side", "code"], registry=r
+        )
+        self.beta_sessions_total = Counter(
+            f"{p}_beta_sessions_total", "Beta-shaped client sessions by handling", ["mode"], registry=r
+        )
+        self._preinitialise()
+
+    def _preinitialise(self) -> None:
+        """Known label values exist at 0 from the first scrape, so rate() and absent() behave."""
+        from proxy.rules import ALL_RULES
+
+        for outcome in SESSION_OUTCOMES:
+            self.sessions_total.labels(outcome)
+        for result in HANDSHAKE_RESULTS:
+            self.handshakes_total.labels(result)
+        for rule in ALL_RULES:
+            self.rewrites_total.labels(rule.name)
+            self.rule_errors_total.labels(rule.name)
+            self.refusals_total.labels(rule.name)
+        for outcome in RETRY_OUTCOMES:
+            self.retries_total.labels(outcome)
+        for status in RESPONSE_STATUSES:
+            self.response_duration.labels(status)
+            self.responses_total.labels(status, "none")
+        self.responses_total.labels("failed", "server_error")
+        for modality in MODALITIES:
+            self.time_to_first_delta.labels(modality)
+        for modality in TOKEN_MODALITIES:
+            self.tokens_total.labels("input", modality, "false")
+            self.tokens_total.labels("input", modality, "true")
+            self.tokens_total.labels("output", modality, "false")
+        for error_type in ("invalid_request_error", "server_error"):
+            self.upstream_errors_total.labels(error_type, "other")
+        for side in CLOSE_SIDES:
+            for code in ("1000", "1001", "1011"):
+                self.closes_total.labels(side, code)
+        for mode in ("translate", "reject", "passthrough"):
+            self.beta_sessions_total.labels(mode)

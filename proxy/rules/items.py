@@ -1,0 +1,79 @@
+"""Conversation item repairs (catalogue items 8, 10)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from proxy.rules._util import brief, items
+from proxy.rules.model import Rewrite, Rule
+from proxy.session_state import SessionState
+
+_ITEM_TYPES = frozenset({"conversation.item.create", "response.create"})
+
+# role -> {beta/wrong part type -> GA part type}
+_PART_TYPES: dict[str, dict[str, str]] = {
+    "user": {"text": "input_text", "audio": "input_audio"},
+    "system": {"text": "input_text"},
+    "assistant": {"text": "output_text", "input_text": "output_text", "audio": "output_audio"},
+}
+
+
+def _content_parts(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    for path, item in items(event):
+        role, content = item.get("role"), item.get("content")
+        mapping = _PART_TYPES.get(role) if isinstance(role, str) else None
+        if mapping is None or item.get("type", "message") != "message" or not isinstance(content, list):
+            continue
+        for i, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if isinstance(kind, str) and kind in mapping:
+                part["type"] = mapping[kind]
+                out.append(
+                    Rewrite("content_part_types", f"{path}.content[{i}].type", kind, mapping[kind], True)
+                )
+
+
+CONTENT_PART_TYPES = Rule(
+    name="content_part_types",
+    description="Content part types by role: user/system text -> input_text, assistant text -> output_text.",
+    lossless=True,
+    default_enabled=True,
+    event_types=_ITEM_TYPES,
+    prevents="Invalid value: 'text'. Value must be 'output_text'. (and the input_text/audio variants)",
+    apply=_content_parts,
+)
+
+
+def _encode(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _function_output(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    for path, item in items(event):
+        if (
+            item.get("type") == "function_call_output"
+            and "output" in item
+            and not isinstance(item["output"], str)
+        ):
+            before = brief(item["output"])
+            item["output"] = _encode(item["output"])
+            out.append(
+                Rewrite("function_call_output_string", f"{path}.output", before, brief(item["output"]), True)
+            )
+
+
+FUNCTION_CALL_OUTPUT_STRING = Rule(
+    name="function_call_output_string",
+    description="Non-string function_call_output.output -> its compact JSON encoding.",
+    lossless=True,
+    default_enabled=True,
+    event_types=_ITEM_TYPES,
+    prevents="Invalid type for 'item.output': expected a string.",
+    apply=_function_output,
+)

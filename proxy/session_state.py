@@ -1,0 +1,148 @@
+"""Per-session facts the repair rules need, tracked from both directions of the relay.
+
+Pure: no I/O, no clocks. The relay calls `observe_client` with what was actually sent upstream
+and `observe_server` with what the API sent; audio frames are measured, never parsed."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from proxy.events import sniff_string_field
+
+# Smallest bytes/ms of any GA format (G.711 at 8 kHz): with an unknown format it turns a
+# byte count into an UPPER bound on milliseconds, so guards never block a valid request.
+MIN_BYTES_PER_MS = 8.0
+_MAX_TRACKED_ITEMS = 256  # delivered-audio entries kept; truncation targets recent items
+
+
+def bytes_per_ms(fmt: Any) -> float | None:
+    """Bytes per millisecond of a GA audio format object, None when unknown."""
+    if not isinstance(fmt, dict):
+        return None
+    kind = fmt.get("type")
+    if kind in ("audio/pcmu", "audio/pcma"):
+        return 8.0
+    if kind == "audio/pcm":
+        rate = fmt.get("rate", 24000)
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+            return rate * 2 / 1000  # 16-bit mono
+    return None
+
+
+def b64_span_len(frame: str, field: str = "delta") -> int:
+    """Exact length of a `"field":"<base64>"` string value, found without parsing (0 if absent).
+
+    Base64 holds no quotes, so the value ends at the next quote."""
+    key = frame.find(f'"{field}"')
+    colon = frame.find(":", key + len(field) + 2) if key >= 0 else -1
+    start = frame.find('"', colon + 1) if colon >= 0 else -1
+    end = frame.find('"', start + 1) if start >= 0 else -1
+    return end - start - 1 if end > start else 0
+
+
+class SessionState:
+    """Per-session facts the rules need, tracked from both directions. Pure; no I/O."""
+
+    # session.update is parsed so a response.create sent before session.updated arrives
+    # already sees the new tools (optimistic; the server's echo overrides it).
+    CLIENT_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset({"session.update"})
+    SERVER_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset(
+        {"session.created", "session.updated", "response.created", "response.done"}
+    )
+
+    def __init__(self) -> None:
+        self.session_tools: list[dict[str, Any]] = []
+        self.session_type: str | None = None
+        self.voice: Any = None  # current output voice (str or {"id": ...}) per the server
+        self.assistant_audio_produced = False
+        self.input_format_bytes_per_ms: float | None = None
+        self.output_format_bytes_per_ms: float | None = None
+        self.appended_audio_ms_upper_bound = 0.0
+        self.delivered_audio_ms: dict[str, float] = {}
+        self.active_in_band_response = False
+        self._active_response_id: str | None = None
+
+    @property
+    def input_bytes_per_ms(self) -> float:
+        return self.input_format_bytes_per_ms or MIN_BYTES_PER_MS
+
+    @property
+    def output_bytes_per_ms(self) -> float:
+        return self.output_format_bytes_per_ms or MIN_BYTES_PER_MS
+
+    # -- client -> server (what was actually forwarded) --
+
+    def observe_client(
+        self, event_type: str | None, event: dict[str, Any] | None, frame: str | bytes
+    ) -> None:
+        if event_type == "input_audio_buffer.append":
+            # The frame is longer than its base64 payload, and base64 is 4/3 of the bytes.
+            self.appended_audio_ms_upper_bound += len(frame) * 0.75 / self.input_bytes_per_ms
+        elif event_type in ("input_audio_buffer.commit", "input_audio_buffer.clear"):
+            self.appended_audio_ms_upper_bound = 0.0
+        elif event_type == "session.update" and event is not None:
+            session = event.get("session")
+            tools = session.get("tools") if isinstance(session, dict) else None
+            if isinstance(tools, list):
+                self.session_tools = [t for t in tools if isinstance(t, dict)]
+
+    # -- server -> client --
+
+    def observe_server(
+        self, event_type: str | None, event: dict[str, Any] | None, frame: str | bytes
+    ) -> None:
+        if event_type == "response.output_audio.delta":
+            self._audio_delta(frame)
+        elif event_type in ("input_audio_buffer.committed", "input_audio_buffer.cleared"):
+            self.appended_audio_ms_upper_bound = 0.0
+        elif event is None:
+            return
+        elif event_type in ("session.created", "session.updated"):
+            session = event.get("session")
+            if isinstance(session, dict):
+                self._session(session)
+        elif event_type == "response.created":
+            self._response_created(event.get("response"))
+        elif event_type == "response.done":
+            response = event.get("response")
+            rid = response.get("id") if isinstance(response, dict) else None
+            if rid is None or rid == self._active_response_id:
+                self.active_in_band_response = False
+                self._active_response_id = None
+
+    def _audio_delta(self, frame: str | bytes) -> None:
+        self.assistant_audio_produced = True
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        item_id = sniff_string_field(text, "item_id")
+        if item_id is None:
+            return
+        ms = b64_span_len(text) * 0.75 / self.output_bytes_per_ms
+        delivered = self.delivered_audio_ms
+        if item_id not in delivered and len(delivered) >= _MAX_TRACKED_ITEMS:
+            del delivered[next(iter(delivered))]  # oldest first: dicts keep insertion order
+        delivered[item_id] = delivered.get(item_id, 0.0) + ms
+
+    def _session(self, session: dict[str, Any]) -> None:
+        if isinstance(session.get("type"), str):
+            self.session_type = session["type"]
+        tools = session.get("tools")
+        if isinstance(tools, list):
+            self.session_tools = [t for t in tools if isinstance(t, dict)]
+        audio = session.get("audio")
+        if not isinstance(audio, dict):
+            return
+        audio_in, audio_out = audio.get("input"), audio.get("output")
+        if isinstance(audio_in, dict) and "format" in audio_in:
+            self.input_format_bytes_per_ms = bytes_per_ms(audio_in["format"])
+        if isinstance(audio_out, dict):
+            if "format" in audio_out:
+                self.output_format_bytes_per_ms = bytes_per_ms(audio_out["format"])
+            if "voice" in audio_out:
+                self.voice = audio_out["voice"]
+
+    def _response_created(self, response: Any) -> None:
+        # In-band responses write to a conversation; out-of-band ones have conversation_id null.
+        if isinstance(response, dict) and response.get("conversation_id") is not None:
+            self.active_in_band_response = True
+            rid = response.get("id")
+            self._active_response_id = rid if isinstance(rid, str) else None

@@ -1,0 +1,201 @@
+"""Settings: one validated model, filled from defaults < TOML file < environment < flags.
+
+Every nested model forbids unknown keys, so a typo in the config file is a start-up error
+that names the key instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "REALTIME_PROXY_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleToggle(_Strict):
+    enabled: bool = True
+
+
+class RulesSettings(_Strict):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    mode: Literal["repair", "observe"] = "repair"
+    queue_in_band_responses: bool = False
+
+    @model_validator(mode="after")
+    def _known_rules_only(self) -> RulesSettings:
+        from proxy.rules import ALL_RULES  # late import: settings must load even for `lint --help`
+
+        known = {rule.name for rule in ALL_RULES}
+        for name, value in (self.model_extra or {}).items():
+            if name not in known:
+                raise ValueError(f"unknown rule {name!r} (known: {', '.join(sorted(known))})")
+            # Validate the table itself; stored back as a RuleToggle.
+            self.model_extra[name] = RuleToggle.model_validate(value)  # type: ignore[index]
+        return self
+
+    def enabled_overrides(self) -> dict[str, bool]:
+        return {name: toggle.enabled for name, toggle in (self.model_extra or {}).items()}
+
+
+class RetrySettings(_Strict):
+    enabled: bool = True
+    max_attempts: int = Field(3, ge=1, le=10)
+    backoff_base: float = Field(0.5, gt=0)
+    backoff_cap: float = Field(4.0, gt=0)
+    deadline: float = Field(10.0, gt=0)
+    retry_in_band: bool = False
+    escalate_rules: tuple[str, ...] = ("tool_choice_object",)
+
+
+class AuthSettings(_Strict):
+    mode: Literal["passthrough", "inject"] = "passthrough"
+    # SHA-256 hex digests of the tokens clients present in inject mode (never the tokens).
+    token_sha256: tuple[str, ...] = ()
+    # Where inject mode reads the real upstream key: an environment variable or a file.
+    upstream_key_env: str = "OPENAI_API_KEY"
+    upstream_key_file: str = ""
+    # How the injected key is presented upstream: OpenAI uses Authorization, Azure `api-key`.
+    upstream_key_header: Literal["authorization", "api-key"] = "authorization"
+    allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+                raise ValueError("each token_sha256 entry must be a 64-character hex SHA-256 digest")
+        return tuple(d.lower() for d in value)
+
+
+class CompatSettings(_Strict):
+    beta_clients: Literal["translate", "reject", "passthrough"] = "translate"
+
+
+class Settings(_Strict):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    upstream_url: str = "wss://api.openai.com"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_event_types: bool = False
+    dry_run: bool = False
+    fake_upstream: bool = False
+    max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    handshake_timeout: float = Field(10.0, gt=0)
+    ping_interval: float = Field(20.0, ge=0)
+    ping_timeout: float = Field(20.0, ge=0)
+    shutdown_grace: float = Field(10.0, ge=0)
+    max_sessions: int = Field(1000, ge=1)
+    idle_timeout: float = Field(0.0, ge=0)
+    max_session_duration: float = Field(0.0, ge=0)
+    max_client_frames_per_second: float = Field(0.0, ge=0)
+    compression: bool = False
+    upstream_ca_bundle: str = ""
+    upstream_tls_verify: bool = True
+    tls_cert: str = ""
+    tls_key: str = ""
+    record_dir: str = ""
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    retry: RetrySettings = RetrySettings()
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    compat: CompatSettings = Field(default_factory=CompatSettings)
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key must be set together")
+        return self
+
+    @property
+    def rules_observe_only(self) -> bool:
+        return self.dry_run or self.rules.mode == "observe"
+
+
+class ConfigError(Exception):
+    """A bad setting: the message names the key and is fit to print at start-up."""
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`REALTIME_PROXY_UPSTREAM_URL` -> upstream_url; `..._RETRY__MAX_ATTEMPTS` -> retry.max_attempts.
+
+    Values stay strings (pydantic coerces them); lists are comma-separated."""
+    result: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        value: Any = raw
+        if path[-1] in {"token_sha256", "allowed_origins", "escalate_rules"}:
+            value = [item.strip() for item in raw.split(",") if item.strip()]
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return result
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < file < environment < flags; raises ConfigError naming the bad key."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if config_path:
+        try:
+            data = tomllib.loads(Path(config_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_path}: {exc}") from exc
+        source = str(config_path)
+        try:
+            Settings.model_validate(data)  # the file alone must be valid: errors name the file
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source)) from None
+    data = _deep_merge(data, env_overrides(os.environ if environ is None else environ))
+    data = _deep_merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "file, environment and flags")) from None

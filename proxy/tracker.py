@@ -1,0 +1,107 @@
+"""Per-response observations for metrics: time to first delta, duration, status and token usage.
+
+Pure: the session core feeds it events and `now`, it answers with Observations.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from proxy.actions import Frame, Observation
+from proxy.events import sniff_string_field
+
+FIRST_DELTA_MODALITY = {
+    "response.output_audio.delta": "audio",
+    "response.output_text.delta": "text",
+    "response.function_call_arguments.delta": "function_call",
+}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def token_counts(usage: Any) -> list[tuple[str, str, bool, int]]:
+    """(direction, modality, cached, tokens) rows from a response.done `usage` block."""
+    if not isinstance(usage, dict):
+        return []
+    rows: list[tuple[str, str, bool, int]] = []
+    inputs = usage.get("input_token_details")
+    inputs = inputs if isinstance(inputs, dict) else {}
+    cached = inputs.get("cached_tokens_details")
+    cached = cached if isinstance(cached, dict) else {}
+    for modality in ("text", "audio", "image"):
+        total = _int(inputs.get(f"{modality}_tokens"))
+        hit = min(_int(cached.get(f"{modality}_tokens")), total)
+        rows.append(("input", modality, False, total - hit))
+        rows.append(("input", modality, True, hit))
+    outputs = usage.get("output_token_details")
+    outputs = outputs if isinstance(outputs, dict) else {}
+    for modality in ("text", "audio"):
+        rows.append(("output", modality, False, _int(outputs.get(f"{modality}_tokens"))))
+    return [row for row in rows if row[3]]
+
+
+class ResponseTracker:
+    """Matches response.create to response.created in order (the protocol has no request id for
+    responses), then times each response's first delta and its response.done."""
+
+    def __init__(self) -> None:
+        self._pending_creates: deque[tuple[str | None, float]] = deque(maxlen=64)
+        self._started: dict[str, float] = {}
+        self._awaiting_delta: set[str] = set()
+
+    @property
+    def awaiting_delta(self) -> bool:
+        return bool(self._awaiting_delta)
+
+    def on_client_create(self, event_id: str | None, now: float) -> None:
+        self._pending_creates.append((event_id, now))
+
+    def on_client_create_rejected(self, event_id: str | None) -> None:
+        """An upstream error named this response.create: it will get no response.created."""
+        for index, (pending_id, _) in enumerate(self._pending_creates):
+            if event_id is not None and pending_id == event_id:
+                del self._pending_creates[index]
+                return
+
+    def on_created(self, response_id: str, now: float) -> None:
+        started = self._pending_creates.popleft()[1] if self._pending_creates else now
+        self._started[response_id] = started
+        self._awaiting_delta.add(response_id)
+
+    def on_delta(self, event_type: str, frame: Frame, now: float) -> Observation | None:
+        modality = FIRST_DELTA_MODALITY.get(event_type)
+        if modality is None or not isinstance(frame, str):
+            return None
+        response_id = sniff_string_field(frame, "response_id")
+        if response_id not in self._awaiting_delta:
+            return None
+        self._awaiting_delta.discard(response_id)
+        seconds = now - self._started.get(response_id, now)
+        return Observation(
+            "first_delta", {"response_id": response_id, "modality": modality, "seconds": seconds}
+        )
+
+    def on_done(self, event: dict[str, Any], now: float) -> Observation:
+        response = event.get("response")
+        response = response if isinstance(response, dict) else {}
+        response_id = response.get("id") if isinstance(response.get("id"), str) else None
+        started = self._started.pop(response_id, None) if response_id else None
+        self._awaiting_delta.discard(response_id or "")
+        details = response.get("status_details")
+        error = details.get("error") if isinstance(details, dict) else None
+        error = error if isinstance(error, dict) else {}
+        return Observation(
+            "response_done",
+            {
+                "response_id": response_id,
+                "status": response.get("status") if isinstance(response.get("status"), str) else None,
+                "error_type": error.get("type"),
+                "error_code": error.get("code"),
+                "seconds": None if started is None else now - started,
+                "out_of_band": response.get("conversation_id", "") is None,
+                "tokens": token_counts(response.get("usage")),
+            },
+        )

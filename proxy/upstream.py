@@ -1,0 +1,141 @@
+"""The upstream leg of a session: URL, forwarded headers and subprotocols, and the handshake.
+
+The upstream host comes from configuration only; the client contributes a path and a query.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+# Auth and identity headers the API reads; everything else (hop-by-hop, cookies, Host, Origin,
+# Sec-WebSocket-*) stays on the client leg.
+FORWARDED_HEADERS = frozenset(
+    {"authorization", "api-key", "openai-organization", "openai-project", "openai-beta", "user-agent"}
+)
+# Headers of a refused upstream handshake worth passing back to the client.
+RELAYED_REFUSAL_HEADERS = frozenset({"content-type", "retry-after", "x-request-id", "openai-processing-ms"})
+
+
+class UpstreamFailure(Exception):
+    """The upstream handshake did not succeed; `status` is what the client gets."""
+
+    status: int = 502
+    code: str = "upstream_unreachable"
+
+
+class UpstreamRefused(UpstreamFailure):
+    def __init__(self, status: int, headers: Headers, body: bytes) -> None:
+        super().__init__(f"upstream refused the handshake with HTTP {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.code = "upstream_refused"
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    status = 502
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamFailure):
+    status = 504
+    code = "upstream_timeout"
+
+
+class BadRequestTarget(ValueError):
+    """The client's request target is not a plain absolute path."""
+
+
+def upstream_url(base: str, request_target: str) -> str:
+    """Base URL from config + the client's path and query, e.g.
+    `wss://api.openai.com` + `/v1/realtime?model=gpt-realtime`.
+
+    Only origin-form targets are accepted: absolute URLs, `//host` authorities, backslashes and
+    control characters are refused so that nothing the client sends can change the host."""
+    if (
+        not request_target.startswith("/")
+        or request_target.startswith("//")
+        or "\\" in request_target
+        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in request_target)
+    ):
+        raise BadRequestTarget("request target must be an absolute path")
+    url = base.rstrip("/") + request_target
+    if urlsplit(url).netloc != urlsplit(base).netloc:  # belt and braces
+        raise BadRequestTarget("request target changes the upstream host")
+    return url
+
+
+def forwarded_headers(headers: Headers) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in headers.raw_items()
+        if name.lower() in FORWARDED_HEADERS or name.lower().startswith("x-")
+    ]
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    offered: list[str] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        offered.extend(item.strip() for item in value.split(",") if item.strip())
+    return offered
+
+
+class _NoRedirects(connect):
+    """Never follow a redirect: it could carry the client's credentials to another host."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamOptions:
+    max_size: int
+    open_timeout: float
+    ping_interval: float | None
+    ping_timeout: float | None
+    compression: bool
+    ssl_context: ssl.SSLContext | None
+
+
+def client_ssl_context(*, verify: bool, ca_bundle: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_bundle or None)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def open_upstream(
+    url: str, headers: Iterable[tuple[str, str]], subprotocols: list[str], options: UpstreamOptions
+) -> ClientConnection:
+    """Open the upstream WebSocket or raise an UpstreamFailure that maps to an HTTP status."""
+    secure = url.startswith("wss://")
+    try:
+        return await _NoRedirects(
+            url,
+            additional_headers=list(headers),
+            subprotocols=[Subprotocol(s) for s in subprotocols] or None,
+            user_agent_header=None,  # the client's User-Agent is forwarded instead
+            compression="deflate" if options.compression else None,
+            open_timeout=options.open_timeout,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+            max_size=options.max_size,
+            ssl=(options.ssl_context or True) if secure else None,
+            proxy=None,  # an environment HTTP proxy must not silently carry API keys
+        )
+    except InvalidStatus as exc:
+        response = exc.response
+        raise UpstreamRefused(response.status_code, response.headers, response.body or b"") from None
+    except TimeoutError:
+        raise UpstreamTimeout("upstream handshake timed out") from None
+    except (OSError, InvalidHandshake) as exc:
+        raise UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}") from None

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from proxy.rules import (
+    ALL_RULES,
+    Refusal,
+    Refuse,
+    Rewrite,
+    Rule,
+    RuleChain,
+    build_chain,
+    rule_by_name,
+)
+from proxy.session_state import SessionState
+
+
+def _rule(name: str, fn: Any, types: frozenset[str] = frozenset({"x.test"})) -> Rule:
+    return Rule(name, "test rule", True, True, types, "nothing", fn)
+
+
+def _set_a(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    if event.get("a") != 2:
+        event["a"] = 2
+        event.setdefault("nested", {})["touched"] = True
+        out.append(Rewrite("set_a", "a", 1, 2, True))
+
+
+def _boom(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    raise ZeroDivisionError("bad rule")
+
+
+def _refuse(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    raise Refuse(code="nope", message="refused", param="x.a")
+
+
+def test_unmatched_event_is_same_object() -> None:
+    event = {"type": "input_audio_buffer.append", "audio": "AAAA"}
+    result = build_chain().apply(event, SessionState())
+    assert result.event is event
+    assert (result.rewrites, result.refusal, result.failures, result.changed) == ([], None, [], False)
+
+
+def test_event_without_type_passes() -> None:
+    event: dict[str, Any] = {"type": 5}
+    assert build_chain().apply(event, SessionState()).event is event
+
+
+def test_rewrite_copies_once_and_never_mutates_input() -> None:
+    event = {"type": "x.test", "a": 1, "nested": {}}
+    snapshot = copy.deepcopy(event)
+    result = RuleChain([_rule("set_a", _set_a)]).apply(event, SessionState())
+    assert event == snapshot
+    assert result.event == {"type": "x.test", "a": 2, "nested": {"touched": True}}
+    assert result.rewrites == [Rewrite("set_a", "a", 1, 2, True)]
+    assert result.changed
+
+
+def test_matched_but_unchanged_returns_original_object() -> None:
+    event = {"type": "x.test", "a": 2}
+    result = RuleChain([_rule("set_a", _set_a)]).apply(event, SessionState())
+    assert result.event is event and not result.changed
+
+
+def test_raising_rule_discards_all_rewrites() -> None:
+    event = {"type": "x.test", "a": 1}
+    chain = RuleChain([_rule("set_a", _set_a), _rule("boom", _boom)])
+    result = chain.apply(event, SessionState())
+    assert result.event is event
+    assert result.rewrites == []
+    assert result.failures == [("boom", "ZeroDivisionError: bad rule")]
+    assert not result.changed
+
+
+def test_refuse_returns_original_and_refusal() -> None:
+    event = {"type": "x.test", "a": 1}
+    result = RuleChain([_rule("set_a", _set_a), _rule("no", _refuse)]).apply(event, SessionState())
+    assert result.event is event
+    assert result.refusal == Refusal("no", "nope", "refused", "x.a")
+    assert result.rewrites == [] and not result.changed
+
+
+def test_observe_only_reports_but_forwards_original() -> None:
+    event = {"type": "x.test", "a": 1}
+    result = RuleChain([_rule("set_a", _set_a)], observe_only=True).apply(event, SessionState())
+    assert result.event is event and event["a"] == 1
+    assert len(result.rewrites) == 1 and not result.changed
+
+
+def test_observe_only_reports_refusal() -> None:
+    event = {"type": "input_audio_buffer.commit"}
+    result = build_chain(observe_only=True).apply(event, SessionState())
+    assert result.refusal is not None and result.event is event
+
+
+def test_event_types_is_union() -> None:
+    chain = RuleChain([_rule("a", _set_a, frozenset({"p"})), _rule("b", _set_a, frozenset({"q"}))])
+    assert chain.event_types == frozenset({"p", "q"})
+    assert build_chain().event_types >= {"session.update", "response.create", "input_audio_buffer.commit"}
+
+
+def test_build_chain_unknown_name_raises() -> None:
+    with pytest.raises(ValueError, match="no_such_rule"):
+        build_chain({"no_such_rule": True, "drop_temperature": False})
+
+
+def test_build_chain_enable_disable_and_extra() -> None:
+    chain = build_chain({"drop_temperature": False})
+    assert "drop_temperature" not in [r.name for r in chain.rules]
+    extra = _rule("set_a", _set_a)
+    chain = build_chain({"set_a": False}, extra_rules=[extra])
+    assert "set_a" not in [r.name for r in chain.rules]
+    assert build_chain(extra_rules=[extra]).rules[-1] is extra
+    with pytest.raises(ValueError, match="duplicate"):
+        build_chain(extra_rules=[_rule("drop_temperature", _set_a)])
+
+
+def test_every_rule_is_documented_and_unique() -> None:
+    names = [r.name for r in ALL_RULES]
+    assert len(names) == len(set(names))
+    for rule in ALL_RULES:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", rule.name)
+        assert rule.description and "\n" not in rule.description
+        assert rule.prevents and rule.event_types
+        assert rule_by_name(rule.name) is rule
+    with pytest.raises(KeyError):
+        rule_by_name("missing")
+
+
+def test_chain_order_puts_dependencies_first() -> None:
+    names = [r.name for r in ALL_RULES]
+    assert names.index("chat_completions_tools") < names.index("tool_choice_object")
+    assert names.index("flat_audio_settings") < names.index("audio_format_strings")
+    assert names.index("flat_audio_settings") < names.index("voice_after_audio")
+
+
+def test_all_rules_enabled_by_default() -> None:
+    assert [r.name for r in build_chain().rules] == [r.name for r in ALL_RULES if r.default_enabled]
