@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
@@ -71,7 +72,7 @@ class PendingSession:
     started: float
     client_addr: str
     model: str | None
-    context: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 class ProxyServer:
@@ -205,7 +206,7 @@ class ProxyServer:
             return json_response(failure.status, failure.code, message, error_type="server_error")
         self.metrics.upstream_connect.observe(time.monotonic() - started)
         self.metrics.handshakes_total.labels("ok").inc()
-        query = dict(part.split("=", 1) for part in request.path.partition("?")[2].split("&") if "=" in part)
+        query = dict(parse_qsl(request.path.partition("?")[2]))
         remote = connection.remote_address
         self._pending[connection] = PendingSession(
             upstream=upstream,
@@ -214,6 +215,7 @@ class ProxyServer:
             started=started,
             client_addr=f"{remote[0]}:{remote[1]}" if remote else "",
             model=query.get("model"),
+            query=query,
         )
         return None
 
@@ -256,6 +258,8 @@ class ProxyServer:
                 log_event_types=s.log_event_types,
             ),
         )
+        # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
+        core.state.external_audio_input = "call_id" in pending.query
         observer = SessionObserver(self.metrics, session_log)
         relay = Relay(
             client,

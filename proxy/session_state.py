@@ -61,6 +61,9 @@ class SessionState:
         self.delivered_audio_ms: dict[str, float] = {}
         self.active_in_band_response = False
         self._active_response_id: str | None = None
+        # Set by the relay for WebRTC/SIP sideband sockets (?call_id=): input audio arrives as
+        # media, not as appends, so the append count says nothing about the buffer.
+        self.external_audio_input = False
 
     @property
     def input_bytes_per_ms(self) -> float:

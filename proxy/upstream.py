@@ -58,13 +58,14 @@ def upstream_url(base: str, request_target: str) -> str:
     """Base URL from config + the client's path and query, e.g.
     `wss://api.openai.com` + `/v1/realtime?model=gpt-realtime`.
 
-    Only origin-form targets are accepted: absolute URLs, `//host` authorities, backslashes and
-    control characters are refused so that nothing the client sends can change the host."""
+    Only origin-form targets are accepted: absolute URLs, `//host` authorities, backslashes,
+    control characters and non-ASCII bytes (which websockets cannot put in a URL: it raised and the
+    client got a 500) are refused so that nothing the client sends can change the host."""
     if (
         not request_target.startswith("/")
         or request_target.startswith("//")
         or "\\" in request_target
-        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in request_target)
+        or any(not 0x21 <= ord(c) < 0x7F for c in request_target)
     ):
         raise BadRequestTarget("request target must be an absolute path")
     url = base.rstrip("/") + request_target
@@ -74,10 +75,12 @@ def upstream_url(base: str, request_target: str) -> str:
 
 
 def forwarded_headers(headers: Headers) -> list[tuple[str, str]]:
+    # RFC 9110 §7.6.1: headers named in Connection are hop-by-hop, even an otherwise allowed X-*.
+    hop = {t.strip().lower() for v in headers.get_all("Connection") for t in v.split(",")}
     return [
         (name, value)
         for name, value in headers.raw_items()
-        if name.lower() in FORWARDED_HEADERS or name.lower().startswith("x-")
+        if name.lower() not in hop and (name.lower() in FORWARDED_HEADERS or name.lower().startswith("x-"))
     ]
 
 

@@ -37,7 +37,7 @@ VOICE_AFTER_AUDIO = Rule(
 
 def _empty_commit(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
     ms = state.appended_audio_ms_upper_bound
-    if ms < MIN_COMMIT_MS:
+    if ms < MIN_COMMIT_MS and not state.external_audio_input:
         raise Refuse(
             code="input_audio_buffer_commit_empty",
             message="Error committing input audio buffer: buffer too small. Expected at least 100ms of "

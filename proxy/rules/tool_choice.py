@@ -88,6 +88,8 @@ def _tool_name(tool: Any) -> str | None:
 
 
 def _tool_choice_object(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    """Forcing X == "required" with X as the only tool. Session tools are used for in-band and
+    out-of-band responses alike. (With parallel_tool_calls true the model may call X more than once.)"""
     response = event.get("response")
     if not isinstance(response, dict) or not isinstance(response.get("tool_choice"), dict):
         return

@@ -17,6 +17,7 @@ from openai import AsyncOpenAI
 from openai.types.realtime import RealtimeServerEvent, RealtimeSessionCreateResponse
 from pydantic import BaseModel, TypeAdapter
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from proxy.fake_upstream import FakeUpstream
@@ -38,7 +39,7 @@ SEED_TOOL = {
         "additionalProperties": False,
     },
 }
-SEED_EVENT = {
+SEED_EVENT: dict[str, Any] = {
     "type": "response.create",
     "response": {
         "instructions": "Summarize the conversation so far",
@@ -108,20 +109,22 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 # --- client helpers -------------------------------------------------------------------------------
 
 
-def open_ws(fake: FakeUpstream, path: str = MODEL_PATH, headers: dict[str, str] | None = None, **kw: Any):
+def open_ws(
+    fake: FakeUpstream, path: str = MODEL_PATH, headers: dict[str, str] | None = None, **kw: Any
+) -> connect:
     return connect(fake.url + path, additional_headers=AUTH if headers is None else headers, **kw)
 
 
-async def recv(ws: ClientConnection) -> dict[str, Any]:
+async def recv(ws: Connection) -> dict[str, Any]:
     async with asyncio.timeout(5):
         return json.loads(await ws.recv())
 
 
-async def send(ws: ClientConnection, event: dict[str, Any]) -> None:
+async def send(ws: Connection, event: dict[str, Any]) -> None:
     await ws.send(json.dumps(event))
 
 
-async def collect(ws: ClientConnection, stop: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+async def collect(ws: Connection, stop: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
     events = []
     while True:
         event = await recv(ws)
@@ -130,7 +133,7 @@ async def collect(ws: ClientConnection, stop: Callable[[dict[str, Any]], bool]) 
             return events
 
 
-async def until(ws: ClientConnection, event_type: str) -> list[dict[str, Any]]:
+async def until(ws: Connection, event_type: str) -> list[dict[str, Any]]:
     return await collect(ws, lambda e: e["type"] == event_type)
 
 
@@ -666,7 +669,8 @@ async def test_official_sdk_session(fake: FakeUpstream) -> None:
         assert (await conn.recv()).type == "session.created"
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
         updated = await conn.recv()
-        assert updated.type == "session.updated" and updated.session.output_modalities == ["text"]
+        assert updated.type == "session.updated"
+        assert updated.session.type == "realtime" and updated.session.output_modalities == ["text"]
         await conn.response.create()
         text = ""
         async for event in conn:

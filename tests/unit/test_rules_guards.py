@@ -96,6 +96,12 @@ def test_commit_with_enough_audio_passes() -> None:
     assert result.event is event and result.refusal is None
 
 
+def test_commit_not_judged_when_audio_arrives_as_media() -> None:
+    state = SessionState()
+    state.external_audio_input = True
+    assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is None
+
+
 def test_commit_after_observed_appends() -> None:
     state = SessionState()
     state.observe_server(
