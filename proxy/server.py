@@ -10,6 +10,7 @@ import random
 import ssl
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,7 +29,7 @@ from proxy.metrics import Metrics
 from proxy.observe import SessionObserver
 from proxy.relay import Relay
 from proxy.retry import ResponseRetrier, RetryPolicy
-from proxy.rules import RuleChain, build_chain
+from proxy.rules import Rule, RuleChain, build_chain
 from proxy.session import CoreOptions, SessionCore
 from proxy.settings import Settings
 from proxy.upstream import (
@@ -83,13 +84,16 @@ class ProxyServer:
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
         upstream_ssl: ssl.SSLContext | None = None,
+        extra_rules: Sequence[Rule] = (),
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.rng = rng or random.Random()
         self.admission = Admission(settings.auth)
         self.chain: RuleChain = build_chain(
-            settings.rules.enabled_overrides(), observe_only=settings.rules_observe_only
+            settings.rules.enabled_overrides(),
+            observe_only=settings.rules_observe_only,
+            extra_rules=extra_rules,  # the plug-in point for rules that are not built in
         )
         self.escalation = build_chain({name: name in settings.retry.escalate_rules for name in _rule_names()})
         self.retry_policy = RetryPolicy(

@@ -83,7 +83,9 @@ async def make_proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
     """Start a proxy (settings overridable) in front of `fake`; all are stopped at teardown."""
     started: list[RunningProxy] = []
 
-    async def start(upstream_url: str | None = None, **overrides: Any) -> RunningProxy:
+    async def start(
+        upstream_url: str | None = None, extra_rules: tuple[Any, ...] = (), **overrides: Any
+    ) -> RunningProxy:
         logs = io.StringIO()
         configure_logging(log_format="json", level=overrides.pop("log_level", "debug"), stream=logs)
         flags = {
@@ -96,7 +98,7 @@ async def make_proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
         }
         settings = load_settings(None, environ={}, flags=flags)
         metrics = Metrics()
-        server = ProxyServer(settings, metrics=metrics, rng=random.Random(7))
+        server = ProxyServer(settings, metrics=metrics, rng=random.Random(7), extra_rules=extra_rules)
         await server.start()
         health = HealthServer(metrics.registry, lambda: server.ready)
         await health.start("127.0.0.1", 0)
