@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from proxy import __version__
 from proxy.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+
+# `_created` timestamp series double the exposition for no dashboard use.
+disable_created_metrics()
 
 PREFIX = "realtime_proxy"
 DIRECTIONS = ("client_to_upstream", "upstream_to_client")

@@ -64,7 +64,7 @@ class RunningProxy:
         return samples
 
 
-def sample(samples: dict[str, float], name: str, **labels: str) -> float:
+def sample(samples: dict[str, float], name: str, /, **labels: str) -> float:
     key = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return samples.get(f"{name}{{{key}}}", 0.0)
 

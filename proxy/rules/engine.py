@@ -75,8 +75,9 @@ class RuleChain:
 # settings are nested before formats are fixed and before the voice guard looks for a voice.
 ALL_RULES: tuple[Rule, ...] = (
     tool_choice.TOOL_CHOICE_NULL,
-    tool_choice.CHAT_COMPLETIONS_TOOLS,
+    # Before the flattening rule: a tool copied from the session may be Chat-Completions-shaped.
     tool_choice.TOOL_CHOICE_OBJECT,
+    tool_choice.CHAT_COMPLETIONS_TOOLS,
     ga_shape.MODALITIES,
     ga_shape.SESSION_TYPE,
     audio.FLAT_AUDIO,

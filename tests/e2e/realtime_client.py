@@ -11,6 +11,18 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import API_KEY
 
+RETURN_RESPONSE_TOOL = {
+    "type": "function",
+    "name": "return_response",
+    "description": "Return the response to the agent",
+    "parameters": {
+        "type": "object",
+        "properties": {"response": {"type": "string"}},
+        "required": ["response"],
+        "additionalProperties": False,
+    },
+}
+
 
 class RawClient:
     def __init__(self, connection: ClientConnection) -> None:

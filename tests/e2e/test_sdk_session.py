@@ -8,18 +8,7 @@ import json
 from openai import AsyncOpenAI
 
 from tests.conftest import API_KEY, RunningProxy
-
-RETURN_RESPONSE_TOOL = {
-    "type": "function",
-    "name": "return_response",
-    "description": "Return the response to the agent",
-    "parameters": {
-        "type": "object",
-        "properties": {"response": {"type": "string"}},
-        "required": ["response"],
-        "additionalProperties": False,
-    },
-}
+from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL
 
 
 async def collect_until_done(connection, response_count: int = 1) -> list:

@@ -133,10 +133,27 @@ def test_every_rule_is_documented_and_unique() -> None:
 
 def test_chain_order_puts_dependencies_first() -> None:
     names = [r.name for r in ALL_RULES]
-    assert names.index("chat_completions_tools") < names.index("tool_choice_object")
+    # tool_choice_object may copy a Chat-Completions-shaped tool from the session: flatten after it.
+    assert names.index("tool_choice_object") < names.index("chat_completions_tools")
     assert names.index("flat_audio_settings") < names.index("audio_format_strings")
     assert names.index("flat_audio_settings") < names.index("voice_after_audio")
 
 
 def test_all_rules_enabled_by_default() -> None:
     assert [r.name for r in build_chain().rules] == [r.name for r in ALL_RULES if r.default_enabled]
+
+
+def test_session_tool_in_chat_completions_shape_is_flattened_once() -> None:
+    """Found by hypothesis: a narrowed session tool in Chat Completions shape made the chain
+    non-idempotent when flattening ran before narrowing."""
+    from proxy.session_state import SessionState
+
+    state = SessionState()
+    state.session_tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    event = {"type": "response.create", "response": {"tool_choice": {"type": "function", "name": "f"}}}
+    first = build_chain().apply(event, state)
+    assert first.event["response"] == {
+        "tool_choice": "required",
+        "tools": [{"type": "function", "name": "f", "parameters": {}}],
+    }
+    assert build_chain().apply(first.event, state).rewrites == []
