@@ -23,11 +23,13 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from proxy import compat
+from proxy.actions import Action, Frame
 from proxy.auth import Admission, AdmissionRefused
 from proxy.logs import get_logger
 from proxy.metrics import Metrics
 from proxy.observe import SessionObserver
-from proxy.relay import Relay
+from proxy.record import SessionRecorder
+from proxy.relay import Handler, Relay
 from proxy.retry import ResponseRetrier, RetryPolicy
 from proxy.rules import Rule, RuleChain, build_chain
 from proxy.session import CoreOptions, SessionCore
@@ -264,6 +266,9 @@ class ProxyServer:
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
+        recorder = SessionRecorder(s.record_dir, pending.session_id) if s.record_dir else None
+        if recorder is not None:
+            core.from_client = _recording(core.from_client, recorder)  # type: ignore[method-assign,assignment]
         observer = SessionObserver(self.metrics, session_log)
         relay = Relay(
             client,
@@ -309,6 +314,8 @@ class ProxyServer:
                 upstream_close=_close_desc(pending.upstream),
                 **observer.summary(),
             )
+            if recorder is not None:
+                recorder.close()
             structlog.contextvars.clear_contextvars()
 
     def _escalate(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -334,6 +341,14 @@ class ProxyServer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.server.wait_closed()
+
+
+def _recording(handler: Handler, recorder: SessionRecorder) -> Handler:
+    def record_then_handle(frame: Frame, now: float) -> list[Action] | None:
+        recorder.record(frame)
+        return handler(frame, now)
+
+    return record_then_handle
 
 
 def _rule_names() -> list[str]:
