@@ -217,7 +217,13 @@ class FakeUpstream:
             await ws.send(text)
 
         model = record.query.get("model", "gpt-realtime")
-        session = FakeSession(self, send_text, model=model, sideband="call_id" in record.query)
+        session = FakeSession(
+            self,
+            send_text,
+            model=model,
+            sideband="call_id" in record.query,
+            transcription=record.query.get("intent") == "transcription",
+        )
         try:
             if record.beta:
                 await session.reject_beta()

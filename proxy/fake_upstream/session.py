@@ -86,6 +86,19 @@ def default_session(model: str) -> dict[str, Any]:
     }
 
 
+def transcription_session(model: str) -> dict[str, Any]:
+    """The session of a `?intent=transcription` socket: input audio only."""
+    realtime = default_session(model)
+    return {
+        "type": "transcription",
+        "object": "realtime.transcription_session",
+        "id": realtime["id"],
+        "expires_at": realtime["expires_at"],
+        "audio": {"input": realtime["audio"]["input"]},
+        "include": None,
+    }
+
+
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> None:
     # Only the audio containers merge; everything else (format, turn_detection, tools...) is replaced.
     for key, value in update.items():
@@ -107,11 +120,12 @@ class FakeSession:
         *,
         model: str,
         sideband: bool = False,
+        transcription: bool = False,
     ) -> None:
         self.controls = controls
         self._send_text = send_text
         self.sideband = sideband
-        self.session = default_session(model)
+        self.session = transcription_session(model) if transcription else default_session(model)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
         self.buffer_bytes = 0
