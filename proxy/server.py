@@ -258,7 +258,6 @@ class ProxyServer:
             retrier=retrier,
             traffic=self.metrics.traffic,
             options=CoreOptions(
-                observe_only=s.rules_observe_only,
                 beta_client=pending.beta_client,
                 queue_in_band=s.rules.queue_in_band_responses,
                 log_event_types=s.log_event_types,

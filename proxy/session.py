@@ -30,7 +30,6 @@ _ATTRIBUTION_MEMORY = 256
 
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
-    observe_only: bool = False  # dry-run: rules are reported, originals forwarded
     beta_client: bool = False  # translate this client's beta shapes both ways
     queue_in_band: bool = False  # hold a second in-band response.create until the first is done
     log_event_types: bool = False  # one debug observation per frame (type and size only)
@@ -148,11 +147,11 @@ class SessionCore:
                         "rule": refusal.rule,
                         "code": refusal.code,
                         "message": refusal.message,
-                        "applied": not self.options.observe_only,
+                        "applied": not self.chain.observe_only,
                     },
                 )
             )
-            if not self.options.observe_only:
+            if not self.chain.observe_only:
                 own_id = f"{_OWN_EVENT_PREFIX}{next(self._ids)}"
                 actions.append(
                     ToClient(
@@ -171,7 +170,7 @@ class SessionCore:
                         "before": rewrite.before,
                         "after": rewrite.after,
                         "lossless": rewrite.lossless,
-                        "applied": not self.options.observe_only,
+                        "applied": not self.chain.observe_only,
                     },
                 )
             )
