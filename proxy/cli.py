@@ -99,6 +99,12 @@ async def _serve(settings: Settings) -> int:
     await server.start(_server_ssl(settings))
     health = HealthServer(metrics.registry, lambda: server.ready)
     await health.start(settings.metrics_host, settings.metrics_port)
+    # Handlers before "proxy_listening": a supervisor may send SIGTERM as soon as it sees the line,
+    # and the default action would kill the process without a graceful shutdown (exit -15).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     log.info(
         "proxy_listening",
         host=settings.host,
@@ -110,10 +116,6 @@ async def _serve(settings: Settings) -> int:
         rules_mode="observe" if settings.rules_observe_only else "repair",
         version=__version__,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
     await server.shutdown()

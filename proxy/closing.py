@@ -57,8 +57,14 @@ def close_for_peer(ended: LegClosed) -> tuple[int, str]:
     return frame.code, clip_reason(frame.reason)
 
 
+# Codes websockets sends itself when a peer breaks the protocol (bad frame, bad UTF-8, too big).
+_PROTOCOL_ERRORS = frozenset({1002, 1007, 1009})
+
+
 def outcome_of(ended: LegClosed) -> str:
     """Session outcome label for the side whose connection ended first."""
+    if ended.sent is not None and ended.sent.code in _PROTOCOL_ERRORS:
+        return "protocol_error"
     if ended.received is not None:
         return f"{ended.side}_closed"
     return f"{ended.side}_lost"

@@ -29,6 +29,7 @@ SESSION_OUTCOMES = (
     "idle_timeout",
     "max_duration",
     "rate_limited",
+    "protocol_error",
     "error",
 )
 HANDSHAKE_RESULTS = (

@@ -66,16 +66,15 @@ class Relay:
         }
         watchdog = asyncio.create_task(self._watchdog()) if self.idle_timeout or self.max_duration else None
         waiters: set[asyncio.Future[Any]] = {*pumps, self.stopping}
+        tasks = [*pumps, *(t for t in [watchdog] if t)]
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             first = next(iter(done))
+            # Stop the pumps before closing: `_close` then owns recv on both legs (see there).
+            await _cancel_all(tasks)
             await self._finish(first)
         finally:
-            for task in pumps:
-                task.cancel()
-            if watchdog is not None:
-                watchdog.cancel()
-            await asyncio.gather(*pumps, *(t for t in [watchdog] if t), return_exceptions=True)
+            await _cancel_all(tasks)
             self._cancel_timers()
             for action in self.core.close(self.loop.time()):
                 if isinstance(action, Observation):
@@ -101,8 +100,15 @@ class Relay:
             self.client_close = (code, reason)
         else:
             self.upstream_close = (code, reason)
-        with contextlib.suppress(Exception):
-            await connection.close(code, reason)
+        # Keep reading (and dropping) during the close handshake: websockets stops reading a leg whose
+        # receive queue is full (a client still streaming), would never see the peer's Close, and
+        # each side then waited out the 10 s close timeout.
+        drain = asyncio.create_task(_discard(connection))
+        try:
+            with contextlib.suppress(Exception):
+                await connection.close(code, reason)
+        finally:
+            await _cancel_all([drain])
 
     async def _pump(self, source: Connection, destination: Connection, handler: Handler, side: str) -> Any:
         """Relay one direction until a leg ends; returns how it ended. Backpressure is end to end:
@@ -188,3 +194,15 @@ class Relay:
                 self.stop("max_duration", 1001, "session duration limit reached")
             elif self.idle_timeout and now - self.last_activity >= self.idle_timeout:
                 self.stop("idle_timeout", 1000, "idle timeout")
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _discard(connection: Connection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await connection.recv()

@@ -145,6 +145,8 @@ class ProxyServer:
             open_timeout=s.handshake_timeout + 5,
             ping_interval=s.ping_interval or None,
             ping_timeout=s.ping_timeout or None,
+            # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
+            close_timeout=min(s.ping_timeout, 10.0) if s.ping_timeout else 10.0,
             server_header=None,
         )
         self.ready = True

@@ -131,6 +131,9 @@ async def open_upstream(
             open_timeout=options.open_timeout,
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
+            # An upstream that missed a pong will not answer our Close either: without this the
+            # client learnt of a dead upstream only after websockets' 10 s default close timeout.
+            close_timeout=min(options.ping_timeout, 10.0) if options.ping_timeout else 10.0,
             max_size=options.max_size,
             ssl=(options.ssl_context or True) if secure else None,
             proxy=None,  # an environment HTTP proxy must not silently carry API keys

@@ -10,7 +10,6 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +94,9 @@ class EchoUpstream:
         headers: dict[str, str] = {}
         for name, value in ws.request.headers.raw_items():
             headers[name.lower()] = f"{headers[name.lower()]}, {value}" if name.lower() in headers else value
-        offered = [p.strip() for v in ws.request.headers.get_all("Sec-WebSocket-Protocol") for p in v.split(",")]
+        offered = [
+            p.strip() for v in ws.request.headers.get_all("Sec-WebSocket-Protocol") for p in v.split(",")
+        ]
         conn = UpstreamConn(ws, ws.request.path, headers, [p for p in offered if p])
         self.conns.append(conn)
         self.arrived.put_nowait(conn)
@@ -273,7 +274,3 @@ def self_signed(tmp: Path, name: str = "localhost") -> tuple[Path, Path]:
         timeout=30,
     )  # fmt: skip
     return cert, key
-
-
-def python() -> str:
-    return sys.executable

@@ -107,7 +107,14 @@ async def test_header_allow_list(make_proxy: ProxyFactory, echo: EchoUpstream) -
     status, _ = await raw_upgrade(proxy.port, "/v1/realtime", {**sent, "Connection": "Upgrade, X-Hop"})
     assert status == 101
     got = (await echo.next_conn()).headers
-    for name in ("authorization", "api-key", "openai-organization", "openai-project", "user-agent", "x-request-tag"):
+    for name in (
+        "authorization",
+        "api-key",
+        "openai-organization",
+        "openai-project",
+        "user-agent",
+        "x-request-tag",
+    ):
         assert got[name] == sent[next(k for k in sent if k.lower() == name)]
     for name in ("cookie", "origin", "proxy-authorization", "te", "keep-alive", "forwarded", "via", "x-hop"):
         assert name not in got, name
@@ -126,7 +133,9 @@ async def test_subprotocols_forwarded_and_choice_echoed(make_proxy: ProxyFactory
         assert client.subprotocol == "realtime"
 
 
-async def test_no_subprotocol_when_upstream_selects_none(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:
+async def test_no_subprotocol_when_upstream_selects_none(
+    make_proxy: ProxyFactory, echo: EchoUpstream
+) -> None:
     proxy = await make_proxy(upstream_url=echo.url)
     async with asyncio.timeout(10), connect(proxy.realtime_url, subprotocols=["other"]) as client:  # type: ignore[list-item]
         assert (await echo.next_conn()).subprotocols == ["other"]
@@ -235,7 +244,9 @@ async def test_client_close_code_reaches_upstream(make_proxy: ProxyFactory, echo
     await eventually(lambda: not proxy.server.relays)
 
 
-@pytest.mark.parametrize(("code", "reason"), [(1011, "boom"), (4000, "beta_api_shape_disabled"), (1001, "away")])
+@pytest.mark.parametrize(
+    ("code", "reason"), [(1011, "boom"), (4000, "beta_api_shape_disabled"), (1001, "away")]
+)
 async def test_upstream_close_code_reaches_client(
     make_proxy: ProxyFactory, echo: EchoUpstream, code: int, reason: str
 ) -> None:
@@ -287,8 +298,9 @@ async def test_slow_client_bounds_proxy_memory_and_blocks_upstream() -> None:
 
     async with (
         EchoUpstream(behaviour=stream) as upstream,
-        proxy_process("--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--upstream-url", upstream.url)
-        as running,
+        proxy_process(
+            "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--upstream-url", upstream.url
+        ) as running,
         asyncio.timeout(40),
     ):
         baseline = running.rss_kib()
@@ -301,6 +313,9 @@ async def test_slow_client_bounds_proxy_memory_and_blocks_upstream() -> None:
             await asyncio.sleep(0.5)
         stalled = sent["bytes"]
         growth_mib = (running.rss_kib() - baseline) / 1024
+        print(
+            f"flow control: upstream stalled after {stalled / 2**20:.1f} MiB, proxy RSS +{growth_mib:.1f} MiB"
+        )
         assert stalled < TOTAL / 4, f"upstream wrote {stalled} bytes to a non-reading client"
         assert growth_mib < 30, growth_mib
         # Once the client reads, the full volume flows, in order and without loss.

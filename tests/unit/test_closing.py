@@ -1,0 +1,69 @@
+"""closing: the close code and reason the other side gets, for every way a leg can end. Pure."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from websockets.frames import Close
+
+from proxy.closing import MAX_REASON_BYTES, LegClosed, clip_reason, close_for_peer, outcome_of, sendable
+
+
+@pytest.mark.parametrize(
+    ("leg", "expected"),
+    [
+        (LegClosed("client", Close(4001, "bye"), None), (4001, "bye")),
+        (LegClosed("upstream", Close(1011, "boom"), Close(1011, "boom")), (1011, "boom")),
+        (LegClosed("upstream", None, None), (1014, "upstream connection lost")),
+        (LegClosed("client", None, None), (1001, "client connection lost")),
+        (LegClosed("upstream", Close(1005, ""), None), (1000, "")),
+        (
+            LegClosed("upstream", None, Close(1011, "keepalive ping timeout")),
+            (1011, "keepalive ping timeout"),
+        ),
+        (LegClosed("client", None, Close(1009, "over size limit")), (1009, "over size limit")),
+        (LegClosed("client", None, Close(1007, "invalid start byte")), (1007, "invalid start byte")),
+        (LegClosed("upstream", Close(1006, ""), None), (1014, "upstream closed with 1006")),
+        (LegClosed("client", Close(1015, "tls"), None), (1011, "tls")),
+        (LegClosed("client", Close(2999, ""), None), (1011, "client closed with 2999")),
+    ],
+)
+def test_close_for_peer(leg: LegClosed, expected: tuple[int, str]) -> None:
+    assert close_for_peer(leg) == expected
+
+
+def test_outcome() -> None:
+    assert outcome_of(LegClosed("client", Close(1000, ""), None)) == "client_closed"
+    assert outcome_of(LegClosed("upstream", None, Close(1011, "x"))) == "upstream_lost"
+    assert outcome_of(LegClosed("upstream", None, None)) == "upstream_lost"
+    assert LegClosed("client", None, None).lost and LegClosed("client", None, None).code is None
+
+
+def test_sendable() -> None:
+    assert all(sendable(c) for c in (1000, 1001, 1007, 1008, 1009, 1011, 1014, 3000, 4000, 4999))
+    assert not any(sendable(c) for c in (999, 1004, 1005, 1006, 1015, 1016, 2999, 5000))
+
+
+@given(st.text(max_size=200))
+def test_clip_reason_fits_a_close_frame(reason: str) -> None:
+    clipped = clip_reason(reason)
+    assert len(clipped.encode()) <= MAX_REASON_BYTES
+    assert reason.startswith(clipped)
+
+
+@given(st.integers(0, 6000), st.text(max_size=200), st.sampled_from(["client", "upstream"]))
+def test_peer_close_is_always_sendable(code: int, reason: str, side: str) -> None:
+    mirrored, text = close_for_peer(LegClosed(side, Close(code, reason), None))
+    assert sendable(mirrored) and len(text.encode()) <= MAX_REASON_BYTES
+    Close(mirrored, text).serialize()  # websockets accepts it
+
+
+def test_protocol_errors_the_proxy_sent_are_their_own_outcome() -> None:
+    from websockets.frames import Close
+
+    from proxy.closing import LegClosed, outcome_of
+
+    for code in (1002, 1007, 1009):
+        assert outcome_of(LegClosed("client", None, Close(code, "bad"))) == "protocol_error"
+    assert outcome_of(LegClosed("client", None, Close(1011, "keepalive ping timeout"))) == "client_lost"

@@ -1,0 +1,87 @@
+"""load_settings: precedence flag > environment > file > default, and every bad key or value is a
+ConfigError that names the key (nested keys dotted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.settings import ConfigError, Settings, env_overrides, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "proxy.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    settings = load_settings(None, environ={})
+    assert settings == Settings()
+    assert settings.upstream_url == "wss://api.openai.com" and settings.max_frame_bytes == 16 * 1024 * 1024
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    config = write(tmp_path, "port = 1111\nmax_sessions = 5\nidle_timeout = 3.0\n[retry]\nmax_attempts = 4\n")
+    environ = {"REALTIME_PROXY_PORT": "2222", "REALTIME_PROXY_RETRY__MAX_ATTEMPTS": "6", "OTHER": "x"}
+    settings = load_settings(config, environ=environ, flags={"port": 3333, "host": None})
+    assert settings.port == 3333  # flag
+    assert settings.retry.max_attempts == 6  # env over file, nested
+    assert settings.max_sessions == 5 and settings.idle_timeout == 3.0  # file
+    assert settings.host == "0.0.0.0"  # a flag left as None does not override
+    assert load_settings(config, environ=environ).port == 2222
+    assert load_settings(config, environ={}).port == 1111
+
+
+def test_env_lists_are_comma_separated() -> None:
+    assert env_overrides({"REALTIME_PROXY_AUTH__ALLOWED_ORIGINS": "https://a, https://b,"}) == {
+        "auth": {"allowed_origins": ["https://a", "https://b"]}
+    }
+    settings = load_settings(None, environ={"REALTIME_PROXY_AUTH__ALLOWED_ORIGINS": "https://a,https://b"})
+    assert settings.auth.allowed_origins == ("https://a", "https://b")
+
+
+def test_shipped_config_is_valid_and_all_defaults() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "config" / "proxy.toml"
+    settings = load_settings(shipped, environ={})
+    assert settings.model_dump(exclude={"rules"}) == Settings().model_dump(exclude={"rules"})
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("prot = 1\n", "prot", "unknown setting"),
+        ("[retry]\nmax_attemps = 2\n", "retry.max_attemps", "unknown setting"),
+        ("[auth]\nmode = 'magic'\n", "auth.mode", ""),
+        ("[auth]\ntoken_sha256 = ['abc']\n", "auth.token_sha256", "64-character"),
+        ("port = 70000\n", "port", ""),
+        ("port = 'x'\n", "port", ""),
+        ("upstream_url = 'http://x'\n", "upstream_url", "ws://"),
+        ("[rules.bogus]\nenabled = true\n", "rules", "unknown rule 'bogus'"),
+        ("[rules.drop_temperature]\nenable = true\n", "rules", ""),
+    ],
+)
+def test_bad_file_names_key(tmp_path: Path, text: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    text_out = str(info.value)
+    assert f"  {key}: " in text_out or f"  {key}." in text_out, text_out
+    assert message in text_out
+    assert "proxy.toml" in text_out  # the file alone is checked first, so the error names it
+
+
+def test_bad_env_names_key() -> None:
+    with pytest.raises(ConfigError, match=r"retry\.max_attempts"):
+        load_settings(None, environ={"REALTIME_PROXY_RETRY__MAX_ATTEMPTS": "eleven"})
+    with pytest.raises(ConfigError, match="nosuch"):
+        load_settings(None, environ={"REALTIME_PROXY_NOSUCH": "1"})
+
+
+def test_tls_pair_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tls_cert and tls_key"):
+        load_settings(None, environ={}, flags={"tls_cert": "a.pem"})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(write(tmp_path, "port = = 1\n"), environ={})
