@@ -58,6 +58,12 @@ class SessionStats:
     sending_done: bool = False
     all_back: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __getstate__(self) -> dict[str, Any]:  # sent to the orchestrator: the Event stays here
+        return {k: v for k, v in self.__dict__.items() if k != "all_back"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, all_back=asyncio.Event())
+
 
 def worker(pipe: Pipe, spec: LoadSpec) -> None:
     """Process entry point."""
@@ -162,7 +168,8 @@ async def _voice(ws: ClientConnection, start: float, spec: LoadSpec) -> SessionS
     n = len(stats.rtts) // 5
     if n >= 5:
         first, final = sorted(stats.rtts[:n]), sorted(stats.rtts[-n:])
-        stats.growth = final[n // 2] / max(first[n // 2], 1)
+        if final[n // 2] > 20_000_000:  # growth only counts once latency is material (> 20 ms)
+            stats.growth = final[n // 2] / max(first[n // 2], 1)
     return stats
 
 
@@ -243,7 +250,11 @@ def summarise(stats: list[SessionStats], rate: float) -> dict[str, Any]:
     def pct(p: float) -> float | None:
         return rtts[min(len(rtts) - 1, int(p * len(rtts)))] / 1e6 if rtts else None
 
-    behind = [s for s in stats if (rate and s.achieved_rate < 0.95 * rate) or s.growth > 5.0]
+    # Fell behind: under 95% of the target rate, latency still growing at the end (last 20% of
+    # frames 3x slower than the first 20%), or replies not back within the drain timeout.
+    behind = [
+        s for s in stats if (rate and s.achieved_rate < 0.95 * rate) or s.growth > 3.0 or s.received < s.sent
+    ]
     return {
         "sessions": len(stats),
         "sent": sum(s.sent for s in stats),

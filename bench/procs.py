@@ -82,14 +82,16 @@ def start_target(target: str, upstream_port: int, workdir: Path) -> Server:
         argv = [PY, "-m", "bench.bare_relay", "--upstream-url", upstream]
         argv += ["--uvloop"] if target.endswith("uvloop") else []
     elif target.startswith("proxy"):
-        module = "bench.proxy_uvloop" if target.endswith("uvloop") else "proxy"
-        argv = [PY, "-m", module, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+        argv = [PY, "-m", "proxy", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
         argv += ["--upstream-url", upstream, "--log-format", "json", "--log-level", "info"]
     elif target == "nginx":
         return _start_nginx(upstream_port, workdir)
     else:
         raise ValueError(target)
-    server = Server(target, argv, workdir, env={"REALTIME_PROXY_METRICS_HOST": "127.0.0.1"})
+    # Each proxy column pins its loop, so it is compared with the bare relay on the same loop.
+    loop = "uvloop" if target.endswith("uvloop") else "asyncio"
+    env = {"REALTIME_PROXY_METRICS_HOST": "127.0.0.1", "REALTIME_PROXY_EVENT_LOOP": loop}
+    server = Server(target, argv, workdir, env=env)
     server.wait_port()
     return server
 

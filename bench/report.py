@@ -94,7 +94,8 @@ def _traffic_table(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "| scenario | target | sessions | frames/s | RTT p50 ms | RTT p99 ms | added p50 ms | added p99 ms "
         "| relay CPU s/1k frames | relay CPU % | upstream CPU % | load-gen CPU % | peak RSS MiB "
-        "| RSS/session KiB | missing / out-of-order / corrupt | fell behind | min rate/s | max send lag ms |",
+        "| RSS/session KiB | missing after 5 s drain / out-of-order / corrupt | fell behind "
+        "| min rate/s | max send lag ms |",
         "|" + "---|" * 18,
     ]
     for r in rows:

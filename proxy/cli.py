@@ -7,6 +7,7 @@ import asyncio
 import signal
 import ssl
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from proxy import __version__
@@ -65,12 +66,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     try:
-        return asyncio.run(_serve(settings))
+        return _run_loop(settings.event_loop, _serve(settings))
     except KeyboardInterrupt:
         return 0
     except (ValueError, OSError) as exc:  # bad key file, port in use, bad TLS files
         get_logger().error("startup_failed", error=str(exc))
         return 1
+
+
+def _run_loop(choice: str, main_coroutine: Coroutine[Any, Any, int]) -> int:
+    """uvloop when installed (the `fast` extra) or asked for: the benchmark measured about a quarter
+    less CPU per frame with it; stdlib asyncio otherwise."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                main_coroutine.close()
+                raise ValueError(
+                    "event_loop = 'uvloop' but uvloop is not installed (pip install '.[fast]')"
+                ) from None
+        else:
+            return uvloop.run(main_coroutine)
+    return asyncio.run(main_coroutine)
 
 
 def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -115,6 +133,7 @@ async def _serve(settings: Settings) -> int:
         tls=bool(settings.tls_cert),
         rules_mode="observe" if settings.rules_observe_only else "repair",
         version=__version__,
+        event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
     await stop.wait()
     log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)

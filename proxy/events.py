@@ -18,9 +18,16 @@ _LEADING_TYPE = re.compile(r'\s*\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type
 _LEADING_TYPE_B = re.compile(_LEADING_TYPE.pattern.encode())
 
 
+_COMPACT_PREFIX = '{"type":"'
+
+
 def sniff_type(frame: Frame) -> str | None:
     """The event type when it leads the frame, else None (the caller then parses)."""
     if isinstance(frame, str):
+        if frame.startswith(_COMPACT_PREFIX):  # the API's own compact form: skip the regex
+            end = frame.find('"', 9, 140)
+            if end > 9 and "\\" not in frame[9:end]:
+                return frame[9:end]
         match = _LEADING_TYPE.match(frame)
         return match.group(1) if match else None
     match_b = _LEADING_TYPE_B.match(frame)
@@ -28,17 +35,19 @@ def sniff_type(frame: Frame) -> str | None:
 
 
 _FIELD_CACHE: dict[str, re.Pattern[str]] = {}
+_HEAD = 320
 
 
 def sniff_string_field(frame: str, name: str) -> str | None:
     """First `"name":"value"` string pair anywhere in a text frame, without parsing it.
 
     Base64 never contains a quote, so audio payloads cannot produce false matches.
-    Use only for fields that occur once per event (e.g. `item_id`, `response_id`)."""
+    Use only for fields that occur once per event (e.g. `item_id`, `response_id`).
+    The API puts ids before the payload, so the head is searched first, then the rest."""
     pattern = _FIELD_CACHE.get(name)
     if pattern is None:
         pattern = _FIELD_CACHE[name] = re.compile(r'"' + re.escape(name) + r'"\s*:\s*"([^"\\]*)"')
-    match = pattern.search(frame)
+    match = pattern.search(frame, 0, _HEAD) or (pattern.search(frame) if len(frame) > _HEAD else None)
     return match.group(1) if match else None
 
 

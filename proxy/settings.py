@@ -102,6 +102,7 @@ class Settings(_Strict):
     max_session_duration: float = Field(0.0, ge=0)
     max_client_frames_per_second: float = Field(0.0, ge=0)
     compression: bool = False
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     upstream_ca_bundle: str = ""
     upstream_tls_verify: bool = True
     tls_cert: str = ""
