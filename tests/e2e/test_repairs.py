@@ -17,14 +17,12 @@ from proxy.rules import Rule
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.realtime_client import RawClient, pcm_silence_b64
 
-SEED_PATH = Path(__file__).parents[2].parent / "shared" / "seed-report.txt"
+SEED_PATH = Path(__file__).parents[1] / "data" / "seed_response_create.json"  # verbatim from the seed report
 
 
 def seed_event() -> dict[str, Any]:
-    """The exact failing event from the seed report (the second JSON object in it)."""
-    text = SEED_PATH.read_text()
-    start = text.index('{\n  "type": "response.create"')
-    return json.JSONDecoder().raw_decode(text[start:])[0]
+    """The exact failing event of shared/seed-report.txt."""
+    return json.loads(SEED_PATH.read_text())
 
 
 def upstream_received(proxy: RunningProxy, event_type: str) -> list[dict[str, Any]]:
