@@ -91,16 +91,22 @@ class SessionCore:
 
     # -- client -> upstream -------------------------------------------------------------------
 
-    def from_client(self, frame: Frame, now: float) -> list[Action] | None:
-        if isinstance(frame, bytes):  # the API speaks JSON text; binary passes untouched
-            self.traffic.add(C2U, "binary", len(frame))
-            return None
+    def _classify(self, frame: str, direction: str, known: frozenset[str]) -> tuple[str | None, Any]:
+        """The frame's event type (sniffed; parsed only when it does not lead) and the parse, if any.
+        Counts the frame for metrics."""
         event_type = sniff_type(frame)
         event: dict[str, Any] | None = None
         if event_type is None:
             event = parse_object(frame)
             event_type = _type_of(event)
-        self.traffic.add(C2U, label_for(event_type, CLIENT_EVENT_TYPES), len(frame))
+        self.traffic.add(direction, label_for(event_type, known), len(frame))
+        return event_type, event
+
+    def from_client(self, frame: Frame, now: float) -> list[Action] | None:
+        if isinstance(frame, bytes):  # the API speaks JSON text; binary passes untouched
+            self.traffic.add(C2U, "binary", len(frame))
+            return None
+        event_type, event = self._classify(frame, C2U, CLIENT_EVENT_TYPES)
         debug = self._debug(C2U, event_type, frame)
         if event_type not in self._client_parsed:
             self.state.observe_client(event_type, None, frame)
@@ -231,12 +237,7 @@ class SessionCore:
         if isinstance(frame, bytes):
             self.traffic.add(U2C, "binary", len(frame))
             return None
-        event_type = sniff_type(frame)
-        event: dict[str, Any] | None = None
-        if event_type is None:
-            event = parse_object(frame)
-            event_type = _type_of(event)
-        self.traffic.add(U2C, label_for(event_type, SERVER_EVENT_TYPES), len(frame))
+        event_type, event = self._classify(frame, U2C, SERVER_EVENT_TYPES)
         actions = self._debug(U2C, event_type, frame)
         if event_type in self._server_parsed and event is None:
             event = parse_object(frame)
