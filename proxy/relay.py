@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.connection import Connection
@@ -20,12 +21,14 @@ from proxy.session import SessionCore
 Handler = Callable[[Frame, float], list[Action] | None]
 
 
-class SessionEnded(Exception):
-    """Raised inside a pump to end the session with a given close (limits, shutdown)."""
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """The proxy itself ends the session (limits, shutdown): both legs get `code` and `reason`.
+    Returned by a pump or set by `Relay.stop`."""
 
-    def __init__(self, outcome: str, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.outcome, self.code, self.reason = outcome, code, reason
+    outcome: str
+    code: int
+    reason: str
 
 
 class Relay:
@@ -51,8 +54,6 @@ class Relay:
         self.bytes = {"client": 0, "upstream": 0}
         self.outcome = "error"
         self.closed_by = ""
-        self.client_close: tuple[int, str] | None = None
-        self.upstream_close: tuple[int, str] | None = None
 
     def stop(self, outcome: str, code: int, reason: str) -> None:
         """End the session from outside (shutdown): both sides get `code`."""
@@ -85,21 +86,17 @@ class Relay:
         if isinstance(ended, SessionEnded):
             self.outcome, self.closed_by = ended.outcome, "proxy"
             await asyncio.gather(
-                self._close(self.client, ended.code, ended.reason, "client"),
-                self._close(self.upstream, ended.code, ended.reason, "upstream"),
+                self._close(self.client, ended.code, ended.reason),
+                self._close(self.upstream, ended.code, ended.reason),
             )
             return
         assert isinstance(ended, LegClosed)
         self.outcome, self.closed_by = outcome_of(ended), ended.side
         code, reason = close_for_peer(ended)
         peer = self.upstream if ended.side == "client" else self.client
-        await self._close(peer, code, reason, "upstream" if ended.side == "client" else "client")
+        await self._close(peer, code, reason)
 
-    async def _close(self, connection: Connection, code: int, reason: str, side: str) -> None:
-        if side == "client":
-            self.client_close = (code, reason)
-        else:
-            self.upstream_close = (code, reason)
+    async def _close(self, connection: Connection, code: int, reason: str) -> None:
         # Keep reading (and dropping) during the close handshake: websockets stops reading a leg whose
         # receive queue is full (a client still streaming), would never see the peer's Close, and
         # each side then waited out the 10 s close timeout.
