@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -22,6 +23,7 @@ from websockets.typing import Subprotocol
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 SECRET = "sk-test-SECRET-abc123"
+AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
 @dataclass
@@ -274,3 +276,18 @@ def self_signed(tmp: Path, name: str = "localhost") -> tuple[Path, Path]:
         timeout=30,
     )  # fmt: skip
     return cert, key
+
+
+async def open_session(proxy: Any, headers: dict[str, str] | None = None) -> ClientConnection:
+    """A raw client through `proxy`, past its session.created."""
+    client = await connect(proxy.realtime_url, additional_headers=headers or AUTH, max_size=None)
+    assert json.loads(await client.recv())["type"] == "session.created"
+    return client
+
+
+async def closed_with(client: ClientConnection) -> tuple[int | None, str | None]:
+    """Read until the proxy closes the client; the code and reason it used."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await client.recv()
+    return client.close_code, client.close_reason

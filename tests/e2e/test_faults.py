@@ -11,28 +11,20 @@ import json
 import time
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
 
 from proxy.fake_upstream import FakeUpstream
 from tests.conftest import ProxyFactory, RunningProxy
-from tests.e2e.helpers import SECRET, EchoUpstream, eventually, proxy_process, raw_upgrade
-
-AUTH = {"Authorization": f"Bearer {SECRET}"}
-
-
-async def open_session(proxy: RunningProxy) -> ClientConnection:
-    client = await connect(proxy.realtime_url, additional_headers=AUTH, max_size=None)
-    created = json.loads(await client.recv())
-    assert created["type"] == "session.created"
-    return client
-
-
-async def closed_with(client: ClientConnection) -> tuple[int | None, str | None]:
-    with pytest.raises(ConnectionClosed):
-        while True:
-            await client.recv()
-    return client.close_code, client.close_reason
+from tests.e2e.helpers import (
+    AUTH,
+    SECRET,
+    EchoUpstream,
+    closed_with,
+    eventually,
+    open_session,
+    proxy_process,
+    raw_upgrade,
+)
 
 
 async def sessions_counted(proxy: RunningProxy) -> dict[str, float]:

@@ -20,17 +20,16 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from proxy.fake_upstream import FakeUpstream
 from proxy.logs import configure_logging
 from proxy.server import ProxyServer
 from proxy.settings import load_settings
-from tests.conftest import ProxyFactory, RunningProxy
-from tests.e2e.helpers import SECRET, EchoUpstream, UpstreamConn, eventually
+from tests.conftest import ProxyFactory
+from tests.e2e.helpers import EchoUpstream, UpstreamConn, eventually, open_session
 
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 DEEP = '{"type":"conversation.item.create","item":' + "[" * 10_000 + "]" * 10_000 + "}"
 BAD_INPUTS: list[str | bytes] = [
     '{"type":"response.create",',
@@ -55,12 +54,6 @@ BAD_INPUTS: list[str | bytes] = [
     b"\x00\x01binary\xff",
     b'{"type":"response.create"}',
 ]
-
-
-async def open_session(proxy: RunningProxy) -> ClientConnection:
-    client = await connect(proxy.realtime_url, additional_headers=AUTH, max_size=None)
-    assert json.loads(await client.recv())["type"] == "session.created"
-    return client
 
 
 @pytest.fixture

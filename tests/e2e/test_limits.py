@@ -10,27 +10,20 @@ import contextlib
 import json
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from proxy.fake_upstream import FakeUpstream
 from tests.conftest import ProxyFactory, RunningProxy
-from tests.e2e.helpers import SECRET, EchoUpstream, error_body, eventually, raw_upgrade
-
-AUTH = {"Authorization": f"Bearer {SECRET}"}
-
-
-async def open_session(proxy: RunningProxy) -> ClientConnection:
-    client = await connect(proxy.realtime_url, additional_headers=AUTH, max_size=None)
-    assert json.loads(await client.recv())["type"] == "session.created"
-    return client
-
-
-async def closed_with(client: ClientConnection) -> tuple[int | None, str | None]:
-    with pytest.raises(ConnectionClosed):
-        while True:
-            await client.recv()
-    return client.close_code, client.close_reason
+from tests.e2e.helpers import (
+    AUTH,
+    EchoUpstream,
+    closed_with,
+    error_body,
+    eventually,
+    open_session,
+    raw_upgrade,
+)
 
 
 async def outcome_count(proxy: RunningProxy, outcome: str) -> float:

@@ -131,15 +131,19 @@ async def test_parallel_and_in_band_responses_interleaved_with_retries(make_prox
     assert tags == ["in-band", "p1", "p2"]
 
 
+async def first_attempt_failed(proxy: RunningProxy) -> None:
+    """Wait until the upstream failed the first attempt: the proxy is now waiting out its backoff."""
+    async with asyncio.timeout(5):
+        while not any('"response.done"' in f for f in proxy.fake.connections[-1].sent):
+            await asyncio.sleep(0.01)
+
+
 async def test_client_close_while_retry_pending_stops_retrying(make_proxy: ProxyFactory) -> None:
     proxy = await make_proxy(retry={"backoff_base": 0.4, "backoff_cap": 0.4})
     proxy.fake.fail_all_out_of_band = True
     client = await RawClient.open(proxy.realtime_url)
     await client.send(oob_request("c"))
-    # Wait until the first attempt failed upstream (the proxy now waits out its backoff).
-    async with asyncio.timeout(5):
-        while not any('"response.done"' in f for f in proxy.fake.connections[-1].sent):
-            await asyncio.sleep(0.01)
+    await first_attempt_failed(proxy)
     await client.close()
     await asyncio.sleep(0.8)  # longer than the backoff: a retry would have been sent by now
     assert len(upstream_creates(proxy)) == 1
@@ -151,9 +155,7 @@ async def test_client_cancel_of_a_response_in_backoff(make_proxy: ProxyFactory) 
     proxy.fake.fail_all_out_of_band = True
     client = await RawClient.open(proxy.realtime_url)
     await client.send(oob_request("d"))
-    async with asyncio.timeout(5):
-        while not any('"response.done"' in f for f in proxy.fake.connections[-1].sent):
-            await asyncio.sleep(0.01)
+    await first_attempt_failed(proxy)
     failed_id = next(
         json.loads(f)["response"]["id"] for f in proxy.fake.connections[-1].sent if '"response.done"' in f
     )
