@@ -252,9 +252,12 @@ class ProxyServer:
             upstream_host=_host(s.upstream_url),
         )
         session_log = log.bind()
-        retrier = (
-            ResponseRetrier(self.retry_policy, self.rng, escalate=self._escalate) if s.retry.enabled else None
-        )
+
+        def escalate(event: dict[str, Any]) -> dict[str, Any]:
+            # Re-sends see this session's state (e.g. its tools), like the first attempt did.
+            return self.escalation.apply(event, core.state).event
+
+        retrier = ResponseRetrier(self.retry_policy, self.rng, escalate=escalate) if s.retry.enabled else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
@@ -318,11 +321,6 @@ class ProxyServer:
             if recorder is not None:
                 recorder.close()
             structlog.contextvars.clear_contextvars()
-
-    def _escalate(self, event: dict[str, Any]) -> dict[str, Any]:
-        from proxy.session_state import SessionState
-
-        return self.escalation.apply(event, SessionState()).event
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop accepting, let sessions run for `grace` seconds, then close them with 1001."""

@@ -198,3 +198,22 @@ async def test_in_band_failures_are_not_retried_by_default(proxy: RunningProxy) 
         "response": {"output_modalities": ["text"]},
     }
     await client.close()
+
+
+async def test_escalation_repairs_a_retry_even_with_the_rule_off(make_proxy: ProxyFactory) -> None:
+    """tool_choice_object switched off: the first attempt fails like the seed report; the re-send gets the
+    escalation rule, with the session's own tools, and completes."""
+    proxy = await make_proxy(retry=FAST_RETRY, rules={"tool_choice_object": {"enabled": False}})
+    client = await RawClient.open(proxy.realtime_url)
+    tool = {"type": "function", "name": "return_response", "parameters": {"type": "object"}}
+    await client.send({"type": "session.update", "session": {"type": "realtime", "tools": [tool]}})
+    await client.until("session.updated")
+    await client.send(oob_request("esc", tool_choice={"type": "function", "name": "return_response"}))
+    done = await client.until("response.done")
+    assert done["response"]["status"] == "completed"
+    assert done["response"]["output"][0]["name"] == "return_response"
+    await client.close()
+    first, second = upstream_creates(proxy)
+    assert first["response"]["tool_choice"] == {"type": "function", "name": "return_response"}
+    assert second["response"]["tool_choice"] == "required"
+    assert second["response"]["tools"] == [tool]
