@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from proxy.events import CLIENT_EVENT_TYPES
 from proxy.fake_upstream import FakeUpstream
 from proxy.logs import configure_logging
 from proxy.server import ProxyServer
@@ -121,19 +122,7 @@ async def test_invalid_utf8_from_upstream_closes_1007(make_proxy: ProxyFactory, 
 T = TypeVar("T")
 MARK = re.compile(r"~FZ(\d+)~")
 MARK_B = re.compile(rb"~FZ(\d+)~")
-KNOWN_TYPES = [
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.retrieve",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "response.create",
-    "response.cancel",
-    "output_audio_buffer.clear",
-]
+KNOWN_TYPES = sorted(CLIENT_EVENT_TYPES)
 _leaf = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=10)
 _json = _leaf | st.lists(_leaf, max_size=3) | st.dictionaries(st.text(max_size=6), _leaf, max_size=2)
 _kind = st.sampled_from(["json", "json", "json", "text", "bytes"])
