@@ -15,12 +15,12 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.edge.health import HealthServer
+from proxy.edge.server import ProxyServer
 from proxy.fake_upstream import FakeUpstream
-from proxy.health import HealthServer
-from proxy.logs import configure_logging
-from proxy.metrics import Metrics
-from proxy.server import ProxyServer
-from proxy.settings import load_settings
+from proxy.ops.logs import configure_logging
+from proxy.ops.metrics import Metrics
+from proxy.ops.settings import load_settings
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 

@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from proxy.events import CLIENT_EVENT_TYPES
+from proxy.core.events import CLIENT_EVENT_TYPES
+from proxy.edge.server import ProxyServer
 from proxy.fake_upstream import FakeUpstream
-from proxy.logs import configure_logging
-from proxy.server import ProxyServer
-from proxy.settings import load_settings
+from proxy.ops.logs import configure_logging
+from proxy.ops.settings import load_settings
 from tests.conftest import ProxyFactory
 from tests.e2e.helpers import EchoUpstream, UpstreamConn, eventually, open_session
 

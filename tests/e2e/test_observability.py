@@ -11,7 +11,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from proxy.tracker import token_counts
+from proxy.core.tracker import token_counts
 from tests.conftest import ProxyFactory, RunningProxy, sample
 from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL, RawClient
 

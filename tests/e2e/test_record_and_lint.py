@@ -9,8 +9,8 @@ import json
 import os
 from pathlib import Path
 
-from proxy.lint import lint_events, read_events
-from proxy.rules import build_chain
+from proxy.core.rules import build_chain
+from proxy.ops.lint import lint_events, read_events
 from tests.conftest import API_KEY, ProxyFactory
 from tests.e2e.realtime_client import RawClient
 

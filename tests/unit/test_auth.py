@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from websockets.datastructures import Headers
 
-from proxy.auth import (
+from proxy.edge.auth import (
     KEY_SUBPROTOCOL,
     Admission,
     AdmissionRefused,
@@ -18,7 +18,7 @@ from proxy.auth import (
     presented_token,
     token_digest,
 )
-from proxy.settings import AuthSettings
+from proxy.ops.settings import AuthSettings
 
 TOKEN = "tok-123"
 DIGEST = hashlib.sha256(TOKEN.encode()).hexdigest()

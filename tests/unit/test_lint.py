@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.lint import lint_events, read_events
-from proxy.rules import ALL_RULES, build_chain
+from proxy.core.rules import ALL_RULES, build_chain
+from proxy.ops.lint import lint_events, read_events
 
 DATA = Path(__file__).parents[1] / "data"
 

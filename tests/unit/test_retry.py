@@ -11,9 +11,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
-from proxy.events import dump, parse_object, sniff_type
-from proxy.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
+from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
+from proxy.core.events import dump, parse_object, sniff_type
+from proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
 
 CLIENT_METADATA = {"response_type": "out-of-band"}
 

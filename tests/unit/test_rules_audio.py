@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.rules import ChainResult, Rewrite, RuleChain, rule_by_name
-from proxy.session_state import SessionState
+from proxy.core.rules import ChainResult, Rewrite, RuleChain, rule_by_name
+from proxy.core.session_state import SessionState
 
 PCM = {"type": "audio/pcm", "rate": 24000}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from proxy.rules import (
+from proxy.core.rules import (
     ALL_RULES,
     Refusal,
     Refuse,
@@ -16,7 +16,7 @@ from proxy.rules import (
     build_chain,
     rule_by_name,
 )
-from proxy.session_state import SessionState
+from proxy.core.session_state import SessionState
 
 
 def _rule(name: str, fn: Any, types: frozenset[str] = frozenset({"x.test"})) -> Rule:
@@ -146,7 +146,7 @@ def test_all_rules_enabled_by_default() -> None:
 def test_session_tool_in_chat_completions_shape_is_flattened_once() -> None:
     """Found by hypothesis: a narrowed session tool in Chat Completions shape made the chain
     non-idempotent when flattening ran before narrowing."""
-    from proxy.session_state import SessionState
+    from proxy.core.session_state import SessionState
 
     state = SessionState()
     state.session_tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
-from proxy.session_state import SessionState
+from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from proxy.core.session_state import SessionState
 
 
 def run(name: str, event: dict[str, Any]) -> ChainResult:

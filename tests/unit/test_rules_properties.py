@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.rules import build_chain
-from proxy.session_state import SessionState
+from proxy.core.rules import build_chain
+from proxy.core.session_state import SessionState
 
 CHAIN = build_chain()
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
-from proxy.session_state import SessionState
+from proxy.core.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
+from proxy.core.session_state import SessionState
 
 RETURN_RESPONSE = {
     "type": "function",
@@ -179,7 +179,7 @@ def test_chat_completions_tools_on_response_and_wrong_types() -> None:
 
 
 def test_flattened_tools_then_forced_choice_in_full_chain() -> None:
-    from proxy.rules import build_chain
+    from proxy.core.rules import build_chain
 
     event = {
         "type": "response.create",

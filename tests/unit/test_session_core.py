@@ -7,11 +7,11 @@ import json
 import random
 from typing import Any
 
-from proxy import events
-from proxy.actions import Observation, ToClient, ToUpstream
-from proxy.retry import ResponseRetrier, RetryPolicy
-from proxy.rules import build_chain
-from proxy.session import CoreOptions, SessionCore
+from proxy.core import events
+from proxy.core.actions import Observation, ToClient, ToUpstream
+from proxy.core.retry import ResponseRetrier, RetryPolicy
+from proxy.core.rules import build_chain
+from proxy.core.session import CoreOptions, SessionCore
 
 AUDIO = base64.b64encode(bytes(960)).decode()
 
@@ -32,7 +32,7 @@ def test_audio_frames_take_the_fast_path_without_parsing(monkeypatch: Any) -> No
     def no_parsing(frame: Any) -> None:
         raise AssertionError("audio frames must not be parsed")
 
-    monkeypatch.setattr("proxy.session.parse_object", no_parsing)
+    monkeypatch.setattr("proxy.core.session.parse_object", no_parsing)
     append = json.dumps({"type": "input_audio_buffer.append", "audio": AUDIO})
     delta = json.dumps(
         {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": AUDIO}

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.datastructures import Headers
 
-from proxy.upstream import (
+from proxy.edge.upstream import (
     BadRequestTarget,
     UpstreamOptions,
     UpstreamRefused,

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from proxy.rules._util import brief, items
-from proxy.rules.model import Rewrite, Rule
-from proxy.session_state import SessionState
+from proxy.core.rules._util import brief, items
+from proxy.core.rules.model import Rewrite, Rule
+from proxy.core.session_state import SessionState
 
 _ITEM_TYPES = frozenset({"conversation.item.create", "response.create"})
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from proxy.actions import Frame
+from proxy.core.actions import Frame
 
 # `{"type":"x"` or `{"event_id":"e","type":"x"` with any JSON whitespace: what every SDK sends.
 _LEADING_TYPE = re.compile(r'\s*\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:\s*"([^"\\]{1,128})"')

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from proxy.rules._util import brief
-from proxy.rules.model import Refuse, Rewrite, Rule
-from proxy.session_state import SessionState
+from proxy.core.rules._util import brief
+from proxy.core.rules.model import Refuse, Rewrite, Rule
+from proxy.core.session_state import SessionState
 
 MIN_COMMIT_MS = 100.0
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from proxy.compat_events import (
+from proxy.core.compat.events import (
     BETA_DEFAULT_TEMPERATURE,
     DROP,
     SERVER_BODY_TYPES,
@@ -35,7 +35,7 @@ from proxy.compat_events import (
     server_frame_to_beta,
     server_type_to_beta,
 )
-from proxy.compat_handshake import BETA_HEADER, BETA_SUBPROTOCOL, is_beta_handshake, strip_beta_markers
+from proxy.core.compat.handshake import BETA_HEADER, BETA_SUBPROTOCOL, is_beta_handshake, strip_beta_markers
 
 __all__ = [
     "BETA_DEFAULT_TEMPERATURE",

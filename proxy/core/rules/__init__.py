@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.rules.engine import (
+from proxy.core.rules.engine import (
     ALL_RULES,
     ChainResult,
     Refusal,

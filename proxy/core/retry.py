@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
-from proxy.events import dump, sniff_string_field
-from proxy.retry_policy import (
+from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
+from proxy.core.events import dump, sniff_string_field
+from proxy.core.retry_policy import (
     RetryPolicy,
     backoff_delays,
     failure_error,

@@ -8,9 +8,9 @@ from typing import IO
 
 import orjson
 
-from proxy.actions import Frame
-from proxy.events import parse_object
-from proxy.logs import redact_value
+from proxy.core.actions import Frame
+from proxy.core.events import parse_object
+from proxy.ops.logs import redact_value
 
 
 class SessionRecorder:

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.rules import audio, ga_shape, guards, items, tool_choice
-from proxy.rules.model import Refusal, Refuse, Rewrite, Rule
-from proxy.session_state import SessionState
+from proxy.core.rules import audio, ga_shape, guards, items, tool_choice
+from proxy.core.rules.model import Refusal, Refuse, Rewrite, Rule
+from proxy.core.session_state import SessionState
 
 __all__ = [
     "ALL_RULES",

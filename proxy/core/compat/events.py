@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from proxy import events
+from proxy.core import events
 
 
 @dataclass(frozen=True, slots=True)

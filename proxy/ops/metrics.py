@@ -13,13 +13,12 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from proxy import __version__
-from proxy.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+from proxy.core.traffic import TrafficCounts
 
 # `_created` timestamp series double the exposition for no dashboard use.
 disable_created_metrics()
 
 PREFIX = "realtime_proxy"
-DIRECTIONS = ("client_to_upstream", "upstream_to_client")
 SESSION_OUTCOMES = (
     "client_closed",
     "upstream_closed",
@@ -79,33 +78,21 @@ def bounded(value: str | None, allowed: tuple[str, ...], *, none: str = "none") 
     return value if value in allowed else "other"
 
 
-class TrafficCounts(Collector):
-    """Frames and bytes by direction and event type, as plain ints.
+class TrafficCollector(Collector):
+    """Exports the core's plain traffic counters at scrape time."""
 
-    The hot path adds to a dict (no locks, no label lookups); Prometheus reads it at scrape time."""
-
-    def __init__(self) -> None:
-        self.frames: dict[tuple[str, str], int] = {}
-        self.bytes: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
-        for event_type in CLIENT_EVENT_TYPES | {"other", "invalid", "binary"}:
-            self.frames[(DIRECTIONS[0], event_type)] = 0
-        for event_type in SERVER_EVENT_TYPES | {"other", "invalid", "binary"}:
-            self.frames[(DIRECTIONS[1], event_type)] = 0
-
-    def add(self, direction: str, label: str, size: int) -> None:
-        key = (direction, label)
-        self.frames[key] = self.frames.get(key, 0) + 1
-        self.bytes[direction] += size
+    def __init__(self, counts: TrafficCounts) -> None:
+        self.counts = counts
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         frames = CounterMetricFamily(
             f"{PREFIX}_messages", "WebSocket messages relayed", labels=["direction", "event_type"]
         )
-        for (direction, label), count in list(self.frames.items()):
+        for (direction, label), count in list(self.counts.frames.items()):
             frames.add_metric([direction, label], count)
         yield frames
         size = CounterMetricFamily(f"{PREFIX}_message_bytes", "Payload bytes relayed", labels=["direction"])
-        for direction, count in list(self.bytes.items()):
+        for direction, count in list(self.counts.bytes.items()):
             size.add_metric([direction], count)
         yield size
 
@@ -127,7 +114,7 @@ class Metrics:
             registry=r,
         )
         self.traffic = TrafficCounts()
-        r.register(self.traffic)
+        r.register(TrafficCollector(self.traffic))
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
         )
@@ -201,7 +188,7 @@ class Metrics:
 
     def _preinitialise(self) -> None:
         """Known label values exist at 0 from the first scrape, so rate() and absent() behave."""
-        from proxy.rules import ALL_RULES
+        from proxy.core.rules import ALL_RULES
 
         for outcome in SESSION_OUTCOMES:
             self.sessions_total.labels(outcome)

@@ -13,10 +13,10 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from proxy.actions import Action, CancelTimer, Frame, Later, Observation, ToClient, ToUpstream
-from proxy.closing import LegClosed, close_for_peer, outcome_of
-from proxy.observe import SessionObserver
-from proxy.session import SessionCore
+from proxy.core.actions import Action, CancelTimer, Frame, Later, Observation, ToClient, ToUpstream
+from proxy.core.closing import LegClosed, close_for_peer, outcome_of
+from proxy.core.session import SessionCore
+from proxy.ops.observe import SessionObserver
 
 Handler = Callable[[Frame, float], list[Action] | None]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from proxy.events import sniff_string_field
+from proxy.core.events import sniff_string_field
 
 # Smallest bytes/ms of any GA format (G.711 at 8 kHz): with an unknown format it turns a
 # byte count into an UPPER bound on milliseconds, so guards never block a valid request.

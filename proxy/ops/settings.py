@@ -33,7 +33,7 @@ class RulesSettings(_Strict):
 
     @model_validator(mode="after")
     def _known_rules_only(self) -> RulesSettings:
-        from proxy.rules import ALL_RULES  # late import: settings must load even for `lint --help`
+        from proxy.core.rules import ALL_RULES  # late import: settings must load even for `lint --help`
 
         known = {rule.name for rule in ALL_RULES}
         for name, value in (self.model_extra or {}).items():

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.session_state import SessionState
+from proxy.core.session_state import SessionState
 
 
 @dataclass(frozen=True, slots=True)

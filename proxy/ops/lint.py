@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proxy.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, dump
+from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, dump
+from proxy.core.rules import RuleChain, build_chain, rule_by_name
+from proxy.core.session_state import SessionState
 from proxy.fake_upstream.errors import ApiError
 from proxy.fake_upstream.validation import check_item, check_response_create, check_session_update
-from proxy.rules import RuleChain, build_chain, rule_by_name
-from proxy.session_state import SessionState
 
 _RECORDED_AUDIO = "<"  # --record-dir replaces audio with "<N chars>"
 
@@ -193,7 +193,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     enabled: dict[str, bool] | None = None
     if args.config:
-        from proxy.settings import ConfigError, load_settings
+        from proxy.ops.settings import ConfigError, load_settings
 
         try:
             enabled = load_settings(args.config, environ={}).rules.enabled_overrides()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.rules._util import brief, targets
-from proxy.rules.model import Rewrite, Rule
-from proxy.session_state import SessionState
+from proxy.core.rules._util import brief, targets
+from proxy.core.rules.model import Rewrite, Rule
+from proxy.core.session_state import SessionState
 
 _CONFIG_TYPES = frozenset({"session.update", "response.create"})
 

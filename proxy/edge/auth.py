@@ -14,7 +14,7 @@ from pathlib import Path
 
 from websockets.datastructures import Headers
 
-from proxy.settings import AuthSettings
+from proxy.ops.settings import AuthSettings
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 _CREDENTIAL_HEADERS = ("authorization", "api-key")

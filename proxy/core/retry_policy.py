@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.actions import Observation
+from proxy.core.actions import Observation
 
 # The only failures the API itself calls transient ("We recommend you retry your request.").
 RETRYABLE_ERROR_TYPES = frozenset({"server_error"})

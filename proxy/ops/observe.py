@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from proxy.actions import Observation
-from proxy.metrics import KNOWN_ERROR_CODES, KNOWN_ERROR_TYPES, RESPONSE_STATUSES, Metrics, bounded
+from proxy.core.actions import Observation
+from proxy.ops.metrics import KNOWN_ERROR_CODES, KNOWN_ERROR_TYPES, RESPONSE_STATUSES, Metrics, bounded
 
 _RATE_LIMIT_NAMES = ("requests", "tokens")
 

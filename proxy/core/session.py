@@ -13,17 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from proxy import compat
-from proxy.actions import Action, Frame, Observation, ToClient, ToUpstream
-from proxy.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, dump, label_for, parse_object, sniff_type
-from proxy.metrics import DIRECTIONS, TrafficCounts
-from proxy.retry import SERVER_PARSED_TYPES as RETRY_PARSED_TYPES
-from proxy.retry import ResponseRetrier
-from proxy.rules import RuleChain
-from proxy.session_state import SessionState
-from proxy.tracker import FIRST_DELTA_MODALITY, ResponseTracker
+from proxy.core import compat
+from proxy.core.actions import Action, Frame, Observation, ToClient, ToUpstream
+from proxy.core.events import (
+    CLIENT_EVENT_TYPES,
+    SERVER_EVENT_TYPES,
+    dump,
+    label_for,
+    parse_object,
+    sniff_type,
+)
+from proxy.core.retry import SERVER_PARSED_TYPES as RETRY_PARSED_TYPES
+from proxy.core.retry import ResponseRetrier
+from proxy.core.rules import RuleChain
+from proxy.core.session_state import SessionState
+from proxy.core.tracker import FIRST_DELTA_MODALITY, ResponseTracker
+from proxy.core.traffic import C2U, U2C, TrafficCounts
 
-C2U, U2C = DIRECTIONS
 _OWN_EVENT_PREFIX = "proxy_evt_"
 _ATTRIBUTION_MEMORY = 256
 

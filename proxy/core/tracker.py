@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from proxy.actions import Frame, Observation
-from proxy.events import sniff_string_field
+from proxy.core.actions import Frame, Observation
+from proxy.core.events import sniff_string_field
 
 FIRST_DELTA_MODALITY = {
     "response.output_audio.delta": "audio",

@@ -22,19 +22,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from proxy import compat
-from proxy.actions import Action, Frame
-from proxy.auth import Admission, AdmissionRefused
-from proxy.logs import get_logger
-from proxy.metrics import Metrics
-from proxy.observe import SessionObserver
-from proxy.record import SessionRecorder
-from proxy.relay import Handler, Relay
-from proxy.retry import ResponseRetrier, RetryPolicy
-from proxy.rules import Rule, RuleChain, build_chain
-from proxy.session import CoreOptions, SessionCore
-from proxy.settings import Settings
-from proxy.upstream import (
+from proxy.core import compat
+from proxy.core.actions import Action, Frame
+from proxy.core.retry import ResponseRetrier, RetryPolicy
+from proxy.core.rules import Rule, RuleChain, build_chain
+from proxy.core.session import CoreOptions, SessionCore
+from proxy.edge.auth import Admission, AdmissionRefused
+from proxy.edge.relay import Handler, Relay
+from proxy.edge.upstream import (
     RELAYED_REFUSAL_HEADERS,
     BadRequestTarget,
     UpstreamFailure,
@@ -46,6 +41,11 @@ from proxy.upstream import (
     open_upstream,
     upstream_url,
 )
+from proxy.ops.logs import get_logger
+from proxy.ops.metrics import Metrics
+from proxy.ops.observe import SessionObserver
+from proxy.ops.record import SessionRecorder
+from proxy.ops.settings import Settings
 
 log = get_logger("proxy.server")
 
@@ -351,7 +351,7 @@ def _recording(handler: Handler, recorder: SessionRecorder) -> Handler:
 
 
 def _rule_names() -> list[str]:
-    from proxy.rules import ALL_RULES
+    from proxy.core.rules import ALL_RULES
 
     return [rule.name for rule in ALL_RULES]
 
@@ -381,6 +381,6 @@ def _close_desc(connection: Any) -> dict[str, Any] | None:
 
 
 def _close_label(code: int) -> str:
-    from proxy.metrics import CLOSE_CODES
+    from proxy.ops.metrics import CLOSE_CODES
 
     return str(code) if str(code) in CLOSE_CODES else "other"

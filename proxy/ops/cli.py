@@ -11,8 +11,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from proxy import __version__
-from proxy.logs import configure_logging, get_logger
-from proxy.settings import ConfigError, Settings, load_settings
+from proxy.ops.logs import configure_logging, get_logger
+from proxy.ops.settings import ConfigError, Settings, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "lint":
-        from proxy.lint import main as lint_main
+        from proxy.ops.lint import main as lint_main
 
         return lint_main(argv[1:])
     args = build_parser().parse_args(argv)
@@ -100,9 +100,9 @@ def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def _serve(settings: Settings) -> int:
-    from proxy.health import HealthServer
-    from proxy.metrics import Metrics
-    from proxy.server import ProxyServer
+    from proxy.edge.health import HealthServer
+    from proxy.edge.server import ProxyServer
+    from proxy.ops.metrics import Metrics
 
     log = get_logger()
     fake: Any = None

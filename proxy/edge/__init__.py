@@ -1,0 +1,1 @@
+"""The network edge: the only code that awaits or touches sockets (listener, upstream, relay, health)."""

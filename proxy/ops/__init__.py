@@ -1,0 +1,1 @@
+"""The operator edge: settings, logs, metrics, the observer, the command line, lint and recording."""
