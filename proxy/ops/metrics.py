@@ -70,6 +70,15 @@ KNOWN_ERROR_CODES = (
 )
 CLOSE_CODES = ("1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "1012", "1013", "1014", "4000")
 CLOSE_SIDES = ("client", "upstream")
+HTTP_ROUTES = (
+    "realtime_client_secrets",
+    "translations_client_secrets",
+    "realtime_calls",
+    "realtime_call_action",
+    "other",
+)
+# Status classes; "none" when the client went away before any response was started.
+HTTP_STATUSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
 
 
 def bounded(value: str | None, allowed: tuple[str, ...], *, none: str = "none") -> str:
@@ -184,6 +193,20 @@ class Metrics:
         self.beta_sessions_total = Counter(
             f"{p}_beta_sessions_total", "Beta-shaped client sessions by handling", ["mode"], registry=r
         )
+        self.http_requests_total = Counter(
+            f"{p}_http_requests_total", "Plain HTTP requests by route class and status class",
+            ["route", "status"], registry=r,
+        )  # fmt: skip
+        self.http_request_duration = Histogram(
+            f"{p}_http_request_duration_seconds",
+            "Plain HTTP request: first byte of the request to the last byte of the response",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.http_bytes_total = Counter(
+            f"{p}_http_bytes_total", "Plain HTTP body bytes relayed", ["route", "direction"], registry=r
+        )
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -217,3 +240,9 @@ class Metrics:
                 self.closes_total.labels(side, code)
         for mode in ("translate", "reject", "passthrough"):
             self.beta_sessions_total.labels(mode)
+        for route in HTTP_ROUTES:
+            self.http_request_duration.labels(route)
+            for direction in ("request", "response"):
+                self.http_bytes_total.labels(route, direction)
+            for status in ("2xx", "4xx", "5xx"):
+                self.http_requests_total.labels(route, status)

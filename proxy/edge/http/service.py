@@ -1,0 +1,75 @@
+"""The HTTP side of the client listener: the protocol factory the listener hands non-upgrade
+connections to, the shared upstream client, and shutdown of both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+import httpx
+
+from proxy.core.rules import RuleChain
+from proxy.edge.auth import Admission
+from proxy.edge.http.connection import ConnectionLimits, HttpConnection
+from proxy.edge.http.forward import Forwarder
+from proxy.ops.metrics import Metrics
+from proxy.ops.settings import Settings
+
+
+def upstream_client(settings: Settings, ssl_context: ssl.SSLContext | None) -> httpx.AsyncClient:
+    h = settings.http
+    client = httpx.AsyncClient(
+        verify=ssl_context or True,
+        trust_env=False,  # an environment HTTP proxy must not silently carry API keys
+        follow_redirects=False,  # a redirect could carry the client's credentials to another host
+        timeout=httpx.Timeout(
+            connect=h.connect_timeout,
+            read=h.upstream_read_timeout,
+            write=h.client_idle_timeout,
+            pool=h.connect_timeout,
+        ),
+        limits=httpx.Limits(max_connections=h.max_upstream_connections, max_keepalive_connections=32),
+    )
+    # Send only what the client sent: no httpx defaults for content negotiation or identity.
+    for name in ("accept", "accept-encoding", "user-agent"):
+        del client.headers[name]
+    return client
+
+
+class HttpService:
+    def __init__(
+        self,
+        settings: Settings,
+        chain: RuleChain,
+        admission: Admission,
+        metrics: Metrics,
+        *,
+        upstream_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        h = settings.http
+        self.client = upstream_client(settings, upstream_ssl)
+        self.forwarder = Forwarder(settings, chain, admission, metrics, self.client)
+        self.limits = ConnectionLimits(
+            max_header_bytes=h.max_header_bytes,
+            header_timeout=h.header_timeout,
+            keepalive_timeout=h.keepalive_timeout,
+            idle_timeout=h.client_idle_timeout,
+        )
+        self.connections: set[HttpConnection] = set()
+
+    def factory(self) -> asyncio.Protocol:
+        """`http_factory` for the listener: a fresh protocol for one client connection."""
+        return HttpConnection(self.forwarder.handle, self.limits, self.connections)
+
+    async def close(self, grace: float = 0.0) -> None:
+        """Close idle connections, give requests in flight `grace` seconds, then abort the rest."""
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        tasks = [c.task for c in self.connections if c.task is not None]
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        for connection in list(self.connections):
+            connection.abort()
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
