@@ -28,6 +28,7 @@ from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import Rule, RuleChain, build_chain
 from proxy.core.session import CoreOptions, SessionCore
 from proxy.edge.auth import Admission, AdmissionRefused
+from proxy.edge.http import HttpService
 from proxy.edge.relay import Handler, Relay
 from proxy.edge.upstream import (
     RELAYED_REFUSAL_HEADERS,
@@ -119,6 +120,11 @@ class ProxyServer:
                 else None
             ),
         )
+        # Plain HTTP on the client port: the listener hands non-upgrade connections to this factory.
+        self.http = HttpService(
+            settings, self.chain, self.admission, self.metrics, upstream_ssl=self.upstream_options.ssl_context
+        )
+        self.http_factory = self.http.factory
         self._pending: dict[ServerConnection, PendingSession] = {}
         self.relays: set[Relay] = set()
         self._drained = asyncio.Event()  # set whenever the last session ends
@@ -337,6 +343,7 @@ class ProxyServer:
                     await self._drained.wait()
         for relay in list(self.relays):
             relay.stop("shutdown", 1001, "proxy shutting down")
+        await self.http.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.server.wait_closed()

@@ -191,12 +191,13 @@ class HttpConnection(asyncio.Protocol):
             self.resume_reading("pipelined")
             self.resume_reading("body")
             self._pump()
-        elif not exchange.body_complete and not exchange.gone:
+        elif not exchange.body_complete and not exchange.gone and not exchange.stalled:
             # Answered before the body ended (e.g. 413): read and drop the rest for a moment so the
             # client sees the answer instead of a reset, then close.
             self._discarding = True
             self._arm(_LINGER_SECONDS, self._close)
             self.resume_reading("body")
+            self._pump()
         else:
             self._close()
 

@@ -74,6 +74,7 @@ class Exchange:
         self._asked_for_body = False
         self.body_complete = not head.has_body
         self.gone = False
+        self.stalled = False  # the request body stopped arriving: no point waiting for the rest
         self.status: int | None = None  # set once the response head is sent
         self.finished = False
         self.bytes_in = 0
@@ -114,6 +115,7 @@ class Exchange:
                 async with asyncio.timeout(self._idle_timeout):
                     await self._arrived.wait()
             except TimeoutError:
+                self.stalled = True
                 raise BodyTimeout("request body stalled") from None
         chunk = self._chunks.popleft()
         self._buffered -= len(chunk)
