@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 
 import httpx
@@ -16,25 +17,19 @@ from proxy.edge.http.forward import Forwarder
 from proxy.ops.metrics import Metrics
 from proxy.ops.settings import Settings
 
+# httpx logs every request at INFO with its full URL (a query can carry an Azure `api-key`); the
+# proxy's own `http_request` line says what is needed, without the URL.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
-def upstream_client(settings: Settings, ssl_context: ssl.SSLContext | None) -> httpx.AsyncClient:
-    h = settings.http
-    client = httpx.AsyncClient(
-        verify=ssl_context or True,
-        trust_env=False,  # an environment HTTP proxy must not silently carry API keys
-        follow_redirects=False,  # a redirect could carry the client's credentials to another host
-        timeout=httpx.Timeout(
-            connect=h.connect_timeout,
-            read=h.upstream_read_timeout,
-            write=h.client_idle_timeout,
-            pool=h.connect_timeout,
-        ),
-        limits=httpx.Limits(max_connections=h.max_upstream_connections, max_keepalive_connections=32),
+
+def upstream_transport(settings: Settings, ssl_context: ssl.SSLContext | None) -> httpx.AsyncHTTPTransport:
+    """One connection pool to the upstream. A transport ignores environment proxies (they must not
+    silently carry API keys) and never follows redirects (they could carry credentials elsewhere)."""
+    limits = httpx.Limits(
+        max_connections=settings.http.max_upstream_connections, max_keepalive_connections=32
     )
-    # Send only what the client sent: no httpx defaults for content negotiation or identity.
-    for name in ("accept", "accept-encoding", "user-agent"):
-        del client.headers[name]
-    return client
+    return httpx.AsyncHTTPTransport(verify=ssl_context or True, trust_env=False, limits=limits)
 
 
 class HttpService:
@@ -48,8 +43,8 @@ class HttpService:
         upstream_ssl: ssl.SSLContext | None = None,
     ) -> None:
         h = settings.http
-        self.client = upstream_client(settings, upstream_ssl)
-        self.forwarder = Forwarder(settings, chain, admission, metrics, self.client)
+        self.transport = upstream_transport(settings, upstream_ssl)
+        self.forwarder = Forwarder(settings, chain, admission, metrics, self.transport)
         self.limits = ConnectionLimits(
             max_header_bytes=h.max_header_bytes,
             header_timeout=h.header_timeout,
@@ -72,4 +67,4 @@ class HttpService:
         for connection in list(self.connections):
             connection.abort()
         with contextlib.suppress(Exception):
-            await self.client.aclose()
+            await self.transport.aclose()
