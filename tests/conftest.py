@@ -32,7 +32,6 @@ class RunningProxy:
     metrics: Metrics
     fake: FakeUpstream
     logs: io.StringIO
-    http_port: int = 0  # plain HTTP: the client port itself, or a side listener (see make_proxy)
 
     @property
     def port(self) -> int:
@@ -40,8 +39,8 @@ class RunningProxy:
 
     @property
     def base_url(self) -> str:
-        """What an SDK's base_url is set to: REST and (where served on one port) WebSocket."""
-        return f"http://127.0.0.1:{self.http_port or self.server.port}/v1"
+        """What an SDK's base_url is set to: REST and WebSocket on the one client port."""
+        return f"http://127.0.0.1:{self.server.port}/v1"
 
     @property
     def ws_base(self) -> str:
@@ -109,17 +108,10 @@ async def make_proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
         health = HealthServer(metrics.registry, lambda: server.ready)
         await health.start("127.0.0.1", 0)
         running = RunningProxy(server, health, metrics, fake, logs)
-        # Until the client listener dispatches plain HTTP itself, serve the factory on a side port.
-        side = await asyncio.get_running_loop().create_server(server.http_factory, "127.0.0.1", 0)
-        running.http_port = side.sockets[0].getsockname()[1]
-        side_listeners.append(side)
         started.append(running)
         return running
 
-    side_listeners: list[asyncio.Server] = []
     yield start
-    for side in side_listeners:
-        side.close()
     for running in started:
         await running.server.shutdown(grace=0)
         await running.health.stop()

@@ -155,6 +155,10 @@ class FakeUpstream:
             self._select_subprotocol,
             max_size=self.max_size,  # no compression: frames stay byte-comparable and cheap for benchmarks
             ping_interval=None,  # the client drives keepalive; see stop_answering_pings
+            # websockets stops reading a connection whose queue is full, so it would not see the
+            # proxy's EOF after a Close while frames are still queued, and waited out its 10 s
+            # close timeout: queue more than a test's burst.
+            max_queue=256,
         )
         limits = ConnectionLimits(keepalive_timeout=30.0)
 

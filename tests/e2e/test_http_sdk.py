@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from openai import APIStatusError, AsyncOpenAI, BadRequestError
+from openai import APIStatusError, AsyncOpenAI, BadRequestError, DefaultAsyncHttpxClient
 
 from proxy.core.rules import Refuse, Rule
+from proxy.edge.server import ProxyServer
+from proxy.fake_upstream import FakeUpstream
 from proxy.fake_upstream.http_api import SDP_ANSWER
+from proxy.ops.settings import load_settings
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
+from tests.e2e.helpers import self_signed
 
 SDP_OFFER = (
     "v=0\r\no=- 7139462193 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
@@ -226,3 +232,59 @@ async def test_unreachable_upstream_is_a_502_with_an_api_error(make_proxy: Proxy
     assert failed.value.body == {
         "message": "The proxy could not reach the upstream.", "type": "server_error", "param": None,
         "code": "upstream_unreachable"}  # fmt: skip
+
+
+async def _whole_surface(client: AsyncOpenAI, **ws_options: Any) -> None:
+    """What an app does with one client: REST, a streamed response, WebRTC/SIP configs, a WebSocket."""
+    async with asyncio.timeout(15):
+        assert [model.id async for model in client.models.list()]
+        stream = await client.responses.create(model="gpt-4o-mini", input="hi", stream=True)
+        assert [event.type async for event in stream][-1] == "response.completed"
+        secret = await client.realtime.client_secrets.create(session=BETA_SESSION)  # type: ignore[arg-type]
+        assert secret.session.type == "realtime"
+        answer = await client.realtime.calls.create(
+            sdp=SDP_OFFER, session={"type": "realtime", **BETA_SESSION}
+        )  # type: ignore[typeddict-item]
+        assert answer.content == SDP_ANSWER
+        async with client.realtime.connect(
+            model="gpt-realtime", websocket_connection_options=ws_options
+        ) as rt:  # type: ignore[arg-type]
+            assert (await rt.recv()).type == "session.created"
+            await rt.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            assert (await rt.recv()).type == "session.updated"
+
+
+async def test_one_client_object_for_rest_and_websocket(proxy: RunningProxy) -> None:
+    await _whole_surface(sdk(proxy.base_url))
+    assert [(r.method, r.path) for r in proxy.fake.http.records] == [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/responses"),
+        ("POST", "/v1/realtime/client_secrets"),
+        ("POST", "/v1/realtime/calls"),
+    ]
+    assert [c.path for c in proxy.fake.connections] == ["/v1/realtime"]
+    samples = await proxy.scrape()
+    assert sample(samples, "realtime_proxy_upstream_handshakes_total", result="ok") == 1
+
+
+async def test_one_base_url_over_tls(fake: FakeUpstream, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    flags = {"host": "127.0.0.1", "port": 0, "upstream_url": fake.url, "ping_interval": 0}
+    server = ProxyServer(load_settings(None, environ={}, flags=flags))
+    await server.start(server_tls)
+    trust = ssl.create_default_context(cafile=str(cert))
+    try:
+        base_url = f"https://127.0.0.1:{server.port}/v1"
+        client = AsyncOpenAI(
+            api_key=API_KEY,
+            base_url=base_url,
+            max_retries=0,
+            http_client=DefaultAsyncHttpxClient(verify=trust),
+        )
+        _OPEN.append(client)
+        await _whole_surface(client, ssl=trust)
+    finally:
+        await server.shutdown(grace=0)
+    assert len(fake.http.records) == 4 and len(fake.connections) == 1
