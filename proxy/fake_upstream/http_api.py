@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .server import FakeUpstream
 
 MODELS = ("gpt-realtime", "gpt-realtime-2", "gpt-4o-mini", "gpt-4o-transcribe")
+_FILE_CONTENT = re.compile(r"/v1/files/[A-Za-z0-9_\-]+/content")
 _CALL_ACTION = re.compile(r"/v1/realtime/calls/([A-Za-z0-9_\-]+)/(accept|hangup|refer|reject)")
 _TRANSLATION_KEYS = {"session": {"model", "audio"}, "session.audio": {"input", "output"},
                      "session.audio.input": {"noise_reduction", "transcription"},
@@ -97,6 +98,9 @@ class FakeHttpApi:
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"} for m in MODELS
             ]
             raise _json({"object": "list", "data": models})
+        if method == "GET" and _FILE_CONTENT.fullmatch(path):  # a download: `?bytes=N` of zeros, streamed
+            await self._download(exchange, record, int(record.query.get("bytes", "1048576")))
+            return
         if method == "GET" and path == "/v1/realtime":
             raise _error(426, "This endpoint expects a WebSocket upgrade.", code="upgrade_required")
         if method != "POST":
@@ -165,6 +169,15 @@ class FakeHttpApi:
             await exchange.send(event)
             self.stream_started.set()
         self.stream_finished.set()
+        await exchange.finish()
+
+    @staticmethod
+    async def _download(exchange: Exchange, record: HttpRecord, size: int) -> None:
+        chunk = bytes(64 * 1024)
+        headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(size).encode())]
+        await exchange.start(200, headers)
+        for offset in range(0, size, len(chunk)):
+            await exchange.send(chunk[: size - offset])
         await exchange.finish()
 
     def _validated(self, session: object, default_type: str) -> dict[str, Any]:

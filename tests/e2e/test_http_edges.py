@@ -150,6 +150,24 @@ async def test_upstream_dropping_mid_stream_cuts_the_client_response(proxy: Runn
     assert (line["status"], line["outcome"]) == (200, "upstream_disconnected")
 
 
+async def test_client_not_reading_a_download_is_cut_off(make_proxy: ProxyFactory) -> None:
+    proxy = await make_proxy(http={"client_idle_timeout": 0.3})
+    request = f"GET /v1/files/file_1/content?bytes={256 * 1024 * 1024} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n"
+    _reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port, limit=1024)
+    writer.transport.pause_reading()  # a client that never reads: kernel buffers fill, then the proxy's
+    try:
+        writer.write(request.encode())
+        async with asyncio.timeout(10):
+            await eventually(lambda: bool(http_lines(proxy)), timeout=10)
+            await no_connections_left(proxy)
+    finally:
+        writer.close()
+    (line,) = http_lines(proxy)
+    assert (line["status"], line["outcome"]) == (200, "client_stalled")
+    assert proxy.fake.http.records[-1].outcome == "client_gone"
+    assert line["bytes_out"] < 256 * 1024 * 1024
+
+
 async def test_upload_streams_through_without_waiting_for_the_whole_body(proxy: RunningProxy) -> None:
     chunk, count = b"z" * 65536, 64  # 4 MiB
 

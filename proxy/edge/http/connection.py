@@ -231,9 +231,13 @@ class HttpConnection(asyncio.Protocol):
             self._timer = None
 
     def _close(self) -> None:
-        self._disarm()
+        """Close after flushing what is buffered; a client that does not read for `idle_timeout`
+        would keep that flush (and this connection) forever, so it is aborted then."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+            self._arm(self._limits.idle_timeout, self.abort)
+        else:
+            self._disarm()
 
     def close_if_idle(self) -> None:
         """For shutdown: close now unless a request is in flight (that one closes when done)."""
