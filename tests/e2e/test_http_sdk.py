@@ -18,7 +18,7 @@ from openai import APIStatusError, AsyncOpenAI, BadRequestError, DefaultAsyncHtt
 from proxy.core.rules import Refuse, Rule
 from proxy.edge.server import ProxyServer
 from proxy.fake_upstream import FakeUpstream
-from proxy.fake_upstream.http_api import SDP_ANSWER
+from proxy.fake_upstream.http_realtime import SDP_ANSWER
 from proxy.ops.settings import load_settings
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.helpers import self_signed
