@@ -48,6 +48,7 @@ class FakeHttpApi:
         self.records: list[HttpRecord] = []
         self.sse_interval = 0.02  # seconds between streamed chunks
         self.drop_stream_after: int | None = None  # abort a stream after this many chunks
+        self.reply_delay = 0.0  # seconds before any request is looked at (a slow upstream)
         self.stream_started = asyncio.Event()
         self.stream_finished = asyncio.Event()
         self.client_secrets: set[str] = set()
@@ -58,6 +59,8 @@ class FakeHttpApi:
         record = HttpRecord(head.method, path, dict(parse_qsl(query)), dict(head.headers))
         self.records.append(record)
         try:
+            if self.reply_delay:
+                await asyncio.sleep(self.reply_delay)
             await self._route(exchange, record)
             record.outcome = "complete"
         except Reply as reply:

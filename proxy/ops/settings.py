@@ -97,7 +97,7 @@ class HttpSettings(_Strict):
         "realtime_call_action",
     )
     max_repair_body_bytes: int = Field(1024 * 1024, ge=1024)  # session-config routes are read whole
-    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)  # as the listener allows for the first request
     connect_timeout: float = Field(10.0, gt=0)
     upstream_read_timeout: float = Field(600.0, gt=0)  # between upstream bytes (SSE can idle)
     client_idle_timeout: float = Field(60.0, gt=0)  # a stalled request body or a client not reading

@@ -113,6 +113,15 @@ async def test_stalled_second_request_head_is_408(make_proxy: ProxyFactory) -> N
     assert len(proxy.fake.http.records) == 1
 
 
+async def test_upstream_silent_past_the_read_timeout_is_504(make_proxy: ProxyFactory) -> None:
+    proxy = await make_proxy(http={"upstream_read_timeout": 0.3})
+    proxy.fake.http.reply_delay = 5.0
+    async with asyncio.timeout(10), httpx.AsyncClient(base_url=proxy.base_url) as client:
+        response = await client.get("/models", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert (response.status_code, response.json()["error"]["code"]) == (504, "upstream_timeout")
+    await eventually(lambda: proxy.fake.http.records[-1].outcome == "client_gone")  # the request was dropped
+
+
 async def test_client_leaving_mid_stream_closes_the_upstream_request(proxy: RunningProxy) -> None:
     proxy.fake.http.sse_interval = 0.2
     body = b'{"model": "gpt-4o-mini", "input": "hi", "stream": true}'
@@ -215,3 +224,15 @@ async def test_inject_mode_checks_the_token_and_limits_the_key_to_realtime_route
     (record,) = proxy.fake.http.records
     assert record.headers["authorization"] == f"Bearer {REAL_KEY}"
     assert TOKEN not in proxy.logs.getvalue() and REAL_KEY not in proxy.logs.getvalue()
+
+
+async def test_origin_allow_list_applies_to_http(make_proxy: ProxyFactory) -> None:
+    proxy = await make_proxy(auth={"allowed_origins": ["https://app.example"]})
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    async with asyncio.timeout(10), httpx.AsyncClient(base_url=proxy.base_url, headers=auth) as client:
+        foreign = await client.get("/models", headers={"Origin": "https://evil.example"})
+        allowed = await client.get("/models", headers={"Origin": "https://app.example"})
+        server = await client.get("/models")
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "origin_not_allowed")
+    assert (allowed.status_code, server.status_code) == (200, 200)
+    assert len(proxy.fake.http.records) == 2

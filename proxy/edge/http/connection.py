@@ -23,7 +23,7 @@ _LINGER_SECONDS = 2.0  # after an early answer, how long the rest of a request b
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: int = 16 * 1024
     header_timeout: float = 30.0
     keepalive_timeout: float = 75.0
     idle_timeout: float = 60.0  # request body stalled / response not read
