@@ -85,12 +85,14 @@ def test_rewrite_forwards_the_repaired_event_and_reports_it() -> None:
 
 def test_refusal_answers_the_client_and_sends_nothing_upstream() -> None:
     session = core()
+    created = {"type": "session.created", "session": {"type": "realtime", "tools": []}}
+    session.from_upstream(json.dumps(created), 0.0)  # the API reported the (empty) tool list
     actions = session.from_client(
         json.dumps(
             {
                 "type": "response.create",
                 "event_id": "c1",
-                "response": {"tool_choice": {"type": "function", "name": "nope"}},
+                "response": {"conversation": "none", "tool_choice": {"type": "function", "name": "nope"}},
             }
         ),
         0.0,

@@ -55,6 +55,8 @@ FLAT_AUDIO = Rule(
     event_types=_CONFIG_TYPES,
     prevents="Unknown parameter: 'session.voice'. (and the other flat beta audio fields)",
     apply=_flat_audio,
+    evidence="openai/types/realtime/realtime_audio_config_param.py; "
+    "https://github.com/openai/openai-python/issues/2638",
 )
 
 _FORMATS: dict[str, dict[str, Any]] = {
@@ -96,4 +98,5 @@ AUDIO_FORMAT_STRINGS = Rule(
     event_types=_CONFIG_TYPES,
     prevents="Invalid type for 'session.audio.input.format': expected an object, but got a string instead.",
     apply=_format_strings,
+    evidence="openai/types/realtime/realtime_audio_formats_param.py",
 )
