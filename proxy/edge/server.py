@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 
 from proxy.core import compat
 from proxy.core.actions import Action, Frame
+from proxy.core.context import SessionContext, session_context, upstream_target
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import Rule, RuleChain, build_chain
 from proxy.core.session import CoreOptions, SessionCore
@@ -96,6 +97,7 @@ class ProxyServer:
             settings.rules.enabled_overrides(),
             observe_only=settings.rules_observe_only,
             extra_rules=extra_rules,  # the plug-in point for rules that are not built in
+            per_model=settings.models.rules,  # rules v2 (#12): [models.rules.<model>] switches
         )
         self.escalation = build_chain({name: name in settings.retry.escalate_rules for name in _rule_names()})
         self.retry_policy = RetryPolicy(
@@ -186,7 +188,10 @@ class ProxyServer:
             plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
             forwarded = list(plain.items())
         try:
-            url = upstream_url(s.upstream_url, request.path)
+            # rules v2 (#12): model aliases and the transcription handshake repair (pure, in core.context)
+            url = upstream_url(
+                s.upstream_url, upstream_target(request.path, self._context(request.path), s.models.aliases)
+            )
         except BadRequestTarget as exc:
             return json_response(400, "invalid_request_target", str(exc))
         started = time.monotonic()
@@ -270,6 +275,8 @@ class ProxyServer:
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
+        # rules v2 (#12): where the session is (route, model), for the rules' scopes
+        core.state.context = self._context(client.request.path if client.request else "/")
         recorder = SessionRecorder(s.record_dir, pending.session_id) if s.record_dir else None
         if recorder is not None:
             core.from_client = _recording(core.from_client, recorder)  # type: ignore[method-assign,assignment]
@@ -321,6 +328,13 @@ class ProxyServer:
             if recorder is not None:
                 recorder.close()
             structlog.contextvars.clear_contextvars()
+
+    def _context(self, request_target: str) -> SessionContext:
+        # rules v2 (#12): the transcription model moves only when its rule really rewrites.
+        move = self.chain.enabled("transcription_handshake_model") and not self.chain.observe_only
+        return session_context(
+            request_target, aliases=self.settings.models.aliases, move_transcription_model=move
+        )
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop accepting, let sessions run for `grace` seconds, then close them with 1001."""

@@ -5,9 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
 from proxy.core.context import SessionContext
-from proxy.core.rules import build_chain
+from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
 from proxy.core.session_state import SessionState
 
 GA_SESSION = {

@@ -95,6 +95,6 @@ TRUNCATE_PAST_AUDIO = Rule(
     "unsupported_content_type: Only model output audio messages can be truncated",
     apply=_truncate,
     session_types=REALTIME,
-    evidence="https://github.com/pipecat-ai/pipecat/issues/2106; https://github.com/livekit/agents/issues/6157; "
-    "https://github.com/openai/openai-agents-python/pull/2374",
+    evidence="https://github.com/pipecat-ai/pipecat/issues/2106; "
+    "https://github.com/livekit/agents/issues/6157; https://github.com/openai/openai-agents-python/pull/2374",
 )

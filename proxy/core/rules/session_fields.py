@@ -29,7 +29,8 @@ def _read_only_fields(event: dict[str, Any], state: SessionState, out: list[Rewr
 
 READ_ONLY_SESSION_FIELDS = Rule(
     name="read_only_session_fields",
-    description="Strip read-only fields echoed back in session.update (id, object, expires_at, client_secret).",
+    description="Strip read-only fields echoed back in session.update: id, object, expires_at, "
+    "client_secret.",
     lossless=True,  # none of them can be set by an update
     default_enabled=True,
     event_types=frozenset({"session.update"}),
@@ -132,7 +133,8 @@ def _transcription_session_update(event: dict[str, Any], state: SessionState, ou
 
 TRANSCRIPTION_SESSION_UPDATE = Rule(
     name="transcription_session_update",
-    description="transcription_session.update (beta) -> session.update of type transcription, for GA clients too.",
+    description="transcription_session.update (beta) -> session.update of type transcription, "
+    "for GA clients too.",
     lossless=True,
     default_enabled=True,
     event_types=frozenset({"transcription_session.update"}),
