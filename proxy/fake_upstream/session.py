@@ -390,6 +390,8 @@ class FakeSession:
         )
 
     async def _response_create(self, event: dict[str, Any]) -> None:
+        if self.session["type"] == "transcription":  # wording not verified against the API
+            raise ApiError("Transcription sessions do not support responses.", code="invalid_request_error")
         params = check_response_create(event.get("response"))
         in_band = params.get("conversation", "auto") != "none"
         if in_band and self.in_band is not None:

@@ -88,7 +88,7 @@ async def _answer(ws: ClientConnection, probe: Probe, answer_s: float) -> Outcom
 async def _send(ws: ClientConnection, probe: Probe, event: dict[str, Any], answer_s: float) -> Outcome:
     for setup in probe.setup:
         await ws.send(json.dumps(setup))
-        answered_by = _SETUP_ANSWERS.get(setup.get("type"))
+        answered_by = _SETUP_ANSWERS.get(str(setup.get("type")))
         if answered_by is not None:  # its answer must not be taken for the probe's
             async with asyncio.timeout(answer_s):
                 while json.loads(await ws.recv()).get("type") not in (*answered_by, "error"):
