@@ -1,6 +1,7 @@
 """Where a session is: its route, session type and model, derived from the handshake (pure).
 
-The Realtime API has several WebSocket routes and they do not take the same events: a
+The Realtime API has several WebSocket routes and they do not take the same events (the Azure
+preview route even speaks the beta shape): a
 translation session's `session.update` has no `type` and takes only `audio.*`
 (`openai/types/realtime/realtime_translation_*`), a sideband socket (`?call_id=`) carries no
 input audio appends, a transcription socket (`?intent=transcription`) has no responses. Rules
@@ -19,8 +20,15 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import parse_qsl, urlencode
 
-Route = Literal["realtime", "transcription", "translation", "sideband", "azure"]
-ROUTES: Final[tuple[Route, ...]] = ("realtime", "transcription", "translation", "sideband", "azure")
+Route = Literal["realtime", "transcription", "translation", "sideband", "azure", "azure_preview"]
+ROUTES: Final[tuple[Route, ...]] = (
+    "realtime",
+    "transcription",
+    "translation",
+    "sideband",
+    "azure",
+    "azure_preview",
+)
 SESSION_TYPES: Final = ("realtime", "transcription", "translation")
 
 
@@ -57,8 +65,12 @@ def route_of(path: str, query: Mapping[str, str]) -> Route:
         return "sideband"
     if query.get("intent") == "transcription":
         return "transcription"
+    if trimmed.startswith("/openai/v1/"):
+        return "azure"  # Azure OpenAI GA: the GA shape, ?model=<deployment>
     if trimmed.startswith("/openai/") or "deployment" in query:
-        return "azure"
+        # Azure preview (/openai/realtime?api-version=...&deployment=...) speaks the beta shape:
+        # GA-shape repairs would break its valid requests.
+        return "azure_preview"
     return "realtime"
 
 

@@ -102,6 +102,23 @@ async def test_valid_events_pass_byte_for_byte_on_every_route(make_proxy: ProxyF
     assert [line for line in proxy.log_lines() if line["event"] in ("rewrite", "refusal", "rule_error")] == []
 
 
+async def test_beta_shaped_events_on_the_azure_preview_route_are_left_alone(make_proxy: ProxyFactory) -> None:
+    """The Azure preview route speaks the beta shape: what the GA repairs would change is valid there."""
+    proxy = await make_proxy()
+    client = await RawClient.open(f"ws://127.0.0.1:{proxy.port}/openai/realtime?api-version=x&deployment=dep")
+    beta = {
+        "type": "session.update",
+        "event_id": "b1",
+        "session": {"modalities": ["text", "audio"], "voice": "alloy"},
+    }
+    frame = json.dumps(beta)
+    await client.ws.send(frame)
+    await client.until("session.updated")  # the GA-only fake refuses it; Azure preview would not
+    await client.close()
+    assert proxy.fake.connections[-1].received == [frame]
+    assert [line for line in proxy.log_lines() if line["event"] == "rewrite"] == []
+
+
 async def test_a_translation_update_is_never_given_a_type(make_proxy: ProxyFactory) -> None:
     """Without scopes, session_type_missing added `type` here and the API refused the update."""
     proxy = await make_proxy()

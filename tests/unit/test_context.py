@@ -15,7 +15,7 @@ from proxy.core.context import SessionContext, session_context, upstream_target
         ("/v1/realtime/translations?model=gpt-realtime-translate", "translation", "gpt-realtime-translate"),
         ("/v1/realtime/translations/?model=m&call_id=x", "translation", "m"),
         ("/v1/realtime?call_id=rtc_1", "sideband", None),
-        ("/openai/realtime?api-version=2025-04-01-preview&deployment=dep", "azure", "dep"),
+        ("/openai/realtime?api-version=2025-04-01-preview&deployment=dep", "azure_preview", "dep"),
         ("/openai/v1/realtime?model=dep", "azure", "dep"),
         ("/v1/realtime", "realtime", None),
     ],
@@ -29,7 +29,7 @@ def test_route_and_model(target: str, route: str, model: str | None) -> None:
 def test_implied_session_type() -> None:
     assert SessionContext(route="translation").implied_session_type == "translation"
     assert SessionContext(route="transcription").implied_session_type == "transcription"
-    for route in ("realtime", "sideband", "azure"):  # an ephemeral key may make it either
+    for route in ("realtime", "sideband", "azure", "azure_preview"):  # an ephemeral key may make it either
         assert SessionContext(route=route).implied_session_type is None  # type: ignore[arg-type]
 
 

@@ -94,7 +94,7 @@ TRUNCATE_PAST_AUDIO = Rule(
     prevents="item_truncate_invalid_audio_end_ms: Audio content of Xms is already shorter than Yms / "
     "unsupported_content_type: Only model output audio messages can be truncated",
     apply=_truncate,
-    session_types=REALTIME,
+    session_types=REALTIME,  # GA routes only: beta audio deltas are named differently
     evidence="https://github.com/pipecat-ai/pipecat/issues/2106; "
     "https://github.com/livekit/agents/issues/6157; https://github.com/openai/openai-agents-python/pull/2374",
 )

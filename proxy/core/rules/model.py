@@ -50,10 +50,11 @@ class Refuse(Exception):
 
 RuleFn = Callable[[dict[str, Any], SessionState, list[Rewrite]], None]
 
-# Scopes. Translation sessions take none of the GA conversation shapes: no GA-shape rule may
-# touch them. Sideband sockets carry no input audio appends.
+# Scopes. Translation sessions take none of the GA conversation shapes and the Azure preview
+# route speaks the beta shape: no GA-shape rule may touch them. Sideband sockets carry no
+# input audio appends; the empty-commit guard is shape-independent (same events in beta).
 GA_ROUTES: frozenset[str] = frozenset({"realtime", "transcription", "sideband", "azure"})
-APPEND_ROUTES: frozenset[str] = frozenset({"realtime", "transcription", "azure"})
+APPEND_ROUTES: frozenset[str] = frozenset({"realtime", "transcription", "azure", "azure_preview"})
 REALTIME: frozenset[str] = frozenset({"realtime"})
 REALTIME_OR_TRANSCRIPTION: frozenset[str] = frozenset({"realtime", "transcription"})
 
