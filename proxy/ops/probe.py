@@ -168,6 +168,15 @@ def render(results: list[ProbeResult]) -> str:
     return "\n".join(lines)
 
 
+async def _probe(args: argparse.Namespace, key: str, models: list[str]) -> list[ProbeResult]:
+    if not args.fake_upstream:
+        return await run_probes(args.upstream_url, key, models, args.rule, args.timeout)
+    from proxy.fake_upstream import FakeUpstream
+
+    async with FakeUpstream(delta_interval=0.001) as fake:
+        return await run_probes(fake.url, key, models, args.rule, args.timeout)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="realtime-proxy probe",
@@ -178,15 +187,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rule", action="append", help="probe only these rules (repeatable)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per answer (default 15)")
     parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument("--fake-upstream", action="store_true", help="probe the bundled simulator (no key)")
     args = parser.parse_args(argv)
-    key = os.environ.get("OPENAI_API_KEY", "")
+    key = os.environ.get("OPENAI_API_KEY", "") or ("sk-simulator" if args.fake_upstream else "")
     if not key:
         print(
             "realtime-proxy probe: set OPENAI_API_KEY (the probe talks to the API directly)", file=sys.stderr
         )
         return 2
     models = args.model or list(DEFAULT_MODELS)
-    results = asyncio.run(run_probes(args.upstream_url, key, models, args.rule, args.timeout))
+    results = asyncio.run(_probe(args, key, models))
     if args.format == "json":
         print(json.dumps([asdict(r) | {"still_needed": r.still_needed} for r in results], indent=2))
     else:
