@@ -140,7 +140,10 @@ class SessionState:
         elif event_type == "response.created":
             self._response_created(event.get("response"))
         elif event_type == "response.output_item.done":
-            self._item_done(event.get("item"))
+            # In-band only: out-of-band items are not in the conversation.
+            rid = event.get("response_id")
+            if rid is not None and rid == self._active_response_id:
+                self._item_done(event.get("item"))
         elif event_type == "response.done":
             response = event.get("response")
             rid = response.get("id") if isinstance(response, dict) else None

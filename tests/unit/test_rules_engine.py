@@ -221,3 +221,18 @@ def test_a_rule_that_changes_the_type_hands_over_to_the_new_types_rules() -> Non
     assert [r.rule for r in result.rewrites] == ["to_b", "set_a"]
     before = RuleChain([after, first])  # a "b" rule that ran before the translation is not re-run
     assert [r.rule for r in before.apply({"type": "a", "a": 1}, SessionState()).rewrites] == ["to_b"]
+
+
+def test_per_model_switch_falls_back_to_the_handshake_model() -> None:
+    """session.created may report a dated snapshot the [models.rules] table does not name."""
+    from proxy.core.context import SessionContext
+
+    chain = build_chain(per_model={"gpt-realtime": {"drop_temperature": False}})
+    event = {"type": "session.update", "session": {"type": "realtime", "temperature": 1}}
+    state = SessionState(SessionContext(model="gpt-realtime"))
+    state.observe_server(
+        "session.created", {"type": "session.created", "session": {"model": "gpt-realtime-2025-08-28"}}, ""
+    )
+    assert chain.apply(event, state).event is event
+    other = SessionState(SessionContext(model="gpt-realtime-2"))
+    assert chain.apply(event, other).event["session"] == {"type": "realtime"}

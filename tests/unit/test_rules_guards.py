@@ -135,12 +135,21 @@ def test_truncate_clamped_to_delivered() -> None:
 def test_truncate_of_an_item_that_delivered_no_audio_is_answered() -> None:
     state = SessionState()
     state.delivered_audio_ms["item_a"] = 500.0
-    for item_id in ("item_t", "item_a"):
-        done = {
-            "type": "response.output_item.done",
-            "item": {"id": item_id, "role": "assistant", "content": []},
+    # An out-of-band response first (its items are not in the conversation), then an in-band one.
+    for response_id, conversation, item_ids in (
+        ("resp_o", None, ["item_o"]),
+        ("resp_1", "c", ["item_t", "item_a"]),
+    ):
+        created = {
+            "type": "response.created",
+            "response": {"id": response_id, "conversation_id": conversation},
         }
-        state.observe_server("response.output_item.done", done, "")
+        state.observe_server("response.created", created, "")
+        for item_id in item_ids:
+            item = {"id": item_id, "role": "assistant", "content": []}
+            done = {"type": "response.output_item.done", "response_id": response_id, "item": item}
+            state.observe_server("response.output_item.done", done, "")
+    assert list(state.text_only_items) == ["item_t"]  # not the out-of-band item, not the audio item
     event = {"type": "conversation.item.truncate", "item_id": "item_t", "content_index": 0, "audio_end_ms": 0}
     result = run("truncate_past_audio", event, state)
     assert result.refusal == Refusal(

@@ -73,9 +73,20 @@ class RuleChain:
         rules = self.per_model.get(model, self.rules) if model is not None else self.rules
         return any(r.name == name for r in rules)
 
+    def _model_entry(self, state: SessionState) -> str | None:
+        """The `per_model` key for this session: its live model (session.created may report a
+        dated snapshot), else the model its handshake asked for; None: the default set."""
+        if not self._by_model:
+            return None
+        for model in (state.live_model, state.context.model):
+            if model is not None and model in self._by_model:
+                return model
+        return None
+
     def apply(self, event: dict[str, Any], state: SessionState) -> ChainResult:
         etype = event.get("type")
-        index = self._by_model.get(state.model, self._by_type) if state.model else self._by_type
+        model = self._model_entry(state)
+        index = self._by_model[model] if model is not None else self._by_type
         rules = index.get(etype) if isinstance(etype, str) else None
         if not rules:
             return ChainResult(event, observe_only=self.observe_only)
@@ -96,7 +107,7 @@ class RuleChain:
                 return ChainResult(event, failures=[failure], observe_only=self.observe_only)
             if work.get("type") != etype:  # the rule translated the event: continue as the new type
                 etype = work.get("type")
-                order = self.rules if index is self._by_type else self.per_model[state.model or ""]
+                order = self.rules if model is None else self.per_model[model]
                 after = order[order.index(rule) + 1 :] if rule in order else ()
                 following = index.get(etype, ()) if isinstance(etype, str) else ()
                 queue = [r for r in after if r in following]
