@@ -67,7 +67,9 @@ class SessionState:
         self.session_type: str | None = None
         self.live_model: str | None = None
         self.transcription_model_set = False
-        self.text_only_items: dict[str, None] = {}  # finished assistant items with no audio part
+        self.items_without_audio: dict[
+            str, None
+        ] = {}  # finished in-band assistant items that delivered no audio
         self.voice: Any = None  # current output voice (str or {"id": ...}) per the server
         self.assistant_audio_produced = False
         self.input_format_bytes_per_ms: float | None = None
@@ -204,9 +206,9 @@ class SessionState:
             return
         if item["id"] in self.delivered_audio_ms:
             return
-        if len(self.text_only_items) >= _MAX_TRACKED_ITEMS:
-            del self.text_only_items[next(iter(self.text_only_items))]
-        self.text_only_items[item["id"]] = None
+        if len(self.items_without_audio) >= _MAX_TRACKED_ITEMS:
+            del self.items_without_audio[next(iter(self.items_without_audio))]
+        self.items_without_audio[item["id"]] = None
 
     def _response_created(self, response: Any) -> None:
         # In-band responses write to a conversation; out-of-band ones have conversation_id null.

@@ -149,7 +149,7 @@ def test_truncate_of_an_item_that_delivered_no_audio_is_answered() -> None:
             item = {"id": item_id, "role": "assistant", "content": []}
             done = {"type": "response.output_item.done", "response_id": response_id, "item": item}
             state.observe_server("response.output_item.done", done, "")
-    assert list(state.text_only_items) == ["item_t"]  # not the out-of-band item, not the audio item
+    assert list(state.items_without_audio) == ["item_t"]  # not the out-of-band item, not the audio item
     event = {"type": "conversation.item.truncate", "item_id": "item_t", "content_index": 0, "audio_end_ms": 0}
     result = run("truncate_past_audio", event, state)
     assert result.refusal == Refusal(

@@ -67,7 +67,7 @@ def _truncate(event: dict[str, Any], state: SessionState, out: list[Rewrite]) ->
     item_id, end = event.get("item_id"), event.get("audio_end_ms")
     if not isinstance(item_id, str) or not isinstance(end, int | float) or isinstance(end, bool):
         return
-    if item_id in state.text_only_items:
+    if item_id in state.items_without_audio:
         # It can only fail; the client gets the API's own answer without the round trip.
         raise Refuse(
             code="unsupported_content_type",
