@@ -252,6 +252,8 @@ def check_audio_block(audio: object, prefix: str, *, response: bool) -> None:
         if "voice" in sub and not isinstance(sub["voice"], str | dict):
             raise invalid_type(f"{where}.voice", "a string", sub["voice"])
         speed = sub.get("speed")
+        if "speed" in sub and speed is None:  # livekit/agents #2577
+            raise invalid_type(f"{where}.speed", "a decimal", None)
         if speed is not None and (not isinstance(speed, int | float) or not 0.25 <= speed <= 1.5):
             raise ApiError(
                 f"Invalid '{where}.speed': expected a number between 0.25 and 1.5.",

@@ -97,6 +97,7 @@ PROBES: tuple[Probe, ...] = (
         _UPDATED,
     ),
     Probe("flat_audio_settings", _update(type="realtime", voice="marin"), _UPDATED),
+    Probe("null_speed", _update(type="realtime", audio={"output": {"speed": None}}), _UPDATED),
     Probe("audio_format_strings", _update(type="realtime", audio={"input": {"format": "pcm16"}}), _UPDATED),
     Probe(
         "transcription_handshake_model",

@@ -47,7 +47,7 @@ def test_cli_text_output_and_exit_code_for_findings() -> None:
     result = run_lint(str(DATA / "every_rule.jsonl"))
     assert result.returncode == 1
     assert "#4 response.create: tool_choice_object would rewrite response.tool_choice" in result.stdout
-    assert "12 client events, 21 rewrites, 2 refusals, 1 unfixable" in result.stdout
+    assert "12 client events, 22 rewrites, 2 refusals, 1 unfixable" in result.stdout
 
 
 def test_cli_clean_json_array_exits_zero() -> None:

@@ -188,3 +188,18 @@ def test_transcription_session_update_left_alone_unless_certain() -> None:
         "session.created", {"type": "session.created", "session": {"type": "realtime"}}, ""
     )
     assert build_chain().apply(event, realtime).event is event
+
+
+def test_null_speed_dropped_flat_or_nested() -> None:
+    from proxy.core.rules import build_chain
+
+    event = {"type": "session.update", "session": {"type": "realtime", "speed": None, "instructions": "x"}}
+    result = build_chain().apply(event, SessionState())  # flat_audio_settings nests it first
+    assert result.event["session"] == {"type": "realtime", "instructions": "x", "audio": {"output": {}}}
+    assert ("null_speed", "session.audio.output.speed") in [(r.rule, r.path) for r in result.rewrites]
+    for speed in (1.2, "fast"):
+        kept = {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"output": {"speed": speed}}},
+        }
+        assert run("null_speed", kept).event is kept

@@ -131,6 +131,7 @@ ALL_RULES: tuple[Rule, ...] = (
     ga_shape.SESSION_TYPE,
     session_fields.READ_ONLY_SESSION_FIELDS,
     audio.FLAT_AUDIO,
+    audio.NULL_SPEED,
     audio.AUDIO_FORMAT_STRINGS,
     session_fields.TRANSCRIPTION_HANDSHAKE_MODEL,
     ga_shape.DROP_TEMPERATURE,
