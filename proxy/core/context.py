@@ -69,7 +69,8 @@ def route_of(path: str, query: Mapping[str, str]) -> Route:
         return "azure"  # Azure OpenAI GA: the GA shape, ?model=<deployment>
     if trimmed.startswith("/openai/") or "deployment" in query:
         # Azure preview (/openai/realtime?api-version=...&deployment=...) speaks the beta shape:
-        # GA-shape repairs would break its valid requests.
+        # GA-shape repairs would break its valid requests ("Unknown parameter: 'session.type'.",
+        # https://github.com/pipecat-ai/pipecat/pull/1324).
         return "azure_preview"
     return "realtime"
 
