@@ -327,10 +327,14 @@ class ProxyServer:
             structlog.contextvars.clear_contextvars()
 
     def _context(self, request_target: str) -> SessionContext:
-        # rules v2 (#12): the transcription model moves only when its rule really rewrites.
-        move = self.chain.enabled("transcription_handshake_model") and not self.chain.observe_only
-        return session_context(
-            request_target, aliases=self.settings.models.aliases, move_transcription_model=move
+        # rules v2 (#12): the transcription model moves only when its rule will put it back.
+        aliases = self.settings.models.aliases
+        plain = session_context(request_target, aliases=aliases)
+        move = (
+            self.chain.enabled("transcription_handshake_model", plain.model) and not self.chain.observe_only
+        )
+        return (
+            session_context(request_target, aliases=aliases, move_transcription_model=True) if move else plain
         )
 
     async def shutdown(self, grace: float | None = None) -> None:

@@ -199,3 +199,14 @@ async def test_model_alias_and_per_model_switch(make_proxy: ProxyFactory) -> Non
     await other.send(event)
     assert (await other.until("session.updated"))["type"] == "session.updated"
     await other.close()
+
+
+async def test_transcription_model_stays_in_the_query_when_its_rule_is_off_for_that_model(
+    make_proxy: ProxyFactory,
+) -> None:
+    proxy = await make_proxy(models={"rules": {"whisper-1": {"transcription_handshake_model": False}}})
+    client = await RawClient.open(
+        f"ws://127.0.0.1:{proxy.port}/v1/realtime?intent=transcription&model=whisper-1"
+    )
+    assert proxy.fake.connections[-1].query == {"intent": "transcription", "model": "whisper-1"}
+    await client.close()
