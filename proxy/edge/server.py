@@ -24,7 +24,7 @@ from websockets.http11 import Request, Response
 
 from proxy.core import compat
 from proxy.core.actions import Action, Frame
-from proxy.core.context import SessionContext, session_context, upstream_target
+from proxy.core.context import SessionContext, upstream_target
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import Rule, RuleChain, build_chain
 from proxy.core.session import CoreOptions, SessionCore
@@ -326,16 +326,8 @@ class ProxyServer:
                 recorder.close()
             structlog.contextvars.clear_contextvars()
 
-    def _context(self, request_target: str) -> SessionContext:
-        # rules v2 (#12): the transcription model moves only when its rule will put it back.
-        aliases = self.settings.models.aliases
-        plain = session_context(request_target, aliases=aliases)
-        move = (
-            self.chain.enabled("transcription_handshake_model", plain.model) and not self.chain.observe_only
-        )
-        return (
-            session_context(request_target, aliases=aliases, move_transcription_model=True) if move else plain
-        )
+    def _context(self, request_target: str) -> SessionContext:  # rules v2 (#12)
+        return self.chain.session_context(request_target, self.settings.models.aliases)
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop accepting, let sessions run for `grace` seconds, then close them with 1001."""

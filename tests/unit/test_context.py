@@ -52,3 +52,17 @@ def test_transcription_model_moves_out_of_the_query() -> None:
     assert upstream_target(target, context, {}) == "/v1/realtime?intent=transcription"
     plain = "/v1/realtime?model=gpt-realtime"
     assert session_context(plain, move_transcription_model=True).transcription_model is None
+
+
+def test_the_chain_moves_the_transcription_model_only_when_its_rule_runs() -> None:
+    from proxy.core.rules import build_chain
+
+    target = "/v1/realtime?intent=transcription&model=whisper-1"
+    assert build_chain().session_context(target, {}).transcription_model == "whisper-1"
+    assert build_chain(observe_only=True).session_context(target, {}).transcription_model is None
+    assert (
+        build_chain({"transcription_handshake_model": False}).session_context(target, {}).transcription_model
+        is None
+    )
+    per_model = build_chain(per_model={"whisper-1": {"transcription_handshake_model": False}})
+    assert per_model.session_context(target, {}).transcription_model is None

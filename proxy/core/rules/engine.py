@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.core.context import SessionContext, session_context
 from proxy.core.rules import audio, ga_shape, guards, items, session_fields, tool_choice, tools
 from proxy.core.rules.model import Refusal, Refuse, Rewrite, Rule
 from proxy.core.session_state import SessionState
@@ -72,6 +73,15 @@ class RuleChain:
         """Whether rule `name` runs for sessions of `model` (None: the default set)."""
         rules = self.per_model.get(model, self.rules) if model is not None else self.rules
         return any(r.name == name for r in rules)
+
+    def session_context(self, request_target: str, aliases: Mapping[str, str]) -> SessionContext:
+        """The context of a session opened with `request_target`, for this chain: the
+        transcription model leaves the upstream query only when its rule will put it back."""
+        plain = session_context(request_target, aliases=aliases)
+        rule = "transcription_handshake_model"
+        if self.observe_only or not self.enabled(rule, plain.model):
+            return plain
+        return session_context(request_target, aliases=aliases, move_transcription_model=True)
 
     def _model_entry(self, state: SessionState) -> str | None:
         """The `per_model` key for this session: its live model (session.created may report a
