@@ -98,7 +98,7 @@ class ProxyServer:
         if not self.ready or len(self.relays) + self.handshaking >= self.settings.max_sessions:
             leg.refuse(capacity_refusal(self.metrics))
             return
-        plan = admit(self.settings, self.admission, self.metrics, request)
+        plan = admit(self.settings, self.admission, self.metrics, request, self.sessions.chain)
         if isinstance(plan, Response):
             leg.refuse(plan)
             return
@@ -136,7 +136,14 @@ class ProxyServer:
         query = dict(parse_qsl(request.path.partition("?")[2]))
         path = request.path.split("?", 1)[0]
         pending = PendingSession(
-            plan.beta_client, uuid.uuid4().hex[:16], started, leg.remote, query.get("model"), path, query
+            plan.beta_client,
+            uuid.uuid4().hex[:16],
+            started,
+            leg.remote,
+            query.get("model"),
+            path,
+            plan.context,
+            query,
         )
         relay = self.sessions.start(leg, upstream, pending, self._ended)
         self.relays.add(relay)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.core.actions import Action, Frame
+from proxy.core.context import SessionContext
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from proxy.core.session import CoreOptions, SessionCore
@@ -34,6 +35,7 @@ class PendingSession:
     client_addr: str
     model: str | None
     path: str
+    context: SessionContext
     query: dict[str, str] = field(default_factory=dict)
 
 
@@ -64,6 +66,7 @@ class SessionBuilder:
             settings.rules.enabled_overrides(),
             observe_only=settings.rules_observe_only,
             extra_rules=extra_rules,  # the plug-in point for rules that are not built in
+            per_model=settings.models.rules,  # [models.rules.<model>] switches
         )
         retry = settings.retry
         self.escalation = build_chain({rule.name: rule.name in retry.escalate_rules for rule in ALL_RULES})
@@ -98,6 +101,7 @@ class SessionBuilder:
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
+        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
         return core
 
     def start(
