@@ -27,6 +27,7 @@ from proxy.core.retry_policy import (
     is_retryable_failure,
     outcome_observation,
 )
+from proxy.core.rules.engine import ChainResult
 
 __all__ = [
     "METADATA_KEY",
@@ -40,7 +41,8 @@ METADATA_KEY = "_proxy_attempt"
 METADATA_MAX_KEYS = 16
 SERVER_PARSED_TYPES: frozenset[str] = frozenset({"response.created", "response.done", "error"})
 
-Escalate = Callable[[dict[str, Any]], dict[str, Any]]
+# Re-send repairs: the repaired request, or the chain's result (its rewrites are then observed too).
+Escalate = Callable[[dict[str, Any]], dict[str, Any] | ChainResult]
 
 
 class _Phase(enum.Enum):
@@ -232,6 +234,7 @@ class ResponseRetrier:
             "response_id": state.response_id,
             "error_type": error_type,
             "error_code": error_code,
+            "client_event_id": state.client_event_id,
         }
         return [Later(delay, state.token), Observation("retry_attempt", fields)]
 
@@ -255,9 +258,13 @@ class ResponseRetrier:
         request = copy.deepcopy(state.request)
         if self._escalate is not None:
             try:
-                request = self._escalate(request)
-                if not isinstance(request, dict):
-                    raise TypeError(f"escalate returned {type(request).__name__}")
+                escalated = self._escalate(request)
+                if isinstance(escalated, ChainResult):
+                    actions.extend(_escalation_observations(escalated, state.client_event_id))
+                    escalated = escalated.event
+                if not isinstance(escalated, dict):
+                    raise TypeError(f"escalate returned {type(escalated).__name__}")
+                request = escalated
             except Exception as exc:  # a rule bug must not stop the retry itself
                 request = copy.deepcopy(state.request)
                 fields = {"rule": "retry_escalate", "error": repr(exc)}
@@ -311,6 +318,34 @@ class ResponseRetrier:
         del metadata[METADATA_KEY]
         had_metadata = state.had_metadata if state is not None else bool(metadata)
         response["metadata"] = metadata if had_metadata else None
+
+
+def _escalation_observations(result: ChainResult, client_event_id: str | None) -> list[Action]:
+    """The same `rewrite` / `rule_error` observations the client-side chain gives, marked as the
+    escalation's."""
+    context = {"client_event_id": client_event_id, "event_type": "response.create"}
+    failures: list[Action] = [
+        Observation("rule_error", {**context, "rule": rule, "error": error, "via": "retry_escalation"})
+        for rule, error in result.failures
+    ]
+    if not result.changed:
+        return failures
+    return [
+        Observation(
+            "rewrite",
+            {
+                **context,
+                "rule": rewrite.rule,
+                "path": rewrite.path,
+                "before": rewrite.before,
+                "after": rewrite.after,
+                "lossless": rewrite.lossless,
+                "applied": True,
+                "via": "retry_escalation",
+            },
+        )
+        for rewrite in result.rewrites
+    ]
 
 
 def _untrackable(metadata: Any) -> str | None:

@@ -171,6 +171,13 @@ class SessionCore:
                     )
                 )
                 return actions
+        if result.changed:
+            event, changed = result.event, True
+            if not isinstance(client_event_id, str):
+                # Give the event an id so an upstream error can be attributed (removed again from errors),
+                # before the rewrite lines are written: one id for the event on every line.
+                client_event_id = event["event_id"] = f"{_OWN_EVENT_PREFIX}{next(self._ids)}"
+                context["client_event_id"] = client_event_id
         for rewrite in result.rewrites:
             actions.append(
                 Observation(
@@ -186,14 +193,8 @@ class SessionCore:
                     },
                 )
             )
-        if result.changed:
-            event, changed = result.event, True
-        if result.rewrites or result.failures:
-            if changed and not isinstance(client_event_id, str):
-                # Give the event an id so an upstream error can be attributed; removed again from errors.
-                client_event_id = event["event_id"] = f"{_OWN_EVENT_PREFIX}{next(self._ids)}"
-            if isinstance(client_event_id, str):
-                self._remember(client_event_id, [r.rule for r in result.rewrites])
+        if (result.rewrites or result.failures) and isinstance(client_event_id, str):
+            self._remember(client_event_id, [r.rule for r in result.rewrites])
         if event_type == "response.create":
             queued, changed = self._response_create(event, changed, now, actions)
             if queued:

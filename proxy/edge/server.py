@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -26,6 +26,7 @@ from proxy.core import compat
 from proxy.core.actions import Action, Frame
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import Rule, RuleChain, build_chain
+from proxy.core.rules.engine import ChainResult
 from proxy.core.session import CoreOptions, SessionCore
 from proxy.edge.auth import Admission, AdmissionRefused
 from proxy.edge.relay import Handler, Relay
@@ -41,11 +42,15 @@ from proxy.edge.upstream import (
     open_upstream,
     upstream_url,
 )
+from proxy.ops.cost import SessionCost
 from proxy.ops.logs import get_logger
 from proxy.ops.metrics import Metrics
 from proxy.ops.observe import SessionObserver
 from proxy.ops.record import SessionRecorder
 from proxy.ops.settings import Settings
+
+if TYPE_CHECKING:  # the otel extra is optional
+    from proxy.ops.otel import Tracing
 
 log = get_logger("proxy.server")
 
@@ -76,6 +81,7 @@ class PendingSession:
     client_addr: str
     model: str | None
     query: dict[str, str] = field(default_factory=dict)
+    trace_headers: tuple[str | None, str | None] = (None, None)  # the client's traceparent, tracestate
 
 
 class ProxyServer:
@@ -87,9 +93,11 @@ class ProxyServer:
         rng: random.Random | None = None,
         upstream_ssl: ssl.SSLContext | None = None,
         extra_rules: Sequence[Rule] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(models=settings.prices)
+        self.tracing = tracing
         self.rng = rng or random.Random()
         self.admission = Admission(settings.auth)
         self.chain: RuleChain = build_chain(
@@ -222,8 +230,9 @@ class ProxyServer:
             session_id=uuid.uuid4().hex[:16],
             started=started,
             client_addr=f"{remote[0]}:{remote[1]}" if remote else "",
-            model=query.get("model"),
+            model=query.get("model") or query.get("deployment"),  # OpenAI names a model, Azure a deployment
             query=query,
+            trace_headers=(request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
         return None
 
@@ -253,9 +262,10 @@ class ProxyServer:
         )
         session_log = log.bind()
 
-        def escalate(event: dict[str, Any]) -> dict[str, Any]:
-            # Re-sends see this session's state (e.g. its tools), like the first attempt did.
-            return self.escalation.apply(event, core.state).event
+        def escalate(event: dict[str, Any]) -> ChainResult:
+            # Re-sends see this session's state (e.g. its tools), like the first attempt did; the
+            # result carries the rewrites, logged and counted like the client-side chain's.
+            return self.escalation.apply(event, core.state)
 
         retrier = ResponseRetrier(self.retry_policy, self.rng, escalate=escalate) if s.retry.enabled else None
         core = SessionCore(
@@ -273,7 +283,19 @@ class ProxyServer:
         recorder = SessionRecorder(s.record_dir, pending.session_id) if s.record_dir else None
         if recorder is not None:
             core.from_client = _recording(core.from_client, recorder)  # type: ignore[method-assign,assignment]
-        observer = SessionObserver(self.metrics, session_log)
+        trace = (
+            self.tracing.session(
+                session_id=pending.session_id,
+                model=pending.model,
+                traceparent=pending.trace_headers[0],
+                tracestate=pending.trace_headers[1],
+            )
+            if self.tracing is not None
+            else None
+        )
+        observer = SessionObserver(
+            self.metrics, session_log, cost=SessionCost(pending.model, s.prices), trace=trace
+        )
         relay = Relay(
             client,
             pending.upstream,
@@ -318,6 +340,7 @@ class ProxyServer:
                 upstream_close=_close_desc(pending.upstream),
                 **observer.summary(),
             )
+            observer.end(relay.outcome)
             if recorder is not None:
                 recorder.close()
             structlog.contextvars.clear_contextvars()

@@ -6,18 +6,31 @@ One instance per session. It also accumulates the canonical summary line logged 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.core.actions import Observation
+from proxy.ops.cost import SessionCost
 from proxy.ops.metrics import KNOWN_ERROR_CODES, KNOWN_ERROR_TYPES, RESPONSE_STATUSES, Metrics, bounded
+
+if TYPE_CHECKING:  # the otel extra is optional: imported only where tracing is configured
+    from proxy.ops.otel import SessionTrace
 
 _RATE_LIMIT_NAMES = ("requests", "tokens")
 
 
 class SessionObserver:
-    def __init__(self, metrics: Metrics, log: Any) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        log: Any,
+        *,
+        cost: SessionCost | None = None,
+        trace: SessionTrace | None = None,
+    ) -> None:
         self.metrics = metrics
         self.log = log
+        self.cost = cost or SessionCost(None, {})
+        self.trace = trace  # None unless tracing is configured: every hook below is skipped
         self.rewrites: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
         self.responses: Counter[str] = Counter()
@@ -40,11 +53,25 @@ class SessionObserver:
         self.rewrites[fields["rule"]] += 1
         self.metrics.rewrites_total.labels(fields["rule"]).inc()
         self.log.info("rewrite", **fields)
+        if self.trace is not None:
+            self.trace.on_rewrite(
+                fields.get("client_event_id"),
+                fields.get("event_type"),
+                rule=fields["rule"],
+                path=fields.get("path"),
+                lossless=fields.get("lossless"),
+                applied=fields.get("applied"),
+                via=fields.get("via", "rules"),
+            )
 
     def _on_refusal(self, fields: dict[str, Any]) -> None:
         self.refusals += 1
         self.metrics.refusals_total.labels(fields["rule"]).inc()
         self.log.warning("refusal", **fields)
+        if self.trace is not None:
+            self.trace.on_refusal(
+                fields.get("client_event_id"), fields.get("event_type"), fields["rule"], fields["code"]
+            )
 
     def _on_rule_error(self, fields: dict[str, Any]) -> None:
         self.rule_errors += 1
@@ -53,6 +80,15 @@ class SessionObserver:
 
     def _on_retry_attempt(self, fields: dict[str, Any]) -> None:
         self.log.warning("retry_attempt", **fields)
+        if self.trace is not None:
+            self.trace.on_retry_attempt(
+                attempt=fields["attempt"],
+                delay=fields["delay"],
+                response_id=fields.get("response_id"),
+                client_event_id=fields.get("client_event_id"),
+                error_type=fields.get("error_type"),
+                error_code=fields.get("error_code"),
+            )
 
     def _on_retry_outcome(self, fields: dict[str, Any]) -> None:
         outcome = fields.get("outcome", "other")
@@ -65,6 +101,13 @@ class SessionObserver:
             self.metrics.retry_added_seconds.observe(added)
         level = self.log.info if outcome in {"ok", "recovered"} else self.log.warning
         level("retry_outcome", **fields)
+        if self.trace is not None:
+            self.trace.on_retry_outcome(
+                outcome=outcome,
+                attempts=fields.get("attempts", 0),
+                response_id=fields.get("response_id"),
+                client_event_id=fields.get("client_event_id"),
+            )
 
     def _on_upstream_error(self, fields: dict[str, Any]) -> None:
         self.upstream_errors += 1
@@ -75,21 +118,41 @@ class SessionObserver:
 
     def _on_first_delta(self, fields: dict[str, Any]) -> None:
         self.metrics.time_to_first_delta.labels(fields["modality"]).observe(fields["seconds"])
+        if self.trace is not None:
+            self.trace.on_first_delta(fields.get("response_id"), fields["seconds"])
 
     def _on_response_done(self, fields: dict[str, Any]) -> None:
         status = bounded(fields.get("status"), RESPONSE_STATUSES, none="other")
         error_type = fields.get("error_type")
+        model = self.cost.label
         self.responses[status] += 1
         self.metrics.responses_total.labels(
-            status, bounded(error_type, KNOWN_ERROR_TYPES) if error_type else "none"
+            status, bounded(error_type, KNOWN_ERROR_TYPES) if error_type else "none", model
         ).inc()
         if fields.get("seconds") is not None:
             self.metrics.response_duration.labels(status).observe(fields["seconds"])
-        for direction, modality, cached, count in fields.get("tokens", ()):
-            self.metrics.tokens_total.labels(direction, modality, "true" if cached else "false").inc(count)
+        tokens = fields.get("tokens", ())
+        for direction, modality, cached, count in tokens:
+            self.metrics.tokens_total.labels(direction, modality, "true" if cached else "false", model).inc(
+                count
+            )
             self.tokens[f"{direction}_{modality}{'_cached' if cached else ''}"] += count
+        cost = self.cost.add(tokens)
+        if cost:
+            self.metrics.cost_usd_total.labels(model).inc(cost)
         if status != "completed":
             self.log.warning("response_not_completed", **{k: v for k, v in fields.items() if k != "tokens"})
+        if self.trace is not None:
+            self.trace.on_response_done(
+                response_id=fields.get("response_id"),
+                client_event_id=fields.get("client_event_id"),
+                status=status,
+                error_type=error_type,
+                seconds=fields.get("seconds"),
+                out_of_band=bool(fields.get("out_of_band")),
+                tokens=list(tokens),
+                cost_usd=cost,
+            )
 
     def _on_rate_limits(self, fields: dict[str, Any]) -> None:
         limits = fields.get("rate_limits")
@@ -111,4 +174,18 @@ class SessionObserver:
             "upstream_errors": self.upstream_errors,
             "refusals": self.refusals,
             "rule_errors": self.rule_errors,
+            "cost_usd": round(self.cost.total_usd, 6),
+            "priced_as": self.cost.label,
         }
+
+    def end(self, outcome: str) -> None:
+        """The session is over: close its trace (if any) with the summary's counts."""
+        if self.trace is not None:
+            summary = {
+                "realtime_proxy.cost_usd": self.cost.total_usd,
+                "realtime_proxy.responses": sum(self.responses.values()),
+                "realtime_proxy.rewrites": sum(self.rewrites.values()),
+                "realtime_proxy.refusals": self.refusals,
+                "realtime_proxy.upstream_errors": self.upstream_errors,
+            }
+            self.trace.end(outcome, summary)

@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
 from proxy.core.events import dump, parse_object, sniff_type
 from proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
+from proxy.core.rules import build_chain
+from proxy.core.rules.engine import ChainResult
+from proxy.core.session_state import SessionState
 
 CLIENT_METADATA = {"response_type": "out-of-band"}
 
@@ -254,6 +257,7 @@ def test_fail_twice_then_succeed_client_sees_one_consistent_response() -> None:
         "response_id": "resp_1",
         "error_type": "server_error",
         "error_code": None,
+        "client_event_id": "evt_client_1",  # the same id as the request's other log lines
     }
     (outcome,) = pb.outcomes()
     assert outcome["outcome"] == "recovered" and outcome["attempts"] == 3
@@ -529,6 +533,39 @@ def test_escalate_is_applied_only_to_resends() -> None:
     assert all("tool_choice" not in c["response"] for c in calls)  # always from the original request
     assert [e["response"].get("tool_choice") for e in pb.upstream] == [None, "required", "required"]
     assert [e["event_id"] for e in pb.upstream] == ["evt_client_1", "rp1_a2", "rp1_a3"]
+
+
+def test_escalation_rewrites_are_observed_with_the_clients_event_id() -> None:
+    """A chain result from escalation: its rewrites become `rewrite` observations (via the escalation),
+    carrying the id of the client's event like the request's retry lines, before the retry re-sends."""
+    session = SessionState()
+    session.session_tools = [{"type": "function", "name": "lookup"}]
+    chain = build_chain({"tool_choice_object": True})
+
+    def escalate(request: dict[str, Any]) -> ChainResult:
+        return chain.apply(request, session)
+
+    pb = Playbook(escalate=escalate)
+    request = create()
+    request["response"]["tool_choice"] = {"type": "function", "name": "lookup"}
+    token = pb.send(request)
+    assert token is not None
+    fail_attempt(pb, token, "resp_1")
+    pb.fire(token)
+    assert pb.upstream[1]["response"]["tool_choice"] == "required"
+    assert [(o.kind, o.fields.get("via"), o.fields.get("rule")) for o in pb.observations] == [
+        ("retry_attempt", None, None),
+        ("rewrite", "retry_escalation", "tool_choice_object"),
+        ("rewrite", "retry_escalation", "tool_choice_object"),
+    ]
+    rewrites = [o.fields for o in pb.observations[1:]]
+    assert [(r["path"], r["after"]) for r in rewrites] == [
+        ("response.tool_choice", "required"),
+        ("response.tools", ["lookup"]),  # the session's tools, narrowed to the named one
+    ]
+    assert {(r["client_event_id"], r["event_type"], r["applied"]) for r in rewrites} == {
+        ("evt_client_1", "response.create", True)
+    }
 
 
 def test_escalate_cannot_drop_the_correlation_key() -> None:
