@@ -26,7 +26,6 @@ from proxy.core import compat
 from proxy.core.actions import Action, Frame
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import Rule, RuleChain, build_chain
-from proxy.core.rules.engine import ChainResult
 from proxy.core.session import CoreOptions, SessionCore
 from proxy.edge.auth import Admission, AdmissionRefused
 from proxy.edge.relay import Handler, Relay
@@ -262,16 +261,12 @@ class ProxyServer:
         )
         session_log = log.bind()
 
-        def escalate(event: dict[str, Any]) -> ChainResult:
-            # Re-sends see this session's state (e.g. its tools), like the first attempt did; the
-            # result carries the rewrites, logged and counted like the client-side chain's.
-            return self.escalation.apply(event, core.state)
-
-        retrier = ResponseRetrier(self.retry_policy, self.rng, escalate=escalate) if s.retry.enabled else None
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
             traffic=self.metrics.traffic,
+            escalation=self.escalation,
             options=CoreOptions(
                 beta_client=pending.beta_client,
                 queue_in_band=s.rules.queue_in_band_responses,

@@ -17,7 +17,7 @@ from proxy.core.traffic import TrafficCounts
 from proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 
 # `_created` timestamp series double the exposition for no dashboard use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "realtime_proxy"
 SESSION_OUTCOMES = (

@@ -96,7 +96,7 @@ class SessionTrace:
     # -- hooks ---------------------------------------------------------------------------------
 
     def on_rewrite(self, client_event_id: str | None, event_type: str | None, **fields: Any) -> None:
-        keys = ("rule", "path", "lossless", "applied", "via")
+        keys = ("rule", "path", "lossless", "applied", "via", "count")
         attributes = {f"realtime_proxy.rewrite.{k}": fields[k] for k in keys if fields.get(k) is not None}
         self._event(client_event_id, event_type, "realtime_proxy.rewrite", attributes)
 

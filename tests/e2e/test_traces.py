@@ -218,6 +218,7 @@ async def test_a_session_and_its_responses_as_a_span_tree(
             "realtime_proxy.rewrite.lossless": True,
             "realtime_proxy.rewrite.applied": True,
             "realtime_proxy.rewrite.via": "rules",
+            "realtime_proxy.rewrite.count": 1,
             "realtime_proxy.event_type": "response.create",
         },
     )
