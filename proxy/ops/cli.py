@@ -20,7 +20,7 @@ EPILOG = """commands:
   lint FILE             check recorded or captured client events offline, without a network;
                         see `realtime-proxy lint --help`
 
-tracing (optional: pip install 'realtime-repair-proxy[otel]'):
+tracing (optional: pip install -e '.[otel]'):
   OTEL_EXPORTER_OTLP_ENDPOINT   export one span per session and per response over OTLP/HTTP
   OTEL_SERVICE_NAME             service name of the spans (default realtime-repair-proxy)
 

@@ -58,5 +58,5 @@ class Rule:
     lossless: bool
     default_enabled: bool
     event_types: frozenset[str]
-    prevents: str  # the API error this prevents (code and/or message)
+    prevents: str  # the API error this prevents (code and/or message); "{path}": the field rewritten
     apply: RuleFn  # mutates the working copy, appends Rewrites, may raise Refuse
