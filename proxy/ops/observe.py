@@ -76,23 +76,14 @@ class SessionObserver:
         self.metrics.rewrites_total.labels(item.rule).inc(item.count)
         self.log.info("rewrite", **_fields(item))
         if self.trace is not None:
-            self.trace.on_rewrite(
-                item.client_event_id,
-                item.event_type,
-                rule=item.rule,
-                path=item.path,
-                lossless=item.lossless,
-                applied=item.applied,
-                via=item.via,
-                count=item.count,
-            )
+            self.trace.on_rewrite(item)
 
     def _on_refusal(self, item: Refusal) -> None:
         self.refusals += 1
         self.metrics.refusals_total.labels(item.rule).inc()
         self.log.warning("refusal", **_fields(item))
         if self.trace is not None:
-            self.trace.on_refusal(item.client_event_id, item.event_type, item.rule, item.code)
+            self.trace.on_refusal(item)
 
     def _on_rule_error(self, item: RuleError) -> None:
         self.rule_errors += 1
@@ -111,14 +102,7 @@ class SessionObserver:
     def _on_retry_attempt(self, item: RetryAttempt) -> None:
         self.log.warning("retry_attempt", **_fields(item))
         if self.trace is not None:
-            self.trace.on_retry_attempt(
-                attempt=item.attempt,
-                delay=item.delay,
-                response_id=item.response_id,
-                client_event_id=item.client_event_id,
-                error_type=item.error_type,
-                error_code=item.error_code,
-            )
+            self.trace.on_retry_attempt(item)
 
     def _on_retry_outcome(self, item: RetryOutcome) -> None:
         self.retries[item.outcome] += 1
@@ -130,12 +114,7 @@ class SessionObserver:
         level = self.log.info if item.outcome in {"ok", "recovered"} else self.log.warning
         level("retry_outcome", **_fields(item))
         if self.trace is not None:
-            self.trace.on_retry_outcome(
-                outcome=item.outcome,
-                attempts=item.attempts,
-                response_id=item.response_id,
-                client_event_id=item.client_event_id,
-            )
+            self.trace.on_retry_outcome(item)
 
     def _on_upstream_error(self, item: UpstreamError) -> None:
         self.upstream_errors += 1
@@ -147,7 +126,7 @@ class SessionObserver:
     def _on_first_delta(self, item: FirstDelta) -> None:
         self.metrics.time_to_first_delta.labels(item.modality).observe(item.seconds)
         if self.trace is not None:
-            self.trace.on_first_delta(item.response_id, item.seconds)
+            self.trace.on_first_delta(item)
 
     def _on_response_done(self, item: ResponseDone) -> None:
         status = bounded(item.status, RESPONSE_STATUSES, none="other")
@@ -171,16 +150,7 @@ class SessionObserver:
             del fields["tokens"]
             self.log.warning("response_not_completed", **fields)
         if self.trace is not None:
-            self.trace.on_response_done(
-                response_id=item.response_id,
-                client_event_id=item.client_event_id,
-                status=status,
-                error_type=error_type,
-                seconds=item.seconds,
-                out_of_band=item.out_of_band,
-                tokens=item.tokens,
-                cost_usd=cost,
-            )
+            self.trace.on_response_done(item, status, cost)
 
     def _on_rate_limits(self, item: RateLimits) -> None:
         limits = item.rate_limits

@@ -27,6 +27,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from proxy import __version__
+from proxy.core.actions import FirstDelta, Refusal, ResponseDone, RetryAttempt, RetryOutcome, Rewrite
 
 SYSTEM = "openai"
 OPERATION = "chat"  # a Realtime response is a conversational generation (GenAI operation "chat")
@@ -63,12 +64,11 @@ class Tracing:
 
 @dataclass
 class _Response:
-    response_id: str | None
-    client_event_id: str | None
+    """A finished response waiting to be written as a span (held while a retry may follow)."""
+
     status: str
     start_ns: int
     end_ns: int
-    out_of_band: bool
     attributes: Attributes
     events: list[tuple[str, Attributes, int]] = field(default_factory=list)
 
@@ -93,98 +93,85 @@ class SessionTrace:
         self._held: dict[str, _Response] = {}  # out-of-band responses waiting for their retry outcome
         self._failed: dict[str | None, list[_Response]] = {}  # failed attempts by client event id
 
-    # -- hooks ---------------------------------------------------------------------------------
+    # -- hooks: one per observation the trace uses ---------------------------------------------
 
-    def on_rewrite(self, client_event_id: str | None, event_type: str | None, **fields: Any) -> None:
-        keys = ("rule", "path", "lossless", "applied", "via", "count")
-        attributes = {f"realtime_proxy.rewrite.{k}": fields[k] for k in keys if fields.get(k) is not None}
-        self._event(client_event_id, event_type, "realtime_proxy.rewrite", attributes)
+    def on_rewrite(self, item: Rewrite) -> None:
+        attributes: Attributes = {
+            "realtime_proxy.rewrite.rule": item.rule,
+            "realtime_proxy.rewrite.path": item.path,
+            "realtime_proxy.rewrite.lossless": item.lossless,
+            "realtime_proxy.rewrite.applied": item.applied,
+            "realtime_proxy.rewrite.via": item.via,
+            "realtime_proxy.rewrite.count": item.count,
+            **_event_type(item.event_type),
+        }
+        if item.event_type != "response.create" or item.client_event_id is None:
+            self.span.add_event("realtime_proxy.rewrite", attributes)  # not about a response
+            return
+        pending = self._pending.setdefault(item.client_event_id, [])
+        pending.append(("realtime_proxy.rewrite", attributes, time.time_ns()))
+        while len(self._pending) > _PENDING_LIMIT:
+            self._pending.popitem(last=False)
 
-    def on_refusal(self, client_event_id: str | None, event_type: str | None, rule: str, code: str) -> None:
-        attributes = {"realtime_proxy.refusal.rule": rule, "realtime_proxy.refusal.code": code}
-        self.span.add_event("realtime_proxy.refusal", {**attributes, **_event_type(event_type)})
+    def on_refusal(self, item: Refusal) -> None:
+        attributes = {"realtime_proxy.refusal.rule": item.rule, "realtime_proxy.refusal.code": item.code}
+        self.span.add_event("realtime_proxy.refusal", {**attributes, **_event_type(item.event_type)})
 
-    def on_first_delta(self, response_id: str | None, seconds: float) -> None:
-        if response_id is not None:
-            self._first_delta[response_id] = seconds
+    def on_first_delta(self, item: FirstDelta) -> None:
+        if item.response_id is not None:
+            self._first_delta[item.response_id] = item.seconds
 
-    def on_response_done(
-        self,
-        *,
-        response_id: str | None,
-        client_event_id: str | None,
-        status: str,
-        error_type: Any,
-        seconds: float | None,
-        out_of_band: bool,
-        tokens: list[tuple[str, str, bool, int]],
-        cost_usd: float,
-    ) -> None:
+    def on_response_done(self, item: ResponseDone, status: str, cost_usd: float) -> None:
+        """`status`: the bounded status the metrics use; `cost_usd`: this response's cost."""
         end = time.time_ns()
         attributes: Attributes = {
             "gen_ai.operation.name": OPERATION,
             "gen_ai.response.finish_reasons": [status],
-            "gen_ai.usage.input_tokens": sum(n for d, _, _, n in tokens if d == "input"),
-            "gen_ai.usage.output_tokens": sum(n for d, _, _, n in tokens if d == "output"),
-            "realtime_proxy.out_of_band": out_of_band,
+            "gen_ai.usage.input_tokens": sum(n for d, _, _, n in item.tokens if d == "input"),
+            "gen_ai.usage.output_tokens": sum(n for d, _, _, n in item.tokens if d == "output"),
+            "realtime_proxy.out_of_band": item.out_of_band,
             "realtime_proxy.cost_usd": cost_usd,
         }
-        if response_id is not None:
-            attributes["gen_ai.response.id"] = response_id
-            if response_id in self._first_delta:
-                attributes["realtime_proxy.time_to_first_delta_s"] = self._first_delta.pop(response_id)
-        if isinstance(error_type, str):
-            attributes["error.type"] = error_type
-        start = end - int((seconds or 0.0) * 1e9)
-        response = _Response(response_id, client_event_id, status, start, end, out_of_band, attributes)
-        response.events = self._pending.pop(client_event_id, []) if client_event_id else []
-        if (out_of_band or status == "failed") and response_id is not None:
+        if item.response_id is not None:
+            attributes["gen_ai.response.id"] = item.response_id
+            if item.response_id in self._first_delta:
+                attributes["realtime_proxy.time_to_first_delta_s"] = self._first_delta.pop(item.response_id)
+        if isinstance(item.error_type, str):
+            attributes["error.type"] = item.error_type
+        start = end - int((item.seconds or 0.0) * 1e9)
+        response = _Response(status, start, end, attributes)
+        response.events = self._pending.pop(item.client_event_id, []) if item.client_event_id else []
+        if (item.out_of_band or status == "failed") and item.response_id is not None:
             # It may be retried (a failed done need not say it was out-of-band): wait for the outcome.
-            self._held[response_id] = response
+            self._held[item.response_id] = response
         else:
             self._write(response)
 
-    def on_retry_attempt(
-        self,
-        *,
-        attempt: int,
-        delay: float,
-        response_id: str | None,
-        client_event_id: str | None,
-        error_type: Any,
-        error_code: Any,
-    ) -> None:
-        failed = self._held.pop(response_id, None) if response_id else None
+    def on_retry_attempt(self, item: RetryAttempt) -> None:
+        failed = self._held.pop(item.response_id, None) if item.response_id else None
         if failed is None:
             return
-        failed.events.append(
-            (
-                "realtime_proxy.retry_attempt",
-                {
-                    "realtime_proxy.retry.attempt": attempt,
-                    "realtime_proxy.retry.delay_s": delay,
-                    "realtime_proxy.retry.failed_response_id": response_id or "",
-                    **({"error.type": error_type} if isinstance(error_type, str) else {}),
-                    **(
-                        {"realtime_proxy.retry.error_code": error_code} if isinstance(error_code, str) else {}
-                    ),
-                },
-                time.time_ns(),
-            )
-        )
-        self._failed.setdefault(client_event_id, []).append(failed)
+        attributes: Attributes = {
+            "realtime_proxy.retry.attempt": item.attempt,
+            "realtime_proxy.retry.delay_s": item.delay,
+            "realtime_proxy.retry.failed_response_id": item.response_id or "",
+        }
+        if isinstance(item.error_type, str):
+            attributes["error.type"] = item.error_type
+        if isinstance(item.error_code, str):
+            attributes["realtime_proxy.retry.error_code"] = item.error_code
+        failed.events.append(("realtime_proxy.retry_attempt", attributes, time.time_ns()))
+        self._failed.setdefault(item.client_event_id, []).append(failed)
 
-    def on_retry_outcome(
-        self, *, outcome: str, attempts: int, response_id: str | None, client_event_id: str | None
-    ) -> None:
-        failed = self._failed.pop(client_event_id, [])
-        final = self._held.pop(response_id, None) if response_id else None
+    def on_retry_outcome(self, item: RetryOutcome) -> None:
+        failed = self._failed.pop(item.client_event_id, [])
+        final = self._held.pop(item.response_id, None) if item.response_id else None
         if final is None and failed:
-            final = failed.pop()
+            final = failed.pop()  # e.g. cancelled in backoff: the last attempt is what the client saw
         if final is None:
             return
-        final.attributes["realtime_proxy.retry.attempts"] = attempts
-        final.attributes["realtime_proxy.retry.outcome"] = outcome
+        final.attributes["realtime_proxy.retry.attempts"] = item.attempts
+        final.attributes["realtime_proxy.retry.outcome"] = item.outcome
         if failed:
             final.start_ns = failed[0].start_ns  # the client's create, before the first attempt
             final.events = [event for attempt in failed for event in attempt.events] + final.events
@@ -200,17 +187,6 @@ class SessionTrace:
         self.span.end()
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _event(
-        self, client_event_id: str | None, event_type: str | None, name: str, attributes: Attributes
-    ) -> None:
-        attributes = {**attributes, **_event_type(event_type)}
-        if event_type != "response.create" or client_event_id is None:
-            self.span.add_event(name, attributes)  # not about a response: the session's event
-            return
-        self._pending.setdefault(client_event_id, []).append((name, attributes, time.time_ns()))
-        while len(self._pending) > _PENDING_LIMIT:
-            self._pending.popitem(last=False)
 
     def _write(self, response: _Response) -> None:
         span = self.tracer.start_span(

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from proxy.core.actions import Refusal, ResponseDone, RetryAttempt, RetryOutcome, Rewrite
 from proxy.ops.otel import SessionTrace, Tracing
 
 TOKENS = [("input", "text", False, 10), ("input", "audio", True, 5), ("output", "text", False, 7)]
@@ -29,16 +30,14 @@ def started() -> tuple[SessionTrace, InMemorySpanExporter]:
 def done(
     trace: SessionTrace, response_id: str, status: str, *, out_of_band: bool, event_id: str | None
 ) -> None:
-    trace.on_response_done(
-        response_id=response_id,
-        client_event_id=event_id,
-        status=status,
-        error_type="server_error" if status == "failed" else None,
-        seconds=0.25,
-        out_of_band=out_of_band,
-        tokens=TOKENS if status == "completed" else [],
-        cost_usd=0.0,
-    )
+    error_type = "server_error" if status == "failed" else None
+    tokens = TOKENS if status == "completed" else []
+    item = ResponseDone(response_id, status, error_type, None, 0.25, out_of_band, tokens, event_id)
+    trace.on_response_done(item, status, 0.0)
+
+
+def rewrite(event_id: str, event_type: str, path: str) -> Rewrite:
+    return Rewrite(event_id, event_type, "drop_temperature", path, 0.8, None, False, True)
 
 
 def by_kind(exporter: InMemorySpanExporter) -> tuple[ReadableSpan, list[ReadableSpan]]:
@@ -54,15 +53,8 @@ def attrs(span: ReadableSpan) -> dict[str, Any]:
 def test_a_retry_cancelled_in_backoff_is_one_span_ending_in_the_outcome() -> None:
     trace, exporter = started()
     done(trace, "resp_1", "failed", out_of_band=True, event_id="evt_1")
-    trace.on_retry_attempt(
-        attempt=2,
-        delay=0.5,
-        response_id="resp_1",
-        client_event_id="evt_1",
-        error_type="server_error",
-        error_code=None,
-    )
-    trace.on_retry_outcome(outcome="cancelled", attempts=2, response_id="resp_1", client_event_id="evt_1")
+    trace.on_retry_attempt(RetryAttempt(2, 0.5, "resp_1", "server_error", None, "evt_1"))
+    trace.on_retry_outcome(RetryOutcome("cancelled", 2, 0.5, "resp_1", "evt_1", "client_cancelled"))
     assert len(exporter.get_finished_spans()) == 1  # the response, before the session ends
     trace.end("client_closed", {})
     session, (response,) = by_kind(exporter)
@@ -87,10 +79,9 @@ def test_responses_without_an_outcome_are_written_when_the_session_ends() -> Non
 
 def test_refusals_and_non_response_rewrites_are_session_events() -> None:
     trace, exporter = started()
-    trace.on_refusal("evt_9", "input_audio_buffer.commit", "empty_commit", "input_audio_buffer_commit_empty")
-    trace.on_rewrite(
-        "evt_8", "session.update", rule="drop_temperature", path="session.temperature", lossless=False
-    )
+    code = "input_audio_buffer_commit_empty"
+    trace.on_refusal(Refusal("evt_9", "input_audio_buffer.commit", "empty_commit", code, "too small", True))
+    trace.on_rewrite(rewrite("evt_8", "session.update", "session.temperature"))
     trace.end("client_closed", {})
     session, responses = by_kind(exporter)
     assert responses == []
@@ -109,6 +100,9 @@ def test_refusals_and_non_response_rewrites_are_session_events() -> None:
                 "realtime_proxy.rewrite.rule": "drop_temperature",
                 "realtime_proxy.rewrite.path": "session.temperature",
                 "realtime_proxy.rewrite.lossless": False,
+                "realtime_proxy.rewrite.applied": True,
+                "realtime_proxy.rewrite.via": "rules",
+                "realtime_proxy.rewrite.count": 1,
                 "realtime_proxy.event_type": "session.update",
             },
         ),
@@ -117,7 +111,7 @@ def test_refusals_and_non_response_rewrites_are_session_events() -> None:
 
 def test_a_response_create_rewrite_waits_for_its_response() -> None:
     trace, exporter = started()
-    trace.on_rewrite("evt_1", "response.create", rule="drop_temperature", path="response.temperature")
+    trace.on_rewrite(rewrite("evt_1", "response.create", "response.temperature"))
     done(trace, "resp_1", "completed", out_of_band=False, event_id="evt_1")
     trace.end("client_closed", {})
     session, (response,) = by_kind(exporter)
