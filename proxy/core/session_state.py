@@ -54,6 +54,7 @@ class SessionState:
     def __init__(self) -> None:
         self.session_tools: list[dict[str, Any]] = []
         self.session_type: str | None = None
+        self.model: str | None = None  # as the server names it (sideband sockets carry no ?model=)
         self.voice: Any = None  # current output voice (str or {"id": ...}) per the server
         self.assistant_audio_produced = False
         self.input_format_bytes_per_ms: float | None = None
@@ -129,6 +130,8 @@ class SessionState:
     def _session(self, session: dict[str, Any]) -> None:
         if isinstance(session.get("type"), str):
             self.session_type = session["type"]
+        if isinstance(session.get("model"), str):
+            self.model = session["model"]
         tools = session.get("tools")
         if isinstance(tools, list):
             self.session_tools = [t for t in tools if isinstance(t, dict)]

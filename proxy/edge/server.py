@@ -289,7 +289,11 @@ class ProxyServer:
             else None
         )
         observer = SessionObserver(
-            self.metrics, session_log, cost=SessionCost(pending.model, s.prices), trace=trace
+            self.metrics,
+            session_log,
+            cost=SessionCost(pending.model, s.prices),
+            trace=trace,
+            server_model=lambda: core.state.model,
         )
         relay = Relay(
             client,

@@ -104,12 +104,22 @@ class SessionCost:
     """One session's running cost. `label` is the bounded `model` label value for its metrics."""
 
     def __init__(self, model: str | None, table: Mapping[str, ModelPrice]) -> None:
+        self.table = table
         self.label = model_key(model, table)
         self.price = table.get(self.label)
         self.total_usd = 0.0
+        self.priced = 0  # responses priced so far
+
+    def learn(self, model: str | None) -> None:
+        """The model the server named (session.created), for a session whose handshake named none (a
+        sideband `?call_id=` socket). Only before the first response: a session keeps one label."""
+        if self.label == OTHER_MODEL and not self.priced and model:
+            self.label = model_key(model, self.table)
+            self.price = self.table.get(self.label)
 
     def add(self, rows: Iterable[TokenRow]) -> float:
         """Cost of one response's token rows (0 for a model without a price), added to the total."""
         cost = tokens_cost(rows, self.price) if self.price is not None else 0.0
+        self.priced += 1
         self.total_usd += cost
         return cost

@@ -45,10 +45,12 @@ class SessionObserver:
         *,
         cost: SessionCost | None = None,
         trace: SessionTrace | None = None,
+        server_model: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.metrics = metrics
         self.log = log
         self.cost = cost or SessionCost(None, {})
+        self.server_model = server_model  # the model session.created named, once it has
         self.trace = trace  # None unless tracing is configured: every trace hook below is skipped
         self.rewrites: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
@@ -131,6 +133,7 @@ class SessionObserver:
     def _on_response_done(self, item: ResponseDone) -> None:
         status = bounded(item.status, RESPONSE_STATUSES, none="other")
         error_type = _str_or_none(item.error_type)
+        self.cost.learn(self.server_model())
         model = self.cost.label
         self.responses[status] += 1
         self.metrics.responses_total.labels(
@@ -196,9 +199,11 @@ class SessionObserver:
     def end(self, outcome: str) -> None:
         """The session is over: close its trace (if any) with the summary's counts."""
         if self.trace is not None:
+            served_by = self.server_model()
             self.trace.end(
                 outcome,
                 {
+                    **({"gen_ai.response.model": served_by} if served_by else {}),
                     "realtime_proxy.cost_usd": self.cost.total_usd,
                     "realtime_proxy.responses": sum(self.responses.values()),
                     "realtime_proxy.rewrites": sum(self.rewrites.values()),

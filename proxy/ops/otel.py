@@ -12,12 +12,14 @@ out-of-band response is one span (the client saw one response) that starts at th
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -33,6 +35,23 @@ SYSTEM = "openai"
 OPERATION = "chat"  # a Realtime response is a conversational generation (GenAI operation "chat")
 _PENDING_LIMIT = 256  # client events whose rewrites wait for their response (bounded)
 Attributes = dict[str, Any]
+log = structlog.get_logger("proxy.otel")
+
+
+def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
+    """First, do no harm: a tracing bug costs this session its trace, never the session itself."""
+
+    @functools.wraps(hook)
+    def guarded(self: SessionTrace, *args: Any) -> None:
+        if self.broken:
+            return
+        try:
+            hook(self, *args)
+        except Exception as exc:
+            self.broken = True
+            log.error("trace_error", hook=hook.__name__, error=repr(exc))
+
+    return guarded
 
 
 class Tracing:
@@ -88,6 +107,7 @@ class SessionTrace:
             attributes={**self.base, "realtime_proxy.session_id": session_id},
         )
         self.context = set_span_in_context(self.span)
+        self.broken = False
         self._pending: OrderedDict[str | None, list[tuple[str, Attributes, int]]] = OrderedDict()
         self._first_delta: dict[str, float] = {}
         self._held: dict[str, _Response] = {}  # out-of-band responses waiting for their retry outcome
@@ -95,6 +115,7 @@ class SessionTrace:
 
     # -- hooks: one per observation the trace uses ---------------------------------------------
 
+    @_never_raises
     def on_rewrite(self, item: Rewrite) -> None:
         attributes: Attributes = {
             "realtime_proxy.rewrite.rule": item.rule,
@@ -113,14 +134,17 @@ class SessionTrace:
         while len(self._pending) > _PENDING_LIMIT:
             self._pending.popitem(last=False)
 
+    @_never_raises
     def on_refusal(self, item: Refusal) -> None:
         attributes = {"realtime_proxy.refusal.rule": item.rule, "realtime_proxy.refusal.code": item.code}
         self.span.add_event("realtime_proxy.refusal", {**attributes, **_event_type(item.event_type)})
 
+    @_never_raises
     def on_first_delta(self, item: FirstDelta) -> None:
         if item.response_id is not None:
             self._first_delta[item.response_id] = item.seconds
 
+    @_never_raises
     def on_response_done(self, item: ResponseDone, status: str, cost_usd: float) -> None:
         """`status`: the bounded status the metrics use; `cost_usd`: this response's cost."""
         end = time.time_ns()
@@ -147,6 +171,7 @@ class SessionTrace:
         else:
             self._write(response)
 
+    @_never_raises
     def on_retry_attempt(self, item: RetryAttempt) -> None:
         failed = self._held.pop(item.response_id, None) if item.response_id else None
         if failed is None:
@@ -163,6 +188,7 @@ class SessionTrace:
         failed.events.append(("realtime_proxy.retry_attempt", attributes, time.time_ns()))
         self._failed.setdefault(item.client_event_id, []).append(failed)
 
+    @_never_raises
     def on_retry_outcome(self, item: RetryOutcome) -> None:
         failed = self._failed.pop(item.client_event_id, [])
         final = self._held.pop(item.response_id, None) if item.response_id else None
@@ -177,6 +203,7 @@ class SessionTrace:
             final.events = [event for attempt in failed for event in attempt.events] + final.events
         self._write(final)
 
+    @_never_raises
     def end(self, outcome: str, summary: Attributes) -> None:
         for response in [*self._held.values(), *(r for rs in self._failed.values() for r in rs)]:
             self._write(response)

@@ -238,3 +238,27 @@ async def test_no_secret_or_audio_reaches_a_log_line(make_proxy: ProxyFactory) -
         assert forbidden not in text
     metrics_text = json.dumps(await proxy.scrape())
     assert SECRET not in metrics_text and EPHEMERAL not in metrics_text
+
+
+async def test_a_sideband_session_is_priced_as_the_model_the_server_names(make_proxy: ProxyFactory) -> None:
+    """A `?call_id=` socket names no model; session.created does, and the session is priced as that."""
+    proxy = await make_proxy(prices={"gpt-realtime": PRICE})
+    client = await RawClient.open(f"{proxy.ws_base}/realtime?call_id=rtc_sideband_1")
+    (created,) = client.seen  # session.created, read by open()
+    assert created["session"]["model"] == "gpt-realtime"
+    await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    done = await client.until("response.done")
+    assert done["response"]["status"] == "completed"
+    await client.close()
+    async with asyncio.timeout(5):
+        while proxy.server.relays:
+            await asyncio.sleep(0.01)
+    expected_usd = usd_at_price(done["response"]["usage"])
+    assert expected_usd > 0
+    m = await proxy.scrape()
+    assert sample(m, "realtime_proxy_cost_usd_total", model="gpt-realtime") == pytest.approx(expected_usd)
+    assert (
+        sample(m, "realtime_proxy_responses_total", status="completed", error_type="none", model="other") == 0
+    )
+    summary = next(line for line in proxy.log_lines() if line["event"] == "session_closed")
+    assert summary["priced_as"] == "gpt-realtime" and summary["model"] is None

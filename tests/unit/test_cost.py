@@ -112,3 +112,19 @@ def test_a_misspelt_price_is_a_startup_error(tmp_path: Path) -> None:
     path.write_text('[prices."gpt-realtime"]\ntext_inptu = 2.0\n')
     with pytest.raises(ConfigError, match=r"prices\.gpt-realtime\.text_inptu: unknown setting"):
         load_settings(path, environ={})
+
+
+def test_the_server_named_model_is_learnt_only_before_the_first_response() -> None:
+    table = {"gpt-realtime": PRICE}
+    sideband = SessionCost(None, table)
+    sideband.learn(None)
+    assert sideband.label == OTHER_MODEL
+    sideband.learn("gpt-realtime-2025-08-28")
+    assert (sideband.label, sideband.price) == ("gpt-realtime", PRICE)
+    named = SessionCost("gpt-realtime", table)
+    named.learn("my-deployment")  # the handshake's model stands
+    assert named.label == "gpt-realtime"
+    late = SessionCost(None, table)
+    late.add([("input", "text", False, 10)])
+    late.learn("gpt-realtime")  # a session keeps one label once a response was counted
+    assert (late.label, late.total_usd) == (OTHER_MODEL, 0.0)

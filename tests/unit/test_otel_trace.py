@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import structlog.testing
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -119,3 +121,25 @@ def test_a_response_create_rewrite_waits_for_its_response() -> None:
     assert [dict(e.attributes or {})["realtime_proxy.rewrite.rule"] for e in response.events] == [
         "drop_temperature"
     ]
+
+
+def test_a_tracing_bug_costs_the_trace_not_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    trace, exporter = started()
+
+    def broken(response: object) -> None:
+        raise RuntimeError("exporter bug")
+
+    monkeypatch.setattr(trace, "_write", broken)
+    with structlog.testing.capture_logs() as logs:
+        done(trace, "resp_1", "completed", out_of_band=False, event_id=None)  # raises inside: swallowed
+        done(trace, "resp_2", "completed", out_of_band=False, event_id=None)  # skipped from now on
+        trace.end("client_closed", {})
+    assert logs == [
+        {
+            "event": "trace_error",
+            "hook": "on_response_done",
+            "error": "RuntimeError('exporter bug')",
+            "log_level": "error",
+        }
+    ]
+    assert exporter.get_finished_spans() == ()  # the session span is left unended, never exported
