@@ -207,6 +207,7 @@ class SessionObserver:
                     "realtime_proxy.cost_usd": self.cost.total_usd,
                     "realtime_proxy.responses": sum(self.responses.values()),
                     "realtime_proxy.rewrites": sum(self.rewrites.values()),
+                    **({"realtime_proxy.rewrite.rules": sorted(self.rewrites)} if self.rewrites else {}),
                     "realtime_proxy.refusals": self.refusals,
                     "realtime_proxy.upstream_errors": self.upstream_errors,
                 },

@@ -216,18 +216,26 @@ class SessionTrace:
     # -- helpers -------------------------------------------------------------------------------
 
     def _write(self, response: _Response) -> None:
+        rules = [
+            a["realtime_proxy.rewrite.rule"] for n, a, _ in response.events if n == "realtime_proxy.rewrite"
+        ]
         span = self.tracer.start_span(
             f"{OPERATION} {self.model or ''}".strip(),
             context=self.context,
             kind=SpanKind.CLIENT,
             start_time=response.start_ns,
-            attributes={**self.base, **response.attributes},
+            attributes={**self.base, **response.attributes, **_rules(rules)},
         )
         for name, attributes, at in response.events:
             span.add_event(name, attributes, timestamp=at)
         if response.status in ("failed", "incomplete"):
             span.set_status(Status(StatusCode.ERROR, response.status))
         span.end(end_time=response.end_ns)
+
+
+def _rules(rules: list[str]) -> Attributes:
+    """The rules that rewrote a request, in order (each one's details are its span event)."""
+    return {"realtime_proxy.rewrite.rules": rules} if rules else {}
 
 
 def _event_type(event_type: str | None) -> Attributes:

@@ -175,6 +175,7 @@ async def test_a_session_and_its_responses_as_a_span_tree(
     assert session_attributes["realtime_proxy.outcome"] == "client_closed"
     assert session_attributes["realtime_proxy.responses"] == 3  # upstream responses: one failed attempt
     assert session_attributes["realtime_proxy.rewrites"] == 2
+    assert session_attributes["realtime_proxy.rewrite.rules"] == ["modalities_to_output_modalities"]
     assert [
         (name, a["realtime_proxy.rewrite.rule"], a["realtime_proxy.event_type"])
         for name, a in events(session)
@@ -208,6 +209,8 @@ async def test_a_session_and_its_responses_as_a_span_tree(
     assert oob_attributes["realtime_proxy.out_of_band"] is True
     assert oob_attributes["realtime_proxy.retry.attempts"] == 2
     assert oob_attributes["realtime_proxy.retry.outcome"] == "recovered"
+    assert oob_attributes["realtime_proxy.rewrite.rules"] == ["modalities_to_output_modalities"]
+    assert "realtime_proxy.rewrite.rules" not in tool_attributes
     assert oob_attributes["gen_ai.usage.output_tokens"] == dones[final_id]["usage"]["output_tokens"]
     (rewrite, attempt) = events(oob)
     assert rewrite == (
