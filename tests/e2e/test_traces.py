@@ -268,3 +268,16 @@ def test_not_configured_means_no_tracer_and_no_opentelemetry_import() -> None:
 )
 def test_tracing_stays_off_unless_an_endpoint_is_configured(environ: dict[str, str]) -> None:
     assert tracing_from_environment(environ) is None
+
+
+def test_an_endpoint_without_the_extra_installed_warns_and_runs_untraced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    import structlog.testing
+
+    monkeypatch.setitem(sys.modules, "proxy.ops.otel", None)  # as if opentelemetry were not installed
+    with structlog.testing.capture_logs() as logs:
+        assert tracing_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) is None
+    assert [(line["event"], line["log_level"]) for line in logs] == [("tracing_unavailable", "warning")]
