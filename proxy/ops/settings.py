@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from proxy.ops.cost import DEFAULT_PRICES, ModelPrice
+
 ENV_PREFIX = "REALTIME_PROXY_"
 
 
@@ -133,6 +135,15 @@ class Settings(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
+    # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {**_default_prices(), **value}
 
     @field_validator("upstream_url")
     @classmethod
@@ -150,6 +161,10 @@ class Settings(_Strict):
     @property
     def rules_observe_only(self) -> bool:
         return self.dry_run or self.rules.mode == "observe"
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    return {name: ModelPrice(**price) for name, price in DEFAULT_PRICES.items()}
 
 
 class ConfigError(Exception):
