@@ -11,34 +11,31 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from proxy.core import compat
 from proxy.core.rules import Rule
-from proxy.edge.auth import Admission, AdmissionRefused
+from proxy.edge.admit import UpstreamPlan, admit, capacity_refusal, failure_response, handshake_result
+from proxy.edge.auth import Admission
 from proxy.edge.http import HttpService
-from proxy.edge.listener import ClientLeg, json_response, phrase
+from proxy.edge.listener import ClientLeg
 from proxy.edge.relay import Relay
 from proxy.edge.session_builder import PendingSession, SessionBuilder, upstream_host
 from proxy.edge.upstream import (
-    RELAYED_REFUSAL_HEADERS,
-    BadRequestTarget,
     UpstreamFailure,
     UpstreamOptions,
-    UpstreamRefused,
     client_ssl_context,
-    forwarded_headers,
-    offered_subprotocols,
-    upstream_url,
 )
 from proxy.edge.upstream_leg import open_upstream
 from proxy.edge.wire import LegTiming
 from proxy.ops.logs import get_logger
 from proxy.ops.metrics import Metrics
 from proxy.ops.settings import Settings
+
+if TYPE_CHECKING:  # the otel extra is optional
+    from proxy.ops.otel import Tracing
 
 log = get_logger("proxy.server")
 SHUTDOWN_CLOSE_BOUND = 2.0  # after the grace period, how long closing handshakes may take
@@ -53,11 +50,12 @@ class ProxyServer:
         rng: random.Random | None = None,
         upstream_ssl: ssl.SSLContext | None = None,
         extra_rules: Sequence[Rule] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         s = self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(models=settings.prices)
         self.admission = Admission(s.auth)
-        self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules)
+        self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules, tracing)
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
@@ -105,64 +103,33 @@ class ProxyServer:
 
     def upgrade(self, leg: ClientLeg, request: Request) -> None:
         """Admit a WebSocket handshake: refused now, or the upstream is opened before the 101."""
-        admitted = self._admit(leg, request)
-        if isinstance(admitted, Response):
-            leg.refuse(admitted)
+        if not self.ready or len(self.relays) + self.handshaking >= self.settings.max_sessions:
+            leg.refuse(capacity_refusal(self.metrics))
             return
-        self.handshaking += 1
-        task = asyncio.get_running_loop().create_task(self._connect(leg, request, *admitted))
+        plan = admit(self.settings, self.admission, self.metrics, request, self.sessions.chain)
+        if isinstance(plan, Response):
+            leg.refuse(plan)
+            return
+        self.handshaking += 1  # holds a session slot until the session starts or the handshake fails
+        task = asyncio.get_running_loop().create_task(self._connect(leg, request, plan))
         leg.on_lost = task.cancel
 
-    def _admit(
-        self, leg: ClientLeg, request: Request
-    ) -> Response | tuple[str, list[tuple[str, str]], list[str], bool]:
-        s = self.settings
-        if not self.ready or len(self.relays) + self.handshaking >= s.max_sessions:
-            self.metrics.handshakes_total.labels("rejected_capacity").inc()
-            message = "The proxy is at its session limit; retry later."
-            return json_response(503, "proxy_at_capacity", message, error_type="server_error")
-        try:
-            headers, subprotocols = self.admission.admit(
-                request.headers, offered_subprotocols(request.headers)
-            )
-        except AdmissionRefused as refused:
-            self.metrics.handshakes_total.labels(refused.result).inc()
-            return json_response(refused.status, refused.code, refused.message)
-        beta = compat.is_beta_handshake({k.lower(): v for k, v in headers.raw_items()}, subprotocols)
-        if beta:
-            self.metrics.beta_sessions_total.labels(s.compat.beta_clients).inc()
-            if s.compat.beta_clients == "reject":
-                self.metrics.handshakes_total.labels("rejected_beta").inc()
-                message = (
-                    "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
-                )
-                return json_response(400, "beta_api_shape_disabled", message)
-        translate = beta and s.compat.beta_clients == "translate"
-        forwarded = forwarded_headers(headers)
-        if translate:
-            plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
-            forwarded = list(plain.items())
-        try:
-            url = upstream_url(s.upstream_url, request.path)
-        except BadRequestTarget as exc:
-            return json_response(400, "invalid_request_target", str(exc))
-        return url, forwarded, subprotocols, translate
-
-    async def _connect(
-        self,
-        leg: ClientLeg,
-        request: Request,
-        url: str,
-        forwarded: list[tuple[str, str]],
-        offered: list[str],
-        beta: bool,
-    ) -> None:
+    async def _connect(self, leg: ClientLeg, request: Request, plan: UpstreamPlan) -> None:
         started = time.monotonic()
         try:
-            upstream = await open_upstream(url, forwarded, offered, self.upstream_options)
+            upstream = await open_upstream(plan.url, plan.headers, plan.subprotocols, self.upstream_options)
         except UpstreamFailure as failure:
             self.handshaking -= 1
-            leg.refuse(self._failure_response(failure, request.path))
+            self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
+            host, path = upstream_host(self.settings.upstream_url), request.path.split("?", 1)[0]
+            log.warning(
+                "upstream_handshake_failed",
+                status=failure.status,
+                code=failure.code,
+                upstream_host=host,
+                path=path,
+            )
+            leg.refuse(failure_response(failure))
             return
         except asyncio.CancelledError:
             self.handshaking -= 1
@@ -177,31 +144,19 @@ class ProxyServer:
         query = dict(parse_qsl(request.path.partition("?")[2]))
         path = request.path.split("?", 1)[0]
         pending = PendingSession(
-            beta, uuid.uuid4().hex[:16], started, leg.remote, query.get("model"), path, query
+            plan.beta_client,
+            uuid.uuid4().hex[:16],
+            started,
+            leg.remote,
+            query.get("model") or query.get("deployment"),  # OpenAI names a model, Azure a deployment
+            path,
+            plan.context,
+            query,
+            (request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
         relay = self.sessions.start(leg, upstream, pending, self._ended)
         self.relays.add(relay)
         relay.start()
-
-    def _failure_response(self, failure: UpstreamFailure, path: str) -> Response:
-        result = _handshake_result(failure)
-        self.metrics.handshakes_total.labels(result).inc()
-        host = upstream_host(self.settings.upstream_url)
-        log.warning(
-            "upstream_handshake_failed",
-            status=failure.status,
-            code=failure.code,
-            upstream_host=host,
-            path=path.split("?", 1)[0],
-        )
-        if isinstance(failure, UpstreamRefused):
-            relayed = [(k, v) for k, v in failure.headers.raw_items() if k.lower() in RELAYED_REFUSAL_HEADERS]
-            return Response(failure.status, phrase(failure.status), Headers(relayed), failure.body)
-        if failure.status == 504:
-            message = "The upstream did not answer the handshake in time."
-        else:
-            message = "The proxy could not reach the upstream."
-        return json_response(failure.status, failure.code, message, error_type="server_error")
 
     def _ended(self, relay: Relay) -> None:
         self.relays.discard(relay)
@@ -239,11 +194,3 @@ class ProxyServer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):
                 await self.server.wait_closed()
-
-
-def _handshake_result(failure: UpstreamFailure) -> str:
-    if isinstance(failure, UpstreamRefused):
-        if failure.status in (401, 403, 404, 429):
-            return f"refused_{failure.status}"
-        return "refused_5xx" if failure.status >= 500 else "refused_4xx"
-    return "timeout" if failure.status == 504 else "unreachable"

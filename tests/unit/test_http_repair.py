@@ -118,15 +118,26 @@ def test_secret_request_keeps_its_other_fields() -> None:
     }
 
 
-def test_translation_sessions_are_not_given_a_type() -> None:
-    from proxy.edge.http.repair import translation_chain
+def test_translation_sessions_are_out_of_every_ga_rule_scope() -> None:
+    session = {
+        "model": "gpt-realtime-translate",
+        "modalities": ["text"],
+        "audio": {"output": {"language": "de"}},
+    }
+    body = orjson.dumps({"session": session})
+    repaired = repair_body(BodyKind.SECRET_REQUEST, "application/json", body, CHAIN, route="translation")
+    assert repaired.body == body  # not even the beta name: the API answers for translation sessions
+    as_realtime = repair_body(BodyKind.SECRET_REQUEST, "application/json", body, CHAIN)
+    assert as_realtime.body != body
 
-    body = orjson.dumps(
-        {"session": {"model": "gpt-realtime-translate", "audio": {"output": {"language": "de"}}}}
-    )
-    repaired = repair_body(BodyKind.SECRET_REQUEST, "application/json", body, translation_chain(CHAIN))
-    assert repaired.body == body
-    assert "session_type_missing" not in [rule.name for rule in translation_chain(CHAIN).rules]
+
+def test_offers_and_accepts_configure_realtime_sessions() -> None:
+    # No realtime-only field to tell the type: only the route's knowledge adds it.
+    plain = b'{"audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}}'
+    accepted = repair_body(BodyKind.SESSION, "application/json", plain, CHAIN)
+    assert orjson.loads(accepted.body)["type"] == "realtime"
+    secret = repair_body(BodyKind.SECRET_REQUEST, "application/json", b'{"session": ' + plain + b"}", CHAIN)
+    assert secret.body == b'{"session": ' + plain + b"}"  # could be a transcription session: unchanged
 
 
 def test_observe_only_chain_reports_but_forwards_unchanged() -> None:

@@ -14,7 +14,7 @@ from websockets.datastructures import Headers
 from proxy.core.rules import ChainResult, RuleChain
 from proxy.edge.auth import Admission, AdmissionRefused
 from proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
-from proxy.edge.http.repair import repair_body, translation_chain
+from proxy.edge.http.repair import repair_body, session_route
 from proxy.edge.http.routes import BodyKind, Route, classify
 from proxy.edge.upstream import HTTP_FORWARDED_HEADERS, BadRequestTarget, forwarded_headers, upstream_url
 from proxy.ops.logs import get_logger
@@ -54,7 +54,7 @@ class Forwarder:
     def __init__(self, settings: Settings, chain: RuleChain, admission: Admission, metrics: Metrics,
                  transport: httpx.AsyncHTTPTransport) -> None:  # fmt: skip
         self.settings = settings
-        self.chains = {False: chain, True: translation_chain(chain)}
+        self.chain = chain
         self.admission = admission
         self.metrics = metrics
         # The transport, not an httpx Client: no cookie jar shared between clients, no redirects, no
@@ -105,7 +105,7 @@ class Forwarder:
                 ) from None
             except BodyTimeout:
                 raise Refused(408, "request_timeout", "The request body did not arrive in time.") from None
-            content = self._repair(route, head.header("content-type") or "", raw)
+            content = self._repair(route, head.path, head.header("content-type") or "", raw)
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("content-length", str(len(content))))
         return await self._forward(exchange, head.method, url, headers, content)
@@ -120,8 +120,8 @@ class Forwarder:
             raise Refused(403, "route_not_allowed", "This route is not available through the proxy.")
         return forwarded_headers(upstream, HTTP_FORWARDED_HEADERS)
 
-    def _repair(self, route: Route, content_type: str, raw: bytes) -> bytes:
-        repaired = repair_body(route.body, content_type, raw, self.chains[route.translation])
+    def _repair(self, route: Route, path: str, content_type: str, raw: bytes) -> bytes:
+        repaired = repair_body(route.body, content_type, raw, self.chain, session_route(route, path))
         if repaired.result is not None:
             self._observe(route, repaired.result)
             refusal = repaired.result.refusal
