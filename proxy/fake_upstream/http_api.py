@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from proxy.edge.http.exchange import ClientGone, Exchange
+from proxy.edge.http.exchange import ClientGone, CutOff, Exchange
 
 from . import http_streams
 from .http_realtime import (
@@ -133,7 +133,7 @@ class FakeHttpApi:
         for index, event in enumerate(events):
             if index == self.drop_stream_after:
                 record.outcome = "dropped"
-                raise ConnectionAbortedError("fake upstream drops the stream")  # the connection closes
+                raise CutOff  # the fake upstream drops the stream: its connection closes mid-body
             if index:
                 await asyncio.sleep(self.sse_interval)
             await exchange.send(event)

@@ -15,8 +15,10 @@ from typing import cast
 
 import h11
 
-from proxy.edge.http.exchange import Exchange, RequestHead, error_body
+from proxy.edge.http.exchange import CutOff, Exchange, RequestHead, error_body
+from proxy.ops.logs import get_logger
 
+log = get_logger("proxy.http")
 Handler = Callable[[Exchange], Awaitable[None]]
 _LINGER_SECONDS = 2.0  # after an early answer, how long the rest of a request body is read and dropped
 
@@ -166,7 +168,10 @@ class HttpConnection(asyncio.Protocol):
             if not self.closed:
                 raise
             return  # the client went away and connection_lost cancelled us
+        except CutOff:
+            pass  # deliberate: the unfinished response closes the connection below
         except Exception:
+            log.exception("http_handler_failed", method=exchange.head.method)
             if exchange.status is None and not self.closed:
                 body = error_body(
                     "The proxy failed to handle the request.", code=None, error_type="server_error"
@@ -204,7 +209,9 @@ class HttpConnection(asyncio.Protocol):
     # -- errors, timers, closing --------------------------------------------------------------
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._exchange is not None and self.task is not None:
+            self._exchange.lost()  # e.g. a malformed chunk mid-body: the handler stops, nothing is answered
+        elif self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = error_body(message, code=code)
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             with contextlib.suppress(h11.LocalProtocolError):

@@ -22,6 +22,10 @@ class ClientGone(Exception):
     """The client closed the connection."""
 
 
+class CutOff(Exception):
+    """Raised by a handler to break its response off: the connection closes without completing it."""
+
+
 class BodyTimeout(TimeoutError):
     """The client stopped sending its request body, or stopped reading the response."""
 
