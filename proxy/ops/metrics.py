@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from proxy import __version__
 from proxy.core.traffic import TrafficCounts
 from proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -71,15 +72,6 @@ KNOWN_ERROR_CODES = (
 )
 CLOSE_CODES = ("1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "1012", "1013", "1014", "4000")
 CLOSE_SIDES = ("client", "upstream")
-HTTP_ROUTES = (
-    "realtime_client_secrets",
-    "translations_client_secrets",
-    "realtime_calls",
-    "realtime_call_action",
-    "other",
-)
-# Status classes; "none" when the client went away before any response was started.
-HTTP_STATUSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
 # One narrow bucket just below each possible attempt count (1..10, the max_attempts limit).
 ATTEMPT_BUCKETS = tuple(edge for n in range(1, 11) for edge in (n - 0.001, float(n)))
 
@@ -263,7 +255,7 @@ class Metrics:
                 self.closes_total.labels(side, code)
         for mode in ("translate", "reject", "passthrough"):
             self.beta_sessions_total.labels(mode)
-        for route in HTTP_ROUTES:
+        for route in HTTP_ROUTE_CLASSES:
             self.http_request_duration.labels(route)
             for direction in ("request", "response"):
                 self.http_bytes_total.labels(route, direction)

@@ -18,7 +18,7 @@ class BodyKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    name: str  # metrics label: one of proxy.ops.metrics.HTTP_ROUTES
+    name: str  # metrics label: one of proxy.ops.settings.HTTP_ROUTE_CLASSES
     body: BodyKind = BodyKind.NONE
     translation: bool = False  # a translation session: only rules that fit it apply
 
