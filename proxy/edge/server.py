@@ -171,6 +171,7 @@ class ProxyServer:
         if self.server is None:
             return
         self.server.close()
+        http_drained = asyncio.ensure_future(self.http.close(grace))  # idle ones now, busy ones by `grace`
         for leg in [c for c in self.connections if c.sink is None and not c.upgrading]:
             leg.abort()  # idle connections that never sent a request
         if self.relays:
@@ -190,7 +191,7 @@ class ProxyServer:
             relay.abort()
         for leg in list(self.connections):
             leg.abort()
-        await self.http.close()
+        await http_drained  # plain HTTP requests in flight had the same grace, alongside
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):
                 await self.server.wait_closed()

@@ -236,3 +236,22 @@ async def test_origin_allow_list_applies_to_http(make_proxy: ProxyFactory) -> No
     assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "origin_not_allowed")
     assert (allowed.status_code, server.status_code) == (200, 200)
     assert len(proxy.fake.http.records) == 2
+
+
+async def test_shutdown_lets_a_stream_in_flight_finish(proxy: RunningProxy) -> None:
+    proxy.fake.http.sse_interval = 0.05
+    body = {"model": "m", "input": "hi", "stream": True}
+    async with asyncio.timeout(10), httpx.AsyncClient(base_url=proxy.base_url) as client:
+        idle = await client.get("/models", headers={"Authorization": f"Bearer {API_KEY}"})  # then kept alive
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(base_url=proxy.base_url) as streaming:
+            async with streaming.stream("POST", "/responses", json=body, headers=headers) as response:
+                chunks = response.aiter_raw()
+                received = await anext(chunks)
+                shutdown = asyncio.create_task(proxy.server.shutdown(grace=5))
+                async for chunk in chunks:
+                    received += chunk
+            await shutdown
+    assert idle.status_code == 200
+    assert received.count(b"event: ") == 8 and b"response.completed" in received  # all of it
+    assert not proxy.server.http.connections  # the idle one closed at once, the busy one once done

@@ -12,6 +12,7 @@ from proxy.edge.http.exchange import BODY_HIGH_WATER, BodyTimeout, BodyTooLarge,
 class RecordingWire:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.closing = False
 
     def continue_(self) -> None:
         self.calls.append("continue")

@@ -57,6 +57,8 @@ class RequestHead:
 class Wire(Protocol):
     """What an Exchange needs from its connection (implemented by HttpConnection)."""
 
+    closing: bool  # the connection closes after this exchange (shutdown)
+
     def continue_(self) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
@@ -152,7 +154,8 @@ class Exchange:
         if self.gone:
             raise ClientGone
         head = list(headers)
-        if not self.body_complete:  # answered before the whole body: the connection cannot be reused
+        # Answered before the whole body, or shutting down: the client must not reuse the connection.
+        if not self.body_complete or self._wire.closing:
             head.append((b"connection", b"close"))
         self.status = status
         self._wire.start_response(status, head)

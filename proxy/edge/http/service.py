@@ -58,7 +58,8 @@ class HttpService:
         return HttpConnection(self.forwarder.handle, self.limits, self.connections)
 
     async def close(self, grace: float = 0.0) -> None:
-        """Close idle connections, give requests in flight `grace` seconds, then abort the rest."""
+        """Close idle connections now; requests in flight get `grace` seconds to finish (their
+        response says `Connection: close`), then the rest are aborted and the pool closed."""
         for connection in list(self.connections):
             connection.close_if_idle()
         tasks = [c.task for c in self.connections if c.task is not None]
