@@ -58,7 +58,7 @@ class Forwarder:
         self.admission = admission
         self.metrics = metrics
         # The transport, not an httpx Client: no cookie jar shared between clients, no redirects, no
-        # default headers, and half the CPU per request.
+        # default headers, and less CPU per request (bench/http.py).
         self.transport = transport
         h = settings.http
         timeout = httpx.Timeout(
