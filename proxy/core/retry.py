@@ -17,7 +17,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
+from proxy.core.actions import (
+    Action,
+    CancelTimer,
+    RetryAttempt,
+    RetryOutcome,
+    RuleError,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+)
 from proxy.core.events import dump, sniff_string_field
 from proxy.core.retry_policy import (
     RetryPolicy,
@@ -226,14 +235,8 @@ class ResponseRetrier:
             return self._release(state, event, now, "exhausted", "deadline")
         state.phase, state.last_failed_done = _Phase.BACKOFF, event
         error_type, error_code = failure_error(response)
-        fields = {
-            "attempt": state.attempt + 1,
-            "delay": delay,
-            "response_id": state.response_id,
-            "error_type": error_type,
-            "error_code": error_code,
-        }
-        return [Later(delay, state.token), Observation("retry_attempt", fields)]
+        attempt = RetryAttempt(state.attempt + 1, delay, state.response_id, error_type, error_code)
+        return [StartTimer(delay, state.token), attempt]
 
     def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[Action] | None:
         error = event.get("error")
@@ -260,8 +263,9 @@ class ResponseRetrier:
                     raise TypeError(f"escalate returned {type(request).__name__}")
             except Exception as exc:  # a rule bug must not stop the retry itself
                 request = copy.deepcopy(state.request)
-                fields = {"rule": "retry_escalate", "error": repr(exc)}
-                actions.append(Observation("rule_error", fields))
+                actions.append(
+                    RuleError(state.client_event_id, "response.create", "retry_escalate", repr(exc))
+                )
         # Correlation must survive whatever the escalation did to the request.
         response = request.setdefault("response", {})
         response["metadata"] = copy.deepcopy(state.request["response"]["metadata"])
@@ -291,7 +295,7 @@ class ResponseRetrier:
         actions.append(self._end(state, outcome, reason, now))
         return actions
 
-    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> Observation:
+    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> RetryOutcome:
         """Forget the request; every tracked request ends in exactly one outcome."""
         self._by_token.pop(state.token, None)
         self._by_event_id.pop(state.event_id, None)

@@ -13,7 +13,7 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from proxy.core.actions import Action, CancelTimer, Frame, Later, Observation, ToClient, ToUpstream
+from proxy.core.actions import Action, CancelTimer, Frame, Observation, StartTimer, ToClient, ToUpstream
 from proxy.core.closing import LegClosed, close_for_peer, outcome_of
 from proxy.core.session import SessionCore
 from proxy.ops.observe import SessionObserver
@@ -157,7 +157,7 @@ class Relay:
                 await self.client.send(action.frame)
             elif isinstance(action, Observation):
                 self.observer.observe(action)
-            elif isinstance(action, Later):
+            elif isinstance(action, StartTimer):
                 self.timers[action.token] = self.loop.call_later(action.delay, self._fire, action.token)
             elif isinstance(action, CancelTimer):
                 handle = self.timers.pop(action.token, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from typing import Any
 
@@ -11,7 +12,17 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
+from proxy.core.actions import (
+    Action,
+    CancelTimer,
+    Observation,
+    RetryAttempt,
+    RetryOutcome,
+    RuleError,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+)
 from proxy.core.events import dump, parse_object, sniff_type
 from proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
 
@@ -123,7 +134,7 @@ class Playbook:
                 self.client_saw.append(orjson.loads(action.frame))
             elif isinstance(action, ToUpstream):
                 self.upstream.append(orjson.loads(action.frame))
-            elif isinstance(action, Later):
+            elif isinstance(action, StartTimer):
                 self.timers[action.token] = self.now + action.delay
             elif isinstance(action, CancelTimer):
                 self.timers.pop(action.token)
@@ -131,10 +142,10 @@ class Playbook:
                 self.observations.append(action)
 
     def outcomes(self) -> list[dict[str, Any]]:
-        return [o.fields for o in self.observations if o.kind == "retry_outcome"]
+        return [dataclasses.asdict(o) for o in self.observations if isinstance(o, RetryOutcome)]
 
     def attempts(self) -> list[dict[str, Any]]:
-        return [o.fields for o in self.observations if o.kind == "retry_attempt"]
+        return [dataclasses.asdict(o) for o in self.observations if isinstance(o, RetryAttempt)]
 
     def client_types(self) -> list[str]:
         return [e["type"] for e in self.client_saw]
@@ -217,7 +228,7 @@ def test_done_without_output_releases_held_created_first() -> None:
     pb.server(created("resp_A", tagged(token)))
     actions = pb.server(done("resp_A", tagged(token), status="completed"))
     assert actions is not None
-    assert [type(a) for a in actions] == [ToClient, ToClient, Observation]
+    assert [type(a) for a in actions] == [ToClient, ToClient, RetryOutcome]
     assert pb.client_types() == ["response.created", "response.done"]
 
 
@@ -554,7 +565,7 @@ def test_failing_escalate_still_resends_the_original() -> None:
     fail_attempt(pb, token, "resp_1")
     pb.fire(token)
     assert pb.upstream[1]["response"] == pb.upstream[0]["response"]
-    assert [o.kind for o in pb.observations] == ["retry_attempt", "rule_error"]
+    assert [type(o) for o in pb.observations] == [RetryAttempt, RuleError]
 
 
 # --- cancel, close, errors -----------------------------------------------------------------------
@@ -613,7 +624,7 @@ def test_close_cancels_pending_timers_and_reports_every_tracked_request() -> Non
     fail_attempt(pb, t1, "resp_1")
     actions = pb.retrier.close(pb.now)
     assert actions[0] == CancelTimer(t1)
-    outcomes = [a.fields for a in actions if isinstance(a, Observation)]
+    outcomes = [dataclasses.asdict(a) for a in actions if isinstance(a, RetryOutcome)]
     assert [(o["client_event_id"], o["outcome"], o["reason"]) for o in outcomes] == [
         ("evt_1", "cancelled", "client_closed"),
         ("evt_2", "cancelled", "client_closed"),

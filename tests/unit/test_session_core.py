@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import random
 from typing import Any
@@ -12,6 +13,7 @@ from proxy.core.actions import Observation, ToClient, ToUpstream
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import build_chain
 from proxy.core.session import CoreOptions, SessionCore
+from proxy.ops.observe import _kind
 
 AUDIO = base64.b64encode(bytes(960)).decode()
 
@@ -23,7 +25,7 @@ def core(observe_only: bool = False, **options: Any) -> SessionCore:
 
 
 def observations(actions: list[Any] | None, kind: str) -> list[dict[str, Any]]:
-    return [a.fields for a in actions or [] if isinstance(a, Observation) and a.kind == kind]
+    return [dataclasses.asdict(a) for a in actions or [] if isinstance(a, Observation) and _kind(a) == kind]
 
 
 def test_audio_frames_take_the_fast_path_without_parsing(monkeypatch: Any) -> None:
@@ -32,7 +34,7 @@ def test_audio_frames_take_the_fast_path_without_parsing(monkeypatch: Any) -> No
     def no_parsing(frame: Any) -> None:
         raise AssertionError("audio frames must not be parsed")
 
-    monkeypatch.setattr("proxy.core.session.parse_object", no_parsing)
+    monkeypatch.setattr("proxy.core.classify.parse_object", no_parsing)
     append = json.dumps({"type": "input_audio_buffer.append", "audio": AUDIO})
     delta = json.dumps(
         {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": AUDIO}
