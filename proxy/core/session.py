@@ -3,7 +3,7 @@
     client: classify, [beta], repair, [orchestration], [retry], tracking, state        -> upstream
     server: classify, tracking, [orchestration], attribution, state, [retry], [beta]   -> client
 
-(bracketed stages exist only when configured: a beta client, in-band queueing, retries)
+(bracketed stages exist only when configured: a beta client, turn-taking, retries)
 
 A stage sees a frame only if it declared the frame's type (parsed) or asked to see it; a frame no
 stage wants is forwarded as received with no action built (`None`: the hot path for audio). A
@@ -22,6 +22,7 @@ from proxy.core.classify import Classifier
 from proxy.core.compat.stage import BetaStage
 from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 from proxy.core.orchestration import OrchestrationStage
+from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
 from proxy.core.retry import ResponseRetrier
 from proxy.core.retry_stage import RetryStage
@@ -36,7 +37,7 @@ from proxy.core.traffic import C2U, U2C, TrafficCounts
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
     beta_client: bool = False  # translate this client's beta shapes both ways
-    queue_in_band: bool = False  # hold a second in-band response.create until the first is done
+    orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
     log_event_types: bool = False  # one debug observation per frame (type and size only)
     max_repair_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events skip the rules
 
@@ -58,7 +59,7 @@ class SessionCore:
         self.classifier = Classifier(self.traffic)
         ids = EventIds()
         beta = BetaStage() if options.beta_client else None
-        orchestration = OrchestrationStage(ids) if options.queue_in_band else None
+        orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
         retry = RetryStage(retrier) if retrier is not None else None
         tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_repair_bytes)

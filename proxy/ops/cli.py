@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realtime-proxy: {exc}", file=sys.stderr)
         return 2
     configure_logging(log_format=settings.log_format, level=settings.log_level)
+    for message in settings.deprecations:
+        get_logger().warning("config_deprecated", message=message)
     try:
         return _run_loop(settings.event_loop, _serve(settings))
     except KeyboardInterrupt:
@@ -132,6 +134,9 @@ async def _serve(settings: Settings) -> int:
         fake_upstream=bool(fake),
         tls=bool(settings.tls_cert),
         rules_mode="observe" if settings.rules_observe_only else "repair",
+        orchestration_mode="observe"
+        if settings.orchestration_observe_only and settings.orchestration.mode != "off"
+        else settings.orchestration.mode,
         version=__version__,
         event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
     )

@@ -23,7 +23,7 @@ TEXT = {"output_modalities": ["text"]}
 ORCHESTRATION = "realtime_proxy_orchestration_total"
 
 
-@pytest.fixture(params=["direct"])  # "proxy" once the stage is wired
+@pytest.fixture(params=["direct", "proxy"])
 async def route(request: pytest.FixtureRequest, fake: FakeUpstream, make_proxy: ProxyFactory) -> str:
     return str(request.param)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from proxy.core import events
 from proxy.core.actions import Observation, ToClient, ToUpstream
+from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import build_chain
 from proxy.core.session import CoreOptions, SessionCore
@@ -186,12 +187,12 @@ def test_beta_client_renames_audio_deltas_without_parsing(monkeypatch: Any) -> N
 
 
 def test_queued_in_band_response_is_released_by_response_done() -> None:
-    session = core(queue_in_band=True)
+    session = core(orchestration=OrchestrationOptions())
     first = session.from_client(json.dumps({"type": "response.create"}), 0.0)
     second = session.from_client(json.dumps({"type": "response.create", "event_id": "b"}), 0.0)
     assert [a for a in first or [] if isinstance(a, ToUpstream)]
     assert not [a for a in second or [] if isinstance(a, ToUpstream)]
-    assert observations(second, "queued")
+    assert observations(second, "response_held")
     done = session.from_upstream(
         json.dumps(
             {
