@@ -19,12 +19,11 @@ errors by the attribution stage) so an upstream `error` naming them ends their t
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import deque
 from typing import Any
 
 from proxy.core.actions import CancelTimer, StartTimer
-from proxy.core.attribution import OWN_EVENT_PREFIX, EventIds
+from proxy.core.attribution import EventIds
 from proxy.core.events import dump
 from proxy.core.orchestration_events import (
     CancelAbsorbed,
@@ -39,94 +38,19 @@ from proxy.core.orchestration_events import (
     cancelled_done,
 )
 from proxy.core.stage import BaseStage, Forward, Message, StageAction
+from proxy.core.turns import (
+    HeldCancel,
+    HeldCreate,
+    Memory,
+    ToolTurn,
+    UpstreamResponse,
+    function_calls,
+    in_band,
+    response_of,
+)
 
 TIMER = "orchestration.tool_outputs"
 ALREADY_ACTIVE = "conversation_already_has_active_response"
-_MEMORY = 256  # finished responses and tool outputs remembered
-
-
-@dataclass
-class _Held:
-    message: Message
-    event_id: str
-    since: float
-    rejected: bool = False  # the API refused it once as "already active": not held again
-
-    @property
-    def client_event_id(self) -> str | None:
-        return None if self.event_id.startswith(OWN_EVENT_PREFIX) else self.event_id
-
-    @property
-    def request(self) -> Any:
-        return (self.message.event or {}).get("response")
-
-
-@dataclass
-class _Upstream:
-    """The in-band response the API is working on: sent by us (`create`) or started by the server."""
-
-    create: _Held | None
-    response_id: str | None = None
-
-
-@dataclass
-class _Turn:
-    """After a response made function calls, until the response answering them is done."""
-
-    calls: int
-    awaiting: set[str]
-    answer: _Held | None = None  # the create that answers the turn (held or upstream)
-    absorbed: int = 0
-    timer: bool = False
-
-    @property
-    def answered(self) -> bool:
-        """Some output is in: the client is answering the calls (and may send a create per call)."""
-        return len(self.awaiting) < self.calls
-
-
-@dataclass
-class _HeldCancel:
-    message: Message
-    target: _Held
-    since: float
-
-
-@dataclass
-class _Memory:
-    in_band: OrderedDict[str, None] = field(default_factory=OrderedDict)  # ids from response.created
-    finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    outputs: OrderedDict[str, None] = field(default_factory=OrderedDict)
-
-    @staticmethod
-    def add(store: OrderedDict[str, None], key: str) -> None:
-        store[key] = None
-        while len(store) > _MEMORY:
-            store.popitem(last=False)
-
-
-def in_band(event: dict[str, Any]) -> bool:
-    """An in-band create: `response` absent or an object without `"conversation": "none"`. A
-    malformed one (`"response": 5`) goes on untouched and untracked: the API refuses it."""
-    response = event.get("response", {})
-    return isinstance(response, dict) and response.get("conversation") != "none"
-
-
-def _response_of(message: Message) -> dict[str, Any] | None:
-    response = message.event.get("response") if message.event is not None else None
-    return response if isinstance(response, dict) else None
-
-
-def _function_calls(response: dict[str, Any]) -> list[str]:
-    if response.get("status") != "completed" or not isinstance(response.get("output"), list):
-        return []
-    return [
-        item["call_id"]
-        for item in response["output"]
-        if isinstance(item, dict)
-        and item.get("type") == "function_call"
-        and isinstance(item.get("call_id"), str)
-    ]
 
 
 class OrchestrationStage(BaseStage):
@@ -138,11 +62,11 @@ class OrchestrationStage(BaseStage):
         self.ids = ids
         self.options = options or OrchestrationOptions()
         self.apply = not self.options.observe_only
-        self.upstream: _Upstream | None = None
-        self.held: deque[_Held] = deque()
-        self.turn: _Turn | None = None
-        self.held_cancel: _HeldCancel | None = None
-        self.memory = _Memory()
+        self.upstream: UpstreamResponse | None = None
+        self.held: deque[HeldCreate] = deque()
+        self.turn: ToolTurn | None = None
+        self.held_cancel: HeldCancel | None = None
+        self.memory = Memory()
         self.conversation_id: Any = None
         self._synthetic = itertools.count(1)
 
@@ -165,7 +89,7 @@ class OrchestrationStage(BaseStage):
             self.ids.ensure(event)
             message.edited()
         event_id = event.get("event_id")
-        create = _Held(message, event_id if isinstance(event_id, str) else self.ids.new(), now)
+        create = HeldCreate(message, event_id if isinstance(event_id, str) else self.ids.new(), now)
         if self.turn is not None and self.turn.answer is None and not self.turn.answered:
             self.turn = None  # a create before any output: the client is not answering the calls
         turn = self.turn
@@ -180,7 +104,7 @@ class OrchestrationStage(BaseStage):
                 turn.answer = create
             held = [] if reason is None else [ResponseHeld(create.client_event_id, reason, 1, False)]
             if self.upstream is None:
-                self.upstream = _Upstream(create)
+                self.upstream = UpstreamResponse(create)
             return list(held)
         if len(self.held) >= self.options.max_held:
             return [HoldOverflow(create.client_event_id, len(self.held))]  # the API answers it
@@ -198,7 +122,7 @@ class OrchestrationStage(BaseStage):
             return "tool_outputs"
         return None
 
-    def _redundant(self, turn: _Turn, create: _Held) -> bool:
+    def _redundant(self, turn: ToolTurn, create: HeldCreate) -> bool:
         return (
             self.options.coalesce_tool_calls
             and turn.answer is not None
@@ -243,7 +167,7 @@ class OrchestrationStage(BaseStage):
                 return self._absorb_cancel(message, client_event_id, "already_cancelling")
             if self.apply:
                 message.done = True
-                self.held_cancel = _HeldCancel(message, upstream.create, now)
+                self.held_cancel = HeldCancel(message, upstream.create, now)
             return [CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)]
         if self.held and self.apply:
             return self._drop_next(message, now)
@@ -275,7 +199,7 @@ class OrchestrationStage(BaseStage):
     def on_server(self, message: Message, now: float) -> list[StageAction]:
         if message.type == "error":
             return self._error(message, now)
-        response = _response_of(message)
+        response = response_of(message)
         if response is None:
             return []
         response_id = response.get("id") if isinstance(response.get("id"), str) else None
@@ -293,7 +217,7 @@ class OrchestrationStage(BaseStage):
     def _created(self, response_id: str | None, now: float) -> list[StageAction]:
         upstream = self.upstream
         if upstream is None or upstream.response_id is not None:
-            self.upstream = _Upstream(None, response_id)  # started by the server (e.g. server VAD)
+            self.upstream = UpstreamResponse(None, response_id)  # started by the server (e.g. server VAD)
             return []
         upstream.response_id = response_id
         cancel = self.held_cancel
@@ -319,7 +243,7 @@ class OrchestrationStage(BaseStage):
             if self.turn is not None and upstream.create is not None and self.turn.answer is upstream.create:
                 self.turn = None  # the turn is answered
         actions: list[StageAction] = []
-        calls = _function_calls(response) if self.options.coalesce_tool_calls else []
+        calls = function_calls(response) if self.options.coalesce_tool_calls else []
         if calls:
             actions.extend(self._start_turn(calls))
         return actions + self._release(now, "response_done")
@@ -327,7 +251,7 @@ class OrchestrationStage(BaseStage):
     def _start_turn(self, calls: list[str]) -> list[StageAction]:
         actions: list[StageAction] = list(self._disarm_timer())
         awaiting = {call for call in calls if call not in self.memory.outputs}
-        turn = _Turn(len(calls), awaiting)
+        turn = ToolTurn(len(calls), awaiting)
         # Creates already waiting and no output yet: they are not answers to these calls.
         self.turn = turn if turn.answered or not self.held else None
         if self.turn is None:
@@ -353,7 +277,7 @@ class OrchestrationStage(BaseStage):
         if error.get("event_id") != create.event_id:
             return []
         # The create made no response; a response bound to it was someone else's (the server's).
-        self.upstream = _Upstream(None, upstream.response_id) if upstream.response_id else None
+        self.upstream = UpstreamResponse(None, upstream.response_id) if upstream.response_id else None
         actions: list[StageAction] = []
         cancel = self.held_cancel
         if cancel is not None and cancel.target is create:
@@ -372,7 +296,7 @@ class OrchestrationStage(BaseStage):
             create.message.done = True
             self.held.appendleft(create)
             if self.upstream is None:
-                self.upstream = _Upstream(None)
+                self.upstream = UpstreamResponse(None)
             return [*actions, ResponseHeld(create.client_event_id, "rejected_as_active", len(self.held))]
         if self.turn is not None and self.turn.answer is create:
             self.turn = None
@@ -387,7 +311,7 @@ class OrchestrationStage(BaseStage):
         if turn is not None and turn.awaiting and turn.answer is self.held[0]:
             return self._arm_timer()  # the turn's answer waits for the missing outputs
         create = self.held.popleft()
-        self.upstream = _Upstream(create)
+        self.upstream = UpstreamResponse(create)
         create.message.done = False
         return [ResponseReleased(create.client_event_id, reason, now - create.since), Forward(create.message)]
 

@@ -102,3 +102,15 @@ async def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             listening = next(json.loads(x) for x in running.lines if '"proxy_listening"' in x)
             assert listening["upstream"] == expected, shlex.join(extra)
             assert await running.stop() == 0
+
+
+async def test_deprecated_queue_setting_is_named_at_start_and_dry_run_observes_turns(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.toml"
+    config.write_text("[rules]\nqueue_in_band_responses = true\n")
+    args = ("--config", str(config), "--fake-upstream", "--dry-run", "--log-format", "json", *LOOPBACK)
+    async with proxy_process(*args) as running:
+        assert await running.stop() == 0
+    events = {e["event"]: e for e in (json.loads(line) for line in running.lines if line.startswith("{"))}
+    assert "rules.queue_in_band_responses is deprecated" in events["config_deprecated"]["message"]
+    assert events["config_deprecated"]["level"] == "warning"
+    assert events["proxy_listening"]["orchestration_mode"] == "observe"

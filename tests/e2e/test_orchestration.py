@@ -16,6 +16,7 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from proxy.fake_upstream import FakeUpstream
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
+from tests.e2e.helpers import eventually
 from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL
 
 LOOKUP_TOOL = {**RETURN_RESPONSE_TOOL, "name": "lookup", "description": "Look something up"}
@@ -172,3 +173,84 @@ async def test_cancel_sent_before_response_created(
     assert sample(samples, ORCHESTRATION, action="cancel_released") == 1
     held = next(line for line in proxy.log_lines() if line["event"] == "cancel_held")
     assert held["client_event_id"] == "stop"
+
+
+# -- modes and interplay (through the proxy only) ----------------------------------------------------
+
+
+async def test_observe_mode_counts_and_forwards_as_sent(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
+    proxy = await make_proxy(orchestration={"mode": "observe"})
+    async with sdk_session(proxy.ws_base) as connection:
+        await connection.response.create(response=TEXT)
+        await connection.response.create(event_id="second", response=TEXT)
+        events = await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
+    errors = [e["error"] for e in of_type(events, "error")]
+    assert [(e["code"], e["event_id"]) for e in errors] == [
+        ("conversation_already_has_active_response", "second")
+    ]
+    creates = [e for e in upstream_received(fake) if e["type"] == "response.create"]
+    assert creates == [
+        {"type": "response.create", "response": TEXT},  # no id added in observe mode
+        {"type": "response.create", "event_id": "second", "response": TEXT},
+    ]
+    samples = await proxy.scrape()
+    assert sample(samples, ORCHESTRATION, action="would_hold") == 1
+    assert sample(samples, ORCHESTRATION, action="held") == 0
+    held = next(line for line in proxy.log_lines() if line["event"] == "response_held")
+    assert (held["client_event_id"], held["applied"]) == ("second", False)
+
+
+async def test_a_held_create_is_repaired_once_and_the_summary_counts_turns(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """A beta-shaped second create (`modalities`) is repaired on arrival and goes upstream repaired."""
+    proxy = await make_proxy()
+    async with sdk_session(proxy.ws_base) as connection:
+        await connection.response.create(response=TEXT)
+        await connection.send(
+            {"type": "response.create", "event_id": "beta", "response": {"modalities": ["text"]}}
+        )
+        events = await read_until(connection, lambda seen: len(of_type(seen, "response.done")) == 2)
+    assert of_type(events, "error") == []
+    creates = [e for e in upstream_received(fake) if e["type"] == "response.create"]
+    assert creates[1] == {
+        "type": "response.create",
+        "event_id": "beta",
+        "response": {"output_modalities": ["text"]},
+    }
+    await eventually(lambda: not proxy.server.relays)
+    rewrites = [line for line in proxy.log_lines() if line["event"] == "rewrite"]
+    assert [(r["client_event_id"], r["rule"]) for r in rewrites] == [
+        ("beta", "modalities_to_output_modalities")
+    ]
+    summary = next(line for line in proxy.log_lines() if line["event"] == "session_closed")
+    assert summary["orchestration"] == {"held": 1, "released": 1}
+
+
+async def test_out_of_band_retries_run_alongside_held_in_band_creates(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    proxy = await make_proxy(retry={"backoff_base": 0.01, "backoff_cap": 0.02})
+    fake.fail_next_out_of_band(1)
+    oob = {"conversation": "none", "output_modalities": ["text"], "metadata": {"tag": "oob"}}
+    async with sdk_session(proxy.ws_base) as connection:
+        await connection.response.create(event_id="first", response=TEXT)
+        await connection.response.create(event_id="second", response=TEXT)
+        await connection.response.create(event_id="side", response=oob)  # type: ignore[arg-type]
+        events = await read_until(connection, lambda seen: len(of_type(seen, "response.done")) == 3)
+    assert of_type(events, "error") == []
+    dones = of_type(events, "response.done")
+    assert sorted(d["response"]["status"] for d in dones) == ["completed"] * 3
+    assert [d["response"]["metadata"] for d in dones].count({"tag": "oob"}) == 1
+    creates = [e for e in upstream_received(fake) if e["type"] == "response.create"]
+    assert [c["event_id"] for c in creates][:2] == ["first", "side"]  # out-of-band: sent at once
+    assert len(creates) == 4  # and once more after its failure
+    in_band = [
+        e["type"]
+        for e in events
+        if e["type"] in ("response.created", "response.done") and e["response"]["conversation_id"]
+    ]
+    assert in_band == ["response.created", "response.done"] * 2  # "second" waited for "first"
+    samples = await proxy.scrape()
+    assert sample(samples, "realtime_proxy_oob_retries_total", outcome="recovered") == 1
+    assert sample(samples, ORCHESTRATION, action="held") == 1

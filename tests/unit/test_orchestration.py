@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.core.actions import CancelTimer, StartTimer
+from proxy.core.actions import CancelTimer, ResponseDone, StartTimer, ToClient, ToUpstream, UpstreamError
 from proxy.core.attribution import EventIds
 from proxy.core.orchestration import TIMER, OrchestrationStage
 from proxy.core.orchestration_events import (
@@ -20,8 +20,10 @@ from proxy.core.orchestration_events import (
     ResponseReleased,
     cancelled_done,
 )
+from proxy.core.rules import build_chain
+from proxy.core.session import CoreOptions, SessionCore
 from proxy.core.stage import Forward
-from tests.playbook import Passes, Playbook, frame_of, message
+from tests.playbook import Passes, Playbook, Untouched, frame_of, message
 
 CONV = "conv_1"
 
@@ -370,4 +372,28 @@ def test_observe_mode_reports_what_it_would_do_and_changes_nothing() -> None:
         play.server(done("r2")).expect(passes(done("r2")))
         play.client(cancel("late")).expect(
             CancelAbsorbed("late", "response_done", applied=False), passes(cancel("late"))
+        )
+
+
+# -- in the whole core -------------------------------------------------------------------------------
+
+
+def test_in_the_core_a_released_create_goes_on_and_the_proxys_id_never_reaches_the_client() -> None:
+    core = SessionCore(build_chain(), options=CoreOptions(orchestration=OrchestrationOptions()))
+    first = with_id(create(), "proxy_evt_1")
+    second = with_id(create(instructions="x"), "proxy_evt_2")
+    refused = error("invalid_value", "proxy_evt_1")
+    with Playbook(core) as play:
+        play.client(create()).expect(ToUpstream(frame_of(first)))
+        play.client(create(instructions="x")).expect(ResponseHeld(None, "active_response", 1))
+        play.server(refused, now=1.0).expect(
+            ResponseReleased(None, "create_failed", 1.0),
+            ToUpstream(frame_of(second)),
+            UpstreamError("invalid_request_error", "invalid_value", "m", None, "proxy_evt_1", None),
+            ToClient(frame_of(error("invalid_value", None))),
+        )
+        play.server(created("r2"), now=1.5).expect(Untouched())
+        # Response timing starts when the create went upstream (1.0), not when the client sent it.
+        play.server(done("r2"), now=2.0).expect(
+            ResponseDone("r2", "completed", None, None, 1.0, False), ToClient(frame_of(done("r2")))
         )
