@@ -66,6 +66,18 @@ def upstream_received(fake: FakeUpstream) -> list[dict[str, Any]]:
     return [json.loads(frame) for frame in fake.connections[-1].received if isinstance(frame, str)]
 
 
+async def tool_turn(connection: AsyncRealtimeConnection) -> list[str]:
+    """Two parallel calls made, their response done; the call ids."""
+    tools = [RETURN_RESPONSE_TOOL, LOOKUP_TOOL]
+    await connection.session.update(
+        session={"type": "realtime", "output_modalities": ["text"], "tools": tools}
+    )
+    await read_until(connection, lambda seen: bool(of_type(seen, "session.updated")))
+    await connection.response.create(response={"tool_choice": "required"})
+    done = (await read_until(connection, lambda seen: bool(of_type(seen, "response.done"))))[-1]
+    return [item["call_id"] for item in done["response"]["output"]]
+
+
 async def test_second_in_band_create_while_one_is_active(
     route: str, fake: FakeUpstream, make_proxy: ProxyFactory
 ) -> None:
@@ -106,25 +118,16 @@ async def test_parallel_tool_calls_each_followed_by_a_create(
     fake.parallel_function_calls = 2
     url, proxy = await base_url(route, fake, make_proxy)
     async with sdk_session(url) as connection:
-        tools = [RETURN_RESPONSE_TOOL, LOOKUP_TOOL]
-        await connection.session.update(
-            session={"type": "realtime", "output_modalities": ["text"], "tools": tools}
-        )
-        await read_until(connection, lambda seen: bool(of_type(seen, "session.updated")))
-        await connection.response.create(response={"tool_choice": "required"})
-        done = (await read_until(connection, lambda seen: bool(of_type(seen, "response.done"))))[-1]
-        calls = [item["call_id"] for item in done["response"]["output"]]
+        calls = await tool_turn(connection)
         assert len(calls) == 2
         # What agent frameworks do: each tool's output, then a response.create of its own.
         for call_id in calls:
             output = {"type": "function_call_output", "call_id": call_id, "output": '{"ok": true}'}
             await connection.conversation.item.create(item=output)
             await connection.response.create()
-        if route == "direct":
-            events = await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
-        else:
-            # The turn's one answer, then a new turn's create: a duplicate would come before it.
-            events = await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
+        events = await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
+        if route == "proxy":
+            # A new turn's create: a duplicate answer, had there been one, would come before it.
             await connection.response.create(response={"metadata": {"turn": "next"}})
             events += await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
     errors = [event["error"] for event in of_type(events, "error")]
@@ -143,9 +146,8 @@ async def test_parallel_tool_calls_each_followed_by_a_create(
     assert sample(samples, ORCHESTRATION, action="held") == 1
     assert sample(samples, ORCHESTRATION, action="coalesced") == 1
     assert sample(samples, ORCHESTRATION, action="released") == 1
-    assert [line["event"] for line in proxy.log_lines() if line["event"] == "create_coalesced"] == [
-        "create_coalesced"
-    ]
+    coalesced = [line for line in proxy.log_lines() if line["event"] == "create_coalesced"]
+    assert [(c["client_event_id"], c["calls"], c["applied"]) for c in coalesced] == [(None, 2, True)]
 
 
 async def test_cancel_sent_before_response_created(
@@ -254,3 +256,41 @@ async def test_out_of_band_retries_run_alongside_held_in_band_creates(
     samples = await proxy.scrape()
     assert sample(samples, "realtime_proxy_oob_retries_total", outcome="recovered") == 1
     assert sample(samples, ORCHESTRATION, action="held") == 1
+
+
+async def test_a_missing_tool_output_times_out_through_the_relay_timer(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    fake.parallel_function_calls = 2
+    proxy = await make_proxy(orchestration={"tool_output_timeout": 0.2})
+    async with sdk_session(proxy.ws_base) as connection:
+        calls = await tool_turn(connection)
+        output = {"type": "function_call_output", "call_id": calls[0], "output": "{}"}
+        await connection.conversation.item.create(item=output)
+        await connection.response.create(event_id="answer")
+        events = await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
+    assert of_type(events, "error") == []
+    released = next(line for line in proxy.log_lines() if line["event"] == "response_released")
+    assert (released["client_event_id"], released["reason"]) == ("answer", "tool_output_timeout")
+    assert released["held_seconds"] >= 0.2
+
+
+async def test_a_client_closing_with_creates_held_sends_nothing_more(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    fake.parallel_function_calls = 2
+    proxy = await make_proxy()
+    async with sdk_session(proxy.ws_base) as connection:
+        calls = await tool_turn(connection)
+        output = {"type": "function_call_output", "call_id": calls[0], "output": "{}"}
+        await connection.conversation.item.create(item=output)
+        await connection.response.create(event_id="answer")
+        await read_until(connection, lambda seen: bool(of_type(seen, "conversation.item.done")))
+        await eventually(lambda: any(line["event"] == "response_held" for line in proxy.log_lines()))
+    await eventually(lambda: not proxy.server.relays)
+    dropped = next(line for line in proxy.log_lines() if line["event"] == "create_dropped")
+    assert (dropped["client_event_id"], dropped["reason"]) == ("answer", "closed")
+    assert [e["event_id"] for e in upstream_received(fake) if e["type"] == "response.create"] == [
+        "proxy_evt_1"
+    ]
+    assert sample(await proxy.scrape(), ORCHESTRATION, action="dropped") == 1
