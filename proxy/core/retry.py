@@ -28,6 +28,7 @@ from proxy.core.actions import (
     ToUpstream,
 )
 from proxy.core.events import dump, sniff_string_field
+from proxy.core.repair import rewrite_observations
 from proxy.core.retry_policy import (
     RetryPolicy,
     backoff_delays,
@@ -36,6 +37,7 @@ from proxy.core.retry_policy import (
     is_retryable_failure,
     outcome_observation,
 )
+from proxy.core.rules.model import Rewrite as RuleRewrite
 
 __all__ = [
     "METADATA_KEY",
@@ -49,7 +51,8 @@ METADATA_KEY = "_proxy_attempt"
 METADATA_MAX_KEYS = 16
 SERVER_PARSED_TYPES: frozenset[str] = frozenset({"response.created", "response.done", "error"})
 
-Escalate = Callable[[dict[str, Any]], dict[str, Any]]
+# Repairs a re-send: the request (a copy) in, the repaired request and the rule changes out.
+Escalate = Callable[[dict[str, Any]], tuple[dict[str, Any], list[RuleRewrite]]]
 
 
 class _Phase(enum.Enum):
@@ -86,6 +89,10 @@ class ResponseRetrier:
         self._by_token: dict[str, _Tracked] = {}
         self._by_event_id: dict[str, _Tracked] = {}
         self._held: dict[str, _Tracked] = {}  # response_id -> request whose created is held
+
+    def escalate_with(self, escalate: Escalate) -> None:
+        """Set how re-sends are repaired (the session core does, with its live state)."""
+        self._escalate = escalate
 
     @property
     def active(self) -> bool:
@@ -258,9 +265,18 @@ class ResponseRetrier:
         request = copy.deepcopy(state.request)
         if self._escalate is not None:
             try:
-                request = self._escalate(request)
+                request, rewrites = self._escalate(request)
                 if not isinstance(request, dict):
                     raise TypeError(f"escalate returned {type(request).__name__}")
+                actions.extend(
+                    rewrite_observations(
+                        rewrites,
+                        state.client_event_id,
+                        "response.create",
+                        applied=True,
+                        via="retry_escalation",
+                    )
+                )
             except Exception as exc:  # a rule bug must not stop the retry itself
                 request = copy.deepcopy(state.request)
                 actions.append(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from proxy.core.attribution import AttributionStage, EventIds
@@ -26,7 +27,8 @@ from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
 from proxy.core.retry import ResponseRetrier
 from proxy.core.retry_stage import RetryStage
-from proxy.core.rules import RuleChain
+from proxy.core.rules import ChainResult, RuleChain
+from proxy.core.rules.model import Rewrite as RuleRewrite
 from proxy.core.session_state import SessionState, SessionStateStage
 from proxy.core.stage import Direction, Forward, Message, Stage, StageAction
 from proxy.core.tracker import ResponseTracker
@@ -50,6 +52,7 @@ class SessionCore:
         retrier: ResponseRetrier | None = None,
         options: CoreOptions | None = None,
         traffic: TrafficCounts | None = None,
+        escalation: RuleChain | None = None,
     ) -> None:
         self.options = options = options or CoreOptions()
         self.chain, self.retrier = chain, retrier
@@ -58,6 +61,9 @@ class SessionCore:
         self.traffic = traffic or TrafficCounts()
         self.classifier = Classifier(self.traffic)
         ids = EventIds()
+        if retrier is not None and escalation is not None:
+            # Re-sends see this session's state (e.g. its tools), like the first attempt did.
+            retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
         beta = BetaStage() if options.beta_client else None
         orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
         retry = RetryStage(retrier) if retrier is not None else None
@@ -157,6 +163,10 @@ class SessionCore:
         for stage in dict.fromkeys((*self.order["client"], *self.order["server"])):
             actions.extend(self._resolve(stage, stage.close(now), now))
         return actions
+
+
+def _repaired(result: ChainResult) -> tuple[dict[str, Any], list[RuleRewrite]]:
+    return result.event, result.rewrites if result.changed else []
 
 
 def _present(*stages: Stage | None) -> tuple[Stage, ...]:

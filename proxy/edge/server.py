@@ -254,15 +254,12 @@ class ProxyServer:
         )
         session_log = log.bind()
 
-        def escalate(event: dict[str, Any]) -> dict[str, Any]:
-            # Re-sends see this session's state (e.g. its tools), like the first attempt did.
-            return self.escalation.apply(event, core.state).event
-
-        retrier = ResponseRetrier(self.retry_policy, self.rng, escalate=escalate) if s.retry.enabled else None
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
             traffic=self.metrics.traffic,
+            escalation=self.escalation,
             options=CoreOptions(
                 beta_client=pending.beta_client,
                 orchestration=orchestration_options(s),

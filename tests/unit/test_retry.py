@@ -18,6 +18,7 @@ from proxy.core.actions import (
     Observation,
     RetryAttempt,
     RetryOutcome,
+    Rewrite,
     RuleError,
     StartTimer,
     ToClient,
@@ -25,6 +26,7 @@ from proxy.core.actions import (
 )
 from proxy.core.events import dump, parse_object, sniff_type
 from proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
+from proxy.core.rules.model import Rewrite as RuleRewrite
 
 CLIENT_METADATA = {"response_type": "out-of-band"}
 
@@ -524,10 +526,11 @@ def test_two_parallel_requests_interleaved() -> None:
 def test_escalate_is_applied_only_to_resends() -> None:
     calls: list[dict[str, Any]] = []
 
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
         calls.append(copy.deepcopy(request))
+        before = request["response"].get("tool_choice")
         request["response"]["tool_choice"] = "required"
-        return request
+        return request, [RuleRewrite("tool_choice_object", "response.tool_choice", before, "required", True)]
 
     pb = Playbook(escalate=escalate)
     token = pb.send(create())
@@ -540,11 +543,37 @@ def test_escalate_is_applied_only_to_resends() -> None:
     assert all("tool_choice" not in c["response"] for c in calls)  # always from the original request
     assert [e["response"].get("tool_choice") for e in pb.upstream] == [None, "required", "required"]
     assert [e["event_id"] for e in pb.upstream] == ["evt_client_1", "rp1_a2", "rp1_a3"]
+    # Each re-send's repair is reported like any rewrite, marked as the escalation's.
+    escalated = Rewrite(
+        client_event_id="evt_client_1",
+        event_type="response.create",
+        rule="tool_choice_object",
+        path="response.tool_choice",
+        before=None,
+        after="required",
+        lossless=True,
+        applied=True,
+        via="retry_escalation",
+    )
+    assert [o for o in pb.observations if isinstance(o, Rewrite)] == [escalated, escalated]
+    # Each re-send's repair is reported like any rewrite, marked as the escalation's.
+    escalated = Rewrite(
+        client_event_id="evt_client_1",
+        event_type="response.create",
+        rule="tool_choice_object",
+        path="response.tool_choice",
+        before=None,
+        after="required",
+        lossless=True,
+        applied=True,
+        via="retry_escalation",
+    )
+    assert [o for o in pb.observations if isinstance(o, Rewrite)] == [escalated, escalated]
 
 
 def test_escalate_cannot_drop_the_correlation_key() -> None:
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "response.create", "response": {"conversation": "none", "metadata": None}}
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
+        return {"type": "response.create", "response": {"conversation": "none", "metadata": None}}, []
 
     pb = Playbook(escalate=escalate)
     token = pb.send(create(CLIENT_METADATA))
@@ -556,7 +585,7 @@ def test_escalate_cannot_drop_the_correlation_key() -> None:
 
 
 def test_failing_escalate_still_resends_the_original() -> None:
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
         raise KeyError("boom")
 
     pb = Playbook(escalate=escalate)
