@@ -155,13 +155,17 @@ class OrchestrationStage(BaseStage):
     def _cancel(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         response_id = event.get("response_id")
+        upstream = self.upstream
         if isinstance(response_id, str) and response_id:
             if response_id in self.memory.finished:
                 return self._absorb_cancel(message, client_event_id, "response_done")
-            return []
-        upstream = self.upstream
+            if upstream is None or upstream.response_id != response_id:
+                return []
         if upstream is not None:
+            if upstream.cancelling:
+                return self._absorb_cancel(message, client_event_id, "already_cancelling")
             if upstream.response_id is not None or upstream.create is None:
+                upstream.cancelling = self.apply and upstream.response_id is not None
                 return []  # running: the API cancels it
             if self.held_cancel is not None:
                 return self._absorb_cancel(message, client_event_id, "already_cancelling")
@@ -190,6 +194,7 @@ class OrchestrationStage(BaseStage):
             actions.extend(self._disarm_timer())
             self.turn = None
         response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
+        self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
         done = cancelled_done(self.ids.new(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message("server", dump(done), "response.done", done)))
         return actions + self._release(now, "previous_cancelled")
@@ -224,6 +229,7 @@ class OrchestrationStage(BaseStage):
         if cancel is None or cancel.target is not upstream.create:
             return []
         self.held_cancel = None
+        upstream.cancelling = True
         assert cancel.message.event is not None
         cancel.message.event["response_id"] = response_id
         cancel.message.edited()

@@ -36,6 +36,7 @@ class UpstreamResponse:
 
     create: HeldCreate | None
     response_id: str | None = None
+    cancelling: bool = False  # a cancel for it went upstream: a second one would be refused
 
 
 @dataclass

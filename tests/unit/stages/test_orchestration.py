@@ -292,7 +292,21 @@ def test_cancel_before_created_waits_for_the_response_id() -> None:
             fwd("client", cancel("stop", response_id="r1")),
             passes(created("r1")),
         )
-        play.client(cancel("running")).expect(passes(cancel("running")))
+        play.client(cancel("again_later")).expect(CancelAbsorbed("again_later", "already_cancelling"))
+
+
+def test_a_second_cancel_of_a_running_response_is_absorbed() -> None:
+    with Playbook(stage()) as play:
+        play.client(create("a")).expect(passes(create("a")))
+        play.server(created("r1")).expect(passes(created("r1")))
+        play.client(cancel("other", response_id="r_oob")).expect(passes(cancel("other", response_id="r_oob")))
+        play.client(cancel("stop", response_id="r1")).expect(passes(cancel("stop", response_id="r1")))
+        play.client(cancel("again")).expect(CancelAbsorbed("again", "already_cancelling"))
+        play.client(cancel("again_id", response_id="r1")).expect(
+            CancelAbsorbed("again_id", "already_cancelling")
+        )
+        play.server(done("r1", status="cancelled")).expect(passes(done("r1", status="cancelled")))
+        play.client(cancel("after")).expect(CancelAbsorbed("after", "response_done"))
 
 
 def test_cancel_of_a_create_that_failed_is_absorbed_with_it() -> None:
