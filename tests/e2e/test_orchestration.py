@@ -294,3 +294,31 @@ async def test_a_client_closing_with_creates_held_sends_nothing_more(
         "proxy_evt_1"
     ]
     assert sample(await proxy.scrape(), ORCHESTRATION, action="dropped") == 1
+
+
+async def test_cancel_of_a_create_still_held_answers_cancelled_without_the_api(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    fake.parallel_function_calls = 2
+    proxy = await make_proxy()
+    async with sdk_session(proxy.ws_base) as connection:
+        calls = await tool_turn(connection)
+        output = {"type": "function_call_output", "call_id": calls[0], "output": "{}"}
+        await connection.conversation.item.create(item=output)
+        await connection.response.create(event_id="answer", response={"metadata": {"turn": "tools"}})
+        await connection.response.cancel(event_id="stop")
+        # Read through the SDK's own parser: the proxy's response.done is a valid typed event.
+        events = await read_until(connection, lambda seen: bool(of_type(seen, "response.done")))
+    assert of_type(events, "error") == []
+    done = of_type(events, "response.done")[0]["response"]
+    assert (done["status"], done["status_details"], done["output"]) == (
+        "cancelled",
+        {"type": "cancelled", "reason": "client_cancelled"},
+        [],
+    )
+    assert done["id"].startswith("resp_proxy_cancelled_") and done["metadata"] == {"turn": "tools"}
+    assert done["conversation_id"].startswith("conv_")
+    received = upstream_received(fake)
+    assert [e["type"] for e in received if e["type"].startswith("response.")] == ["response.create"]
+    dropped = next(line for line in proxy.log_lines() if line["event"] == "create_dropped")
+    assert (dropped["client_event_id"], dropped["reason"]) == ("answer", "cancelled")

@@ -52,6 +52,9 @@ class Api:
         request = event.get("response") or {}
         in_band = request.get("conversation") != "none"
         self.in_band_received += in_band
+        if request.get("bogus"):  # invalid: refused, no response
+            self._error("unknown_parameter", event.get("event_id"))
+            return
         if in_band and self.active is not None:
             self.refused_active += 1
             self._error("conversation_already_has_active_response", event.get("event_id"))
@@ -103,6 +106,7 @@ class Session:
     creates_sent: int = 0
     accounted: int = 0  # creates absorbed or dropped by the stage
     cancels_before_any_create: int = 0
+    bad_creates_sent: int = 0
 
     def run(self, actions: list[Any], msg: Message | None) -> None:
         for action in actions:
@@ -129,15 +133,17 @@ class Session:
         self.run(self.stage.on_client(msg, 0.0), msg)
 
     def step(self, op: str, n: int) -> None:
-        if op in ("create", "create_tools", "create_id"):
+        if op in ("create", "create_tools", "create_id", "create_bad"):
             self.creates_sent += 1
             request = {"tool_choice": "required"} if op == "create_tools" else {}
+            request = {"bogus": True} if op == "create_bad" else request
+            self.bad_creates_sent += op == "create_bad"
             event: dict[str, Any] = {"type": "response.create", "response": request}
             self.client({**event, "event_id": f"c{n}"} if op == "create_id" else event)
         elif op == "create_oob":
             self.client({"type": "response.create", "response": {"conversation": "none"}})
         elif op == "cancel":
-            if self.creates_sent == 0:
+            if self.creates_sent == self.bad_creates_sent:  # no valid create yet: the API answers
                 self.cancels_before_any_create += 1
             self.client({"type": "response.cancel", "event_id": f"x{n}"})
         elif op == "output" and self.unanswered_calls:
@@ -157,7 +163,18 @@ class Session:
 
 
 OPS = st.sampled_from(
-    ["create", "create_id", "create_tools", "create_oob", "cancel", "output", "deliver", "deliver", "timer"]
+    [
+        "create",
+        "create_id",
+        "create_tools",
+        "create_bad",
+        "create_oob",
+        "cancel",
+        "output",
+        "deliver",
+        "deliver",
+        "timer",
+    ]
 )
 
 
