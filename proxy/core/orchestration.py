@@ -107,6 +107,8 @@ class OrchestrationStage(BaseStage):
                 self.upstream = UpstreamResponse(create)
             return list(held)
         if len(self.held) >= self.options.max_held:
+            if self.upstream is None:  # only tool outputs were awaited: it will run
+                self.upstream = UpstreamResponse(create)
             return [HoldOverflow(create.client_event_id, len(self.held))]  # the API answers it
         message.done = True
         self.held.append(create)

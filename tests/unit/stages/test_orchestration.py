@@ -169,6 +169,21 @@ def test_past_the_limit_a_create_goes_on_and_the_api_answers_it() -> None:
         )
 
 
+def test_an_overflow_while_tool_outputs_are_awaited_runs_first_and_the_answer_waits_for_it() -> None:
+    with Playbook(stage(max_held=1)) as play:
+        play.server(done("r1", "call_a", "call_b")).expect(passes(done("r1", "call_a", "call_b")))
+        play.client(output("call_a")).expect(passes(output("call_a")))
+        play.client(create("x")).expect(ResponseHeld("x", "tool_outputs", 1), StartTimer(10.0, TIMER))
+        play.client(create("y", instructions="other")).expect(
+            HoldOverflow("y", 1), passes(create("y", instructions="other"))
+        )
+        play.client(output("call_b")).expect(CancelTimer(TIMER), passes(output("call_b")))
+        play.server(created("r2")).expect(passes(created("r2")))
+        play.server(done("r2"), now=1.0).expect(
+            ResponseReleased("x", "response_done", 1.0), fwd("client", create("x")), passes(done("r2"))
+        )
+
+
 # -- the tool-call turn ------------------------------------------------------------------------------
 
 
