@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a simulated Realtime API in-process instead of a real upstream",
     )
     parser.add_argument(
+        "--fake-upstream-latency",
+        type=float,
+        metavar="SECONDS",
+        help="with --fake-upstream: time from response.create to response.created (default 0)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         default=None,
@@ -111,7 +117,7 @@ async def _serve(settings: Settings) -> int:
     if settings.fake_upstream:
         from proxy.fake_upstream import FakeUpstream
 
-        fake = FakeUpstream(host="127.0.0.1", port=0)
+        fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
     metrics = Metrics()

@@ -112,6 +112,7 @@ class Settings(_Strict):
     log_event_types: bool = False
     dry_run: bool = False
     fake_upstream: bool = False
+    fake_upstream_latency: float = Field(0.0, ge=0, le=30)  # seconds to each simulated response.created
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     handshake_timeout: float = Field(10.0, gt=0)
     ping_interval: float = Field(20.0, ge=0)
