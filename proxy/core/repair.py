@@ -109,4 +109,7 @@ class RepairStage(BaseStage):
         actions.extend(rewrite_observations(result.rewrites, client_event_id, message.type, applied=applied))
         if client_event_id is not None and (result.rewrites or result.failures):
             self.ids.remember(client_event_id, [r.rule for r in result.rewrites])
+        if result.changed and isinstance(result.event.get("type"), str):
+            # A rule may translate the event (transcription_session.update -> session.update).
+            message.type = result.event["type"]
         return actions

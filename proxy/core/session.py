@@ -13,15 +13,15 @@ go on through the stages after the one that held it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from proxy.core.attribution import AttributionStage, EventIds
-from proxy.core.classify import Classifier
+from proxy.core.classify import parse_declared
 from proxy.core.compat.stage import BetaStage
-from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, sniff_type
 from proxy.core.orchestration import OrchestrationStage
 from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
@@ -33,7 +33,7 @@ from proxy.core.session_state import SessionState, SessionStateStage
 from proxy.core.stage import Direction, Forward, Message, Stage, StageAction
 from proxy.core.tracker import ResponseTracker
 from proxy.core.tracking import TrackingStage
-from proxy.core.traffic import C2U, U2C, TrafficCounts
+from proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,22 @@ class CoreOptions:
     orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
     log_event_types: bool = False  # one debug observation per frame (type and size only)
     max_repair_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events skip the rules
+
+
+Hook = Callable[[Message, float], list[StageAction]]
+Route = tuple[tuple[Stage, Hook], ...]
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One direction of the pipeline: its stages in order, what to parse, routes per known type."""
+
+    direction: Direction
+    stages: tuple[Stage, ...]
+    parsed: frozenset[str]
+    routes: dict[str | None, Route]
+    counts: DirectionCounts  # this direction's traffic counters (shared by the process's sessions)
+    known: frozenset[str]  # event types counted by name (others as "other")
 
 
 class SessionCore:
@@ -58,8 +74,7 @@ class SessionCore:
         self.chain, self.retrier = chain, retrier
         self.state = SessionState()
         self.tracker = ResponseTracker()
-        self.traffic = traffic or TrafficCounts()
-        self.classifier = Classifier(self.traffic)
+        self.traffic = traffic = traffic or TrafficCounts()
         ids = EventIds()
         if retrier is not None and escalation is not None:
             # Re-sends see this session's state (e.g. its tools), like the first attempt did.
@@ -69,71 +84,78 @@ class SessionCore:
         retry = RetryStage(retrier) if retrier is not None else None
         tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_repair_bytes)
-        self.order: dict[Direction, tuple[Stage, ...]] = {
-            "client": _present(beta, repair, orchestration, retry, tracking, state),
-            "server": _present(tracking, orchestration, AttributionStage(ids), state, retry, beta),
+        attribution = AttributionStage(ids)
+        client_stages = _present(beta, repair, orchestration, retry, tracking, state)
+        server_stages = _present(tracking, orchestration, attribution, state, retry, beta)
+        self.lanes: dict[Direction, _Lane] = {
+            "client": self._lane("client", client_stages, traffic),
+            "server": self._lane("server", server_stages, traffic),
         }
-        self._parsed: dict[Direction, frozenset[str]] = {
-            "client": frozenset().union(*(s.client_types for s in self.order["client"])),
-            "server": frozenset().union(*(s.server_types for s in self.order["server"])),
-        }
-        # Per known event type, the stages that see it; unknown types are routed per frame.
-        self._routes: dict[Direction, dict[str | None, tuple[int, ...]]] = {
-            "client": {t: self._route("client", t) for t in CLIENT_EVENT_TYPES},
-            "server": {t: self._route("server", t) for t in SERVER_EVENT_TYPES},
-        }
+        self._client, self._server = self.lanes["client"], self.lanes["server"]
         self._timers: dict[str, Stage] = {}
+
+    @staticmethod
+    def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
+        client = direction == "client"
+        parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
+        known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
+        lane = _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)
+        # Routes for the known types up front; an unknown type is routed per frame (not cached:
+        # clients choose those strings).
+        for event_type in known:
+            lane.routes[event_type] = _route(lane, event_type)
+        return lane
 
     # -- frames in ----------------------------------------------------------------------------
 
     def from_client(self, frame: str | bytes, now: float) -> list[Action] | None:
-        return self._frame("client", frame, now)
+        return self._frame(self._client, frame, now)
 
     def from_upstream(self, frame: str | bytes, now: float) -> list[Action] | None:
-        return self._frame("server", frame, now)
+        return self._frame(self._server, frame, now)
 
-    def _frame(self, direction: Direction, frame: str | bytes, now: float) -> list[Action] | None:
+    def _frame(self, lane: _Lane, frame: str | bytes, now: float) -> list[Action] | None:
+        counts = lane.counts
         if isinstance(frame, bytes):  # the API speaks JSON text; binary passes untouched
-            self.classifier.count_binary(direction, frame)
+            counts.frames["binary"] += 1
+            counts.bytes += len(frame)
             return None
-        message = self.classifier.message(direction, frame, self._parsed[direction])
-        route = self._routes[direction].get(message.type) or self._route(direction, message.type)
+        # Classification, inline: this runs for every audio frame.
+        event_type = sniff_type(frame)
+        event = None
+        if event_type is None or event_type in lane.parsed:
+            event_type, event = parse_declared(frame, event_type)
+        label = event_type if event_type in lane.known else "invalid" if event_type is None else "other"
+        counts.frames[label] += 1
+        counts.bytes += len(frame)
+        route = lane.routes.get(event_type)
+        if route is None:
+            route = _route(lane, event_type)
+        message = Message(lane.direction, frame, event_type, event)
+        actions: list[Action] = []
+        for stage, hook in route:
+            produced = hook(message, now)
+            if produced:
+                actions.extend(self._resolve(stage, produced, now))
+            if message.done:
+                break
         if self.options.log_event_types:
-            seen = FrameSeen(C2U if direction == "client" else U2C, message.type, len(frame))
-            return [seen, *self._run(message, route, now)]
-        if not route:
-            return None
-        actions = self._run(message, route, now)
-        if len(actions) == 1 and not message.changed:
-            only = actions[0]
-            if isinstance(only, ToUpstream | ToClient) and only.frame is frame:
-                return None  # passed every stage untouched: the relay forwards it as received
-        return actions
+            actions.insert(0, FrameSeen(C2U if lane is self._client else U2C, event_type, len(frame)))
+        elif not actions and not message.changed and message.frame is frame and not message.done:
+            return None  # no stage changed or said anything: the relay forwards it as received
+        return _out(message, actions)
 
     # -- the pipeline -------------------------------------------------------------------------
 
-    def _route(self, direction: Direction, event_type: str | None) -> tuple[int, ...]:
-        def sees(stage: Stage) -> bool:
-            if direction == "client":
-                declared, seen, everything = stage.client_types, stage.client_sees, stage.client_sees_all
-            else:
-                declared, seen, everything = stage.server_types, stage.server_sees, stage.server_sees_all
-            return everything or event_type in declared or event_type in seen
-
-        return tuple(i for i, stage in enumerate(self.order[direction]) if sees(stage))
-
-    def _run(self, message: Message, route: Sequence[int], now: float) -> list[Action]:
-        """Message through the stages at `route` (indexes into its direction's order), then out."""
-        stages = self.order[message.direction]
+    def _pass(self, message: Message, route: Route, now: float) -> list[Action]:
+        """Message through the stages of `route`, in order; the actions they returned."""
         actions: list[Action] = []
-        for index in route:
-            stage = stages[index]
-            hook = stage.on_client if message.direction == "client" else stage.on_server
-            actions.extend(self._resolve(stage, hook(message, now), now))
+        for stage, hook in route:
+            produced = hook(message, now)
+            if produced:
+                actions.extend(self._resolve(stage, produced, now))
             if message.done:
-                return actions
-        out = message.out()
-        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
+                break
         return actions
 
     def _resolve(self, emitter: Stage, produced: list[StageAction], now: float) -> list[Action]:
@@ -142,10 +164,11 @@ class SessionCore:
         for action in produced:
             if isinstance(action, Forward):
                 message = action.message
-                order = self.order[message.direction]
-                after = order.index(emitter) + 1 if emitter in order else 0
-                route = [i for i in self._route(message.direction, message.type) if i >= after]
-                actions.extend(self._run(message, route, now))
+                lane = self.lanes[message.direction]
+                after = lane.stages.index(emitter) + 1 if emitter in lane.stages else 0
+                later = lane.stages[after:]
+                route = tuple(step for step in _route(lane, message.type) if step[0] in later)
+                actions.extend(_out(message, self._pass(message, route, now)))
                 continue
             if isinstance(action, StartTimer):
                 self._timers[action.token] = emitter
@@ -160,9 +183,34 @@ class SessionCore:
 
     def close(self, now: float) -> list[Action]:
         actions: list[Action] = []
-        for stage in dict.fromkeys((*self.order["client"], *self.order["server"])):
+        for stage in dict.fromkeys((*self._client.stages, *self._server.stages)):
             actions.extend(self._resolve(stage, stage.close(now), now))
         return actions
+
+
+def _route(lane: _Lane, event_type: str | None) -> Route:
+    """The stages (with their hook for this direction) that see frames of `event_type`."""
+    client = lane.direction == "client"
+    route = []
+    for stage in lane.stages:
+        if client:
+            sees = (
+                stage.client_sees_all or event_type in stage.client_types or event_type in stage.client_sees
+            )
+        else:
+            sees = (
+                stage.server_sees_all or event_type in stage.server_types or event_type in stage.server_sees
+            )
+        if sees:
+            route.append((stage, stage.on_client if client else stage.on_server))
+    return tuple(route)
+
+
+def _out(message: Message, actions: list[Action]) -> list[Action]:
+    if not message.done:
+        out = message.out()
+        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
+    return actions
 
 
 def _repaired(result: ChainResult) -> tuple[dict[str, Any], list[RuleRewrite]]:

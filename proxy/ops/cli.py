@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
         "events. Every setting can also come from REALTIME_PROXY_<NAME> "
         "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
-        "Precedence: flag > environment > config file > default. Subcommand: `realtime-proxy lint FILE`.",
+        "Precedence: flag > environment > config file > default. Subcommands: `realtime-proxy lint FILE`, "
+        "`realtime-proxy rules` (the rule catalogue), `realtime-proxy probe` (which rules each model "
+        "still needs; OPENAI_API_KEY).",
     )
     parser.add_argument("--version", action="version", version=f"realtime-proxy {__version__}")
     parser.add_argument("--config", metavar="PATH", help="TOML config file (see config/proxy.toml)")
@@ -63,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         from proxy.ops.lint import main as lint_main
 
         return lint_main(argv[1:])
+    if argv and argv[0] == "rules":
+        from proxy.ops.catalogue import main as rules_main
+
+        return rules_main(argv[1:])
+    if argv and argv[0] == "probe":
+        from proxy.ops.probe import main as probe_main
+
+        return probe_main(argv[1:])
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "config"}
     try:

@@ -67,6 +67,26 @@ QUEUE_DEPRECATED = (
 )
 
 
+class ModelsSettings(_Strict):
+    """`[models]`: `aliases` maps a model name in the handshake's `model=` query to the one opened
+    upstream (e.g. a retired model to its successor); `rules.<model>` switches rules for
+    sessions of that model (as session.created reports it, else as the handshake asked)."""
+
+    aliases: dict[str, str] = Field(default_factory=dict)
+    rules: dict[str, dict[str, bool]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_rules_only(self) -> ModelsSettings:
+        from proxy.core.rules import ALL_RULES
+
+        known = {rule.name for rule in ALL_RULES}
+        for model, switches in self.rules.items():
+            unknown = sorted(set(switches) - known)
+            if unknown:
+                raise ValueError(f"models.rules.{model}: unknown rule(s) {', '.join(unknown)}")
+        return self
+
+
 class RetrySettings(_Strict):
     enabled: bool = True
     max_attempts: int = Field(3, ge=1, le=10)
@@ -134,6 +154,7 @@ class Settings(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     @field_validator("upstream_url")
     @classmethod

@@ -89,7 +89,7 @@ def test_tls_pair_and_unreadable_file(tmp_path: Path) -> None:
 
 def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
     from proxy.core.orchestration_events import OrchestrationOptions
-    from proxy.edge.server import orchestration_options
+    from proxy.edge.session_builder import orchestration_options
 
     assert orchestration_options(load_settings(None, environ={})) == OrchestrationOptions()
     config = write(
@@ -114,7 +114,7 @@ def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
 
 def test_the_old_queue_setting_still_loads_with_a_deprecation() -> None:
     from proxy.core.orchestration_events import OrchestrationOptions
-    from proxy.edge.server import orchestration_options
+    from proxy.edge.session_builder import orchestration_options
 
     assert load_settings(None, environ={}).deprecations == []
     legacy = load_settings(None, environ={}, flags={"rules": {"queue_in_band_responses": True}})
@@ -125,3 +125,17 @@ def test_the_old_queue_setting_still_loads_with_a_deprecation() -> None:
     assert orchestration_options(load_settings(None, environ={}, flags=both)) == OrchestrationOptions()
     off = {"rules": {"queue_in_band_responses": False}}
     assert load_settings(None, environ={}, flags=off).deprecations == legacy.deprecations
+
+
+def test_models_table(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.toml"
+    config.write_text(
+        '[models.aliases]\n"gpt-4o-realtime-preview" = "gpt-realtime"\n'
+        '[models.rules."gpt-realtime-2"]\ntool_choice_object = false\n'
+    )
+    settings = load_settings(config, environ={})
+    assert settings.models.aliases == {"gpt-4o-realtime-preview": "gpt-realtime"}
+    assert settings.models.rules == {"gpt-realtime-2": {"tool_choice_object": False}}
+    config.write_text('[models.rules."gpt-realtime-2"]\nno_such_rule = true\n')
+    with pytest.raises(ConfigError, match="no_such_rule"):
+        load_settings(config, environ={})

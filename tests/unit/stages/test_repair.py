@@ -88,7 +88,12 @@ def test_refusal_answers_the_client_and_ends_the_message() -> None:
     event = {
         "type": "response.create",
         "event_id": "c1",
-        "response": {"tool_choice": {"type": "function", "name": "nope"}},
+        # Out-of-band, with its own (complete) tool list: the proxy knows the call cannot work.
+        "response": {
+            "conversation": "none",
+            "tools": [],
+            "tool_choice": {"type": "function", "name": "nope"},
+        },
     }
     play = Playbook(stage())
     with play:
@@ -139,3 +144,37 @@ def test_unparsed_event_passes_untouched() -> None:
     frame = '{"type": "session.update", broken'
     with Playbook(stage()) as play:
         play.client(frame).expect(Passes(frame))
+
+
+def test_a_translated_event_continues_under_its_new_type() -> None:
+    """transcription_session.update (beta) becomes session.update: later stages see the new type."""
+    from proxy.core.context import SessionContext
+    from tests.playbook import Playbook as _Playbook
+
+    repair = RepairStage(
+        build_chain(), SessionState(SessionContext(route="transcription")), EventIds(), 1 << 20
+    )
+    event = {"type": "transcription_session.update", "event_id": "t1", "session": {"include": None}}
+    with _Playbook(repair) as play:
+        step = play.client(event)
+        step.expect(
+            Rewrite(
+                "t1",
+                "transcription_session.update",
+                "transcription_session_update",
+                "transcription_session.update",
+                None,
+                "session.update",
+                True,
+                True,
+            ),
+            Passes(
+                frame_of(
+                    {
+                        "type": "session.update",
+                        "event_id": "t1",
+                        "session": {"include": None, "type": "transcription"},
+                    }
+                )
+            ),
+        )
