@@ -89,7 +89,7 @@ class OrchestrationStage(BaseStage):
             self.ids.ensure(event)
             message.edited()
         event_id = event.get("event_id")
-        create = HeldCreate(message, event_id if isinstance(event_id, str) else self.ids.new(), now)
+        create = HeldCreate(message, event_id if isinstance(event_id, str) else None, now)
         if self.turn is not None and self.turn.answer is None and not self.turn.answered:
             self.turn = None  # a create before any output: the client is not answering the calls
         turn = self.turn
@@ -282,7 +282,7 @@ class OrchestrationStage(BaseStage):
         if not isinstance(error, dict) or upstream is None or upstream.create is None:
             return []
         create = upstream.create
-        if error.get("event_id") != create.event_id:
+        if create.event_id is None or error.get("event_id") != create.event_id:
             return []
         # The create made no response; a response bound to it was someone else's (the server's).
         self.upstream = UpstreamResponse(None, upstream.response_id) if upstream.response_id else None

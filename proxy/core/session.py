@@ -41,7 +41,7 @@ class CoreOptions:
     beta_client: bool = False  # translate this client's beta shapes both ways
     orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
     log_event_types: bool = False  # one debug observation per frame (type and size only)
-    max_repair_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events skip the rules
+    max_parse_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events are never parsed: forwarded as sent
 
 
 Hook = Callable[[Message, float], list[StageAction]]
@@ -83,7 +83,8 @@ class SessionCore:
         orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
         retry = RetryStage(retrier) if retrier is not None else None
         tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
-        repair = RepairStage(chain, self.state, ids, options.max_repair_bytes)
+        repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
+        self._max_parse = options.max_parse_bytes
         attribution = AttributionStage(ids)
         client_stages = _present(beta, repair, orchestration, retry, tracking, state)
         server_stages = _present(tracking, orchestration, attribution, state, retry, beta)
@@ -123,7 +124,7 @@ class SessionCore:
         # Classification, inline: this runs for every audio frame.
         event_type = sniff_type(frame)
         event = None
-        if event_type is None or event_type in lane.parsed:
+        if (event_type is None or event_type in lane.parsed) and len(frame) <= self._max_parse:
             event_type, event = parse_declared(frame, event_type)
         label = event_type if event_type in lane.known else "invalid" if event_type is None else "other"
         counts.frames[label] += 1

@@ -8,7 +8,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.core.attribution import OWN_EVENT_PREFIX
 from proxy.core.stage import Message
 
 MEMORY = 256  # finished responses and tool outputs remembered
@@ -17,13 +16,14 @@ MEMORY = 256  # finished responses and tool outputs remembered
 @dataclass
 class HeldCreate:
     message: Message
-    event_id: str
+    event_id: str | None  # as sent upstream (the proxy's own `proxy_evt_N` if the client sent none)
     since: float
     rejected: bool = False  # the API refused it once as "already active": not held again
 
     @property
     def client_event_id(self) -> str | None:
-        return None if self.event_id.startswith(OWN_EVENT_PREFIX) else self.event_id
+        """The id every log line of this client event carries (observe mode adds none: None)."""
+        return self.event_id
 
     @property
     def request(self) -> Any:

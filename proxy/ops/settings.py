@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from proxy.ops.cost import DEFAULT_PRICES, ModelPrice
+
 ENV_PREFIX = "REALTIME_PROXY_"
 
 
@@ -155,6 +157,15 @@ class Settings(_Strict):
     compat: CompatSettings = Field(default_factory=CompatSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
+    # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {**_default_prices(), **value}
 
     @field_validator("upstream_url")
     @classmethod
@@ -181,6 +192,10 @@ class Settings(_Strict):
     def deprecations(self) -> list[str]:
         """Settings that still load but should go; logged once at start-up."""
         return [QUEUE_DEPRECATED] if "queue_in_band_responses" in self.rules.model_fields_set else []
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    return {name: ModelPrice(**price) for name, price in DEFAULT_PRICES.items()}
 
 
 class ConfigError(Exception):

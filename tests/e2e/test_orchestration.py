@@ -147,7 +147,10 @@ async def test_parallel_tool_calls_each_followed_by_a_create(
     assert sample(samples, ORCHESTRATION, action="coalesced") == 1
     assert sample(samples, ORCHESTRATION, action="released") == 1
     coalesced = [line for line in proxy.log_lines() if line["event"] == "create_coalesced"]
-    assert [(c["client_event_id"], c["calls"], c["applied"]) for c in coalesced] == [(None, 2, True)]
+    # The SDK sends no event ids: each create carries the proxy's own on every log line.
+    assert [(c["client_event_id"], c["into"], c["calls"], c["applied"]) for c in coalesced] == [
+        ("proxy_evt_3", "proxy_evt_2", 2, True)
+    ]
 
 
 async def test_cancel_sent_before_response_created(

@@ -80,3 +80,15 @@ def test_config_switches_rules_off(tmp_path: Path) -> None:
         run_lint("--format", "json", "--config", str(config), str(DATA / "every_rule.jsonl")).stdout
     )
     assert "tool_choice_object" not in {f["rule"] for f in document["findings"]}
+
+
+@pytest.mark.parametrize("field", ["voice", "input_audio_format", "output_audio_format", "turn_detection"])
+def test_flat_audio_finding_names_the_field_it_moved(field: str) -> None:
+    value: object = {"type": "server_vad"} if field == "turn_detection" else "pcm16"
+    if field == "voice":
+        value = "alloy"
+    event = {"type": "session.update", "session": {"type": "realtime", field: value}}
+    report = lint_events([event], build_chain())
+    (flat,) = [f for f in report.findings if f.rule == "flat_audio_settings"]
+    assert (flat.index, flat.path) == (1, f"session.{field}")
+    assert flat.prevents == f"Unknown parameter: 'session.{field}'."

@@ -53,7 +53,7 @@ FLAT_AUDIO = Rule(
     lossless=True,
     default_enabled=True,
     event_types=_CONFIG_TYPES,
-    prevents="Unknown parameter: 'session.voice'. (and the other flat beta audio fields)",
+    prevents="Unknown parameter: '{path}'.",  # the flat field moved (voice, input_audio_format, ...)
     apply=_flat_audio,
     evidence="openai/types/realtime/realtime_audio_config_param.py; "
     "https://github.com/openai/openai-python/issues/2638",

@@ -66,7 +66,7 @@ class Rule:
     lossless: bool
     default_enabled: bool
     event_types: frozenset[str]
-    prevents: str  # the API error this prevents (code and/or message)
+    prevents: str  # the API error this prevents (code and/or message); "{path}": the field rewritten
     apply: RuleFn  # mutates the working copy, appends Rewrites, may raise Refuse
     # Where it applies: the chain skips the rule on other routes, and once the session type is
     # known (session.created, or fixed by the route) on other session types.

@@ -108,10 +108,10 @@ def test_double_create_is_held_until_the_first_is_done() -> None:
 def test_creates_without_id_get_the_proxys_and_an_error_naming_one_releases_the_next() -> None:
     with Playbook(stage()) as play:
         play.client(create()).expect(passes(with_id(create(), "proxy_evt_1")))
-        play.client(create(instructions="x")).expect(ResponseHeld(None, "active_response", 1))
+        play.client(create(instructions="x")).expect(ResponseHeld("proxy_evt_2", "active_response", 1))
         refused = error("invalid_value", "proxy_evt_1")
         play.server(refused, now=1.0).expect(
-            ResponseReleased(None, "create_failed", 1.0),
+            ResponseReleased("proxy_evt_2", "create_failed", 1.0),
             fwd("client", with_id(create(instructions="x"), "proxy_evt_2")),
             passes(refused),  # the attribution stage after this one hides the proxy's id
         )
@@ -414,9 +414,9 @@ def test_in_the_core_a_released_create_goes_on_and_the_proxys_id_never_reaches_t
     refused = error("invalid_value", "proxy_evt_1")
     with Playbook(core) as play:
         play.client(create()).expect(ToUpstream(frame_of(first)))
-        play.client(create(instructions="x")).expect(ResponseHeld(None, "active_response", 1))
+        play.client(create(instructions="x")).expect(ResponseHeld("proxy_evt_2", "active_response", 1))
         play.server(refused, now=1.0).expect(
-            ResponseReleased(None, "create_failed", 1.0),
+            ResponseReleased("proxy_evt_2", "create_failed", 1.0),
             ToUpstream(frame_of(second)),
             UpstreamError("invalid_request_error", "invalid_value", "m", None, "proxy_evt_1", None),
             ToClient(frame_of(error("invalid_value", None))),
@@ -424,5 +424,6 @@ def test_in_the_core_a_released_create_goes_on_and_the_proxys_id_never_reaches_t
         play.server(created("r2"), now=1.5).expect(Untouched())
         # Response timing starts when the create went upstream (1.0), not when the client sent it.
         play.server(done("r2"), now=2.0).expect(
-            ResponseDone("r2", "completed", None, None, 1.0, False), ToClient(frame_of(done("r2")))
+            ResponseDone("r2", "completed", None, None, 1.0, False, [], "proxy_evt_2"),
+            ToClient(frame_of(done("r2"))),
         )
