@@ -253,6 +253,7 @@ class SessionObserver:
                     **({"realtime_proxy.rewrite.rules": sorted(self.rewrites)} if self.rewrites else {}),
                     "realtime_proxy.refusals": self.refusals,
                     "realtime_proxy.upstream_errors": self.upstream_errors,
+                    **{f"realtime_proxy.orchestration.{a}": n for a, n in sorted(self.orchestration.items())},
                 },
             )
 
