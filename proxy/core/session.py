@@ -3,7 +3,7 @@
     client: classify, [beta], repair, [orchestration], [retry], tracking, state        -> upstream
     server: classify, tracking, [orchestration], attribution, state, [retry], [beta]   -> client
 
-(bracketed stages exist only when configured: a beta client, in-band queueing, retries)
+(bracketed stages exist only when configured: a beta client, turn-taking, retries)
 
 A stage sees a frame only if it declared the frame's type (parsed) or asked to see it; a frame no
 stage wants is forwarded as received with no action built (`None`: the hot path for audio). A
@@ -23,6 +23,7 @@ from proxy.core.classify import parse_declared
 from proxy.core.compat.stage import BetaStage
 from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, sniff_type
 from proxy.core.orchestration import OrchestrationStage
+from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
 from proxy.core.retry import ResponseRetrier
 from proxy.core.retry_stage import RetryStage
@@ -38,7 +39,7 @@ from proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
     beta_client: bool = False  # translate this client's beta shapes both ways
-    queue_in_band: bool = False  # hold a second in-band response.create until the first is done
+    orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
     log_event_types: bool = False  # one debug observation per frame (type and size only)
     max_parse_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events are never parsed: forwarded as sent
 
@@ -79,7 +80,7 @@ class SessionCore:
             # Re-sends see this session's state (e.g. its tools), like the first attempt did.
             retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
         beta = BetaStage() if options.beta_client else None
-        orchestration = OrchestrationStage(ids) if options.queue_in_band else None
+        orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
         retry = RetryStage(retrier) if retrier is not None else None
         tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
