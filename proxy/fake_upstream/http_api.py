@@ -22,6 +22,7 @@ from .http_realtime import (
     translation_secret,
     validated,
 )
+from .ids import new_id
 
 if TYPE_CHECKING:
     from .server import FakeUpstream
@@ -39,6 +40,7 @@ class HttpRecord:
     headers: dict[str, str]
     body: bytes = b""
     parts: dict[str, bytes] = field(default_factory=dict)  # multipart fields, exactly as received
+    request_id: str = field(default_factory=lambda: new_id("req"))  # sent back as x-request-id
     outcome: str = "open"  # "complete", "client_gone", "dropped"
 
 
@@ -65,7 +67,8 @@ class FakeHttpApi:
             record.outcome = "complete"
         except Reply as reply:
             record.outcome = "complete"
-            await exchange.respond(reply.status, reply.body, reply.content_type, reply.headers)
+            headers = [*reply.headers, (b"x-request-id", record.request_id.encode())]
+            await exchange.respond(reply.status, reply.body, reply.content_type, headers)
         except (ClientGone, asyncio.CancelledError):
             record.outcome = "client_gone"
             raise
@@ -129,7 +132,11 @@ class FakeHttpApi:
         if not body.get("stream"):
             raise json_reply(http_streams.chat_object(model) if chat else http_streams.response_object(model))
         events = http_streams.chat_events(model) if chat else http_streams.response_events(model)
-        await exchange.start(200, [(b"content-type", b"text/event-stream; charset=utf-8")])
+        sse = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"x-request-id", record.request_id.encode()),
+        ]
+        await exchange.start(200, sse)
         for index, event in enumerate(events):
             if index == self.drop_stream_after:
                 record.outcome = "dropped"

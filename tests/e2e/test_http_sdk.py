@@ -131,6 +131,10 @@ async def test_beta_shaped_client_secret_is_repaired(proxy: RunningProxy) -> Non
     )
     rewrites = [line for line in proxy.log_lines() if line.get("event") == "rewrite"]
     assert rewrites and all(line["route"] == "realtime_client_secrets" for line in rewrites)
+    (request,) = http_lines(proxy)  # one request: its rewrites carry its id, and the API's
+    assert {line["request_id"] for line in rewrites} == {request["request_id"]}
+    assert request["upstream_request_id"] == proxy.fake.http.records[-1].request_id
+    assert request["client"].startswith("127.0.0.1:")
 
 
 async def test_valid_transcription_secret_is_forwarded_byte_for_byte(proxy: RunningProxy) -> None:

@@ -40,6 +40,7 @@ class HttpConnection(asyncio.Protocol):
         self._limits = limits
         self._live = live if live is not None else set()
         self._transport: asyncio.Transport | None = None
+        self._peer = ""
         self._exchange: Exchange | None = None
         self.task: asyncio.Task[None] | None = None
         self._writable = asyncio.Event()
@@ -55,6 +56,8 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
         self._live.add(self)
         self._arm(self._limits.keepalive_timeout, self._close)
 
@@ -158,7 +161,7 @@ class HttpConnection(asyncio.Protocol):
         head = RequestHead(
             request.method.decode("ascii"), request.target.decode("latin-1"), headers, has_body
         )
-        self._exchange = Exchange(head, self, self._limits.idle_timeout)
+        self._exchange = Exchange(head, self, self._limits.idle_timeout, self._peer)
         self.task = asyncio.get_running_loop().create_task(self._run(self._exchange))
 
     async def _run(self, exchange: Exchange) -> None:

@@ -69,8 +69,9 @@ class Wire(Protocol):
 
 
 class Exchange:
-    def __init__(self, head: RequestHead, wire: Wire, idle_timeout: float) -> None:
+    def __init__(self, head: RequestHead, wire: Wire, idle_timeout: float, client: str = "") -> None:
         self.head = head
+        self.client = client  # the peer's address, for logs
         self._wire = wire
         self._idle_timeout = idle_timeout
         self._chunks: deque[bytes] = deque()

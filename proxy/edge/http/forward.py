@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import structlog
 from websockets.datastructures import Headers
 
 from proxy.core.rules import ChainResult, RuleChain
@@ -75,6 +77,9 @@ class Forwarder:
         head = exchange.head
         route = classify(head.method, head.path)
         outcome = "incomplete"
+        # Each request runs in its own task: this binding reaches its rewrite and http_request lines.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:16], client=exchange.client)
         try:
             outcome = await self._serve(exchange, route)
         except Refused as refused:
@@ -145,6 +150,8 @@ class Forwarder:
                 502, "upstream_unreachable", "The proxy could not reach the upstream.", "server_error"
             ) from None
         try:
+            # The API's own id for the request, which its support asks for (not a secret).
+            structlog.contextvars.bind_contextvars(upstream_request_id=response.headers.get("x-request-id"))
             await exchange.start(response.status_code, relayed_headers(response.headers.raw))
             try:
                 async for chunk in response.stream:  # type: ignore[union-attr]  # raw bytes, as received
