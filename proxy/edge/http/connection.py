@@ -74,6 +74,8 @@ class HttpConnection(asyncio.Protocol):
         with contextlib.suppress(RuntimeError):  # already closed on h11's side
             self._h11.receive_data(b"")
         self._pump()
+        # EOF means the client is gone (a half-close cannot be told from a close): returning None
+        # closes the transport, and connection_lost cancels a request in flight, upstream included.
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
