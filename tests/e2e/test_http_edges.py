@@ -56,6 +56,16 @@ async def test_keep_alive_and_pipelined_requests_on_one_connection(proxy: Runnin
     await no_connections_left(proxy, upstream=False)  # the upstream leg keeps its pooled connection
 
 
+async def test_head_is_answered_without_a_body_and_the_connection_kept(proxy: RunningProxy) -> None:
+    head = f"HEAD /v1/models HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n".encode()
+    anonymous_head = b"HEAD /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{AUTH}Connection: close\r\n\r\n".encode()
+    async with asyncio.timeout(10):
+        raw = await exchange_raw(proxy.port, head + anonymous_head + last)
+    assert statuses(raw) == [404, 401, 200]  # the fake serves GET only; no key: 401
+    assert raw.count(b'"error"') == 0 and raw.count(b'"object":"list"') == 1  # only the GET had a body
+
+
 async def test_plain_get_on_the_realtime_path_opens_no_websocket(proxy: RunningProxy) -> None:
     request = f"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\n{AUTH}Connection: close\r\n\r\n"
     async with asyncio.timeout(10):

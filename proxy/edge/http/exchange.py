@@ -190,7 +190,8 @@ class Exchange:
     ) -> None:
         headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
         await self.start(status, [*headers, *extra])
-        await self.send(body)
+        if self.head.method != "HEAD":  # a HEAD answer has the headers of the body, not the body
+            await self.send(body)
         await self.finish()
 
 
