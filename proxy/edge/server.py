@@ -165,7 +165,7 @@ class ProxyServer:
             )
         try:
             headers, subprotocols = self.admission.admit(
-                request.headers, offered_subprotocols(request.headers)
+                request.headers, offered_subprotocols(request.headers), request.path
             )
         except AdmissionRefused as refused:
             self.metrics.handshakes_total.labels(refused.result).inc()
@@ -205,7 +205,8 @@ class ProxyServer:
                 relayed = Headers(
                     [(k, v) for k, v in failure.headers.raw_items() if k.lower() in RELAYED_REFUSAL_HEADERS]
                 )
-                return Response(failure.status, _phrase(failure.status), relayed, failure.body)
+                body = self.admission.refusal_body(failure.body)  # inject mode: no key echoed back
+                return Response(failure.status, _phrase(failure.status), relayed, body)
             message = (
                 "The upstream did not answer the handshake in time."
                 if failure.status == 504

@@ -45,6 +45,8 @@ HANDSHAKE_RESULTS = (
     "rejected_auth",
     "rejected_origin",
     "rejected_beta",
+    "rejected_path",
+    "rejected_header",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
 RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
