@@ -28,7 +28,7 @@ def leading_type(frame: Frame) -> str | None:
     """The type when it leads the frame (`{"type":"x"` or `{"event_id":"e","type":"x"`), else None.
 
     Trust it alone only for frames the API wrote; a client's frame may repeat `type` (see sniff_type)."""
-    if isinstance(frame, bytes):
+    if not isinstance(frame, str):  # bytes, or a bytearray/memoryview from the transport
         match_b = _LEADING_TYPE_B.match(frame)
         return match_b.group(1).decode() if match_b else None
     found = _leading(frame)
@@ -53,7 +53,7 @@ def sniff_type(frame: Frame) -> str | None:
     anywhere, or any backslash-u escape (the parser reads `"\\u0074ype"` as `type`), leaves the frame
     to the full parse. Base64 has neither quotes nor backslashes: audio frames stay unparsed.
     Whenever this returns a type, `parse_object(frame)` has that type or is None (not JSON)."""
-    text = frame.decode(errors="replace") if isinstance(frame, bytes) else frame
+    text = frame if isinstance(frame, str) else bytes(frame).decode(errors="replace")
     found = _leading(text)
     if found is None:
         return None
@@ -86,7 +86,7 @@ def nesting_depth(frame: Frame) -> int:
     """How deep the frame's arrays and objects nest (brackets inside strings do not count).
 
     Made of C-speed bytes operations plus one pass over the brackets; malformed JSON gets a best effort."""
-    data = frame.encode() if isinstance(frame, str) else frame
+    data = frame.encode() if isinstance(frame, str) else bytes(frame)
     # Escapes first, left to right as a parser pairs them: `\\\\` then `\\"`, so quotes left delimit strings.
     data = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
     # Dropping adjacent quotes keeps every bracket's inside/outside-a-string status (parity is kept);
@@ -97,7 +97,7 @@ def nesting_depth(frame: Frame) -> int:
 
 def too_deep(frame: Frame, limit: int = MAX_REPAIR_DEPTH) -> bool:
     """Whether the frame nests deeper than `limit`; free for frames with fewer brackets than that."""
-    data = frame.encode() if isinstance(frame, str) else frame
+    data = frame.encode() if isinstance(frame, str) else bytes(frame)
     return data.count(b"[") + data.count(b"{") > limit and nesting_depth(data) > limit
 
 

@@ -66,6 +66,19 @@ def check_headers(headers: Headers, subprotocols: list[str]) -> None:
         raise AdmissionRefused(400, "invalid_header", message, "rejected_header")
 
 
+def malformed_headers(headers: Headers) -> AdmissionRefused | None:
+    """check_headers for a raw handshake, to run before websockets' own validation (whose plain-text
+    400 quotes the offending value back, e.g. a key subprotocol)."""
+    offered = [
+        p.strip() for v in headers.get_all("Sec-WebSocket-Protocol") for p in v.split(",") if p.strip()
+    ]
+    try:
+        check_headers(headers, offered)
+    except AdmissionRefused as refused:
+        return refused
+    return None
+
+
 def presented_token(headers: Headers, subprotocols: list[str]) -> str | None:
     authorization = headers.get("Authorization", "")
     if authorization[:7].lower() == "bearer ":

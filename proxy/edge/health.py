@@ -47,6 +47,8 @@ class HealthServer:
             )
             writer.write(head.encode() + body)
             await writer.drain()
+        except ValueError:  # a line over the reader's 64 KiB limit: refuse it, log nothing
+            writer.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n")
         except (TimeoutError, ConnectionError):
             pass
         finally:

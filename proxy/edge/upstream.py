@@ -6,14 +6,10 @@ The upstream host comes from configuration only; the client contributes a path a
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.typing import Subprotocol
 
 # Auth and identity headers the API reads; everything else (hop-by-hop, cookies, Host, Origin,
 # Sec-WebSocket-*) stays on the client leg.
@@ -91,13 +87,6 @@ def offered_subprotocols(headers: Headers) -> list[str]:
     return offered
 
 
-class _NoRedirects(connect):
-    """Never follow a redirect: it could carry the client's credentials to another host."""
-
-    def process_redirect(self, exc: Exception) -> Exception | str:
-        return exc
-
-
 @dataclass(frozen=True, slots=True)
 class UpstreamOptions:
     max_size: int
@@ -114,34 +103,3 @@ def client_ssl_context(*, verify: bool, ca_bundle: str) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-async def open_upstream(
-    url: str, headers: Iterable[tuple[str, str]], subprotocols: list[str], options: UpstreamOptions
-) -> ClientConnection:
-    """Open the upstream WebSocket or raise an UpstreamFailure that maps to an HTTP status."""
-    secure = url.startswith("wss://")
-    try:
-        return await _NoRedirects(
-            url,
-            additional_headers=list(headers),
-            subprotocols=[Subprotocol(s) for s in subprotocols] or None,
-            user_agent_header=None,  # the client's User-Agent is forwarded instead
-            compression="deflate" if options.compression else None,
-            open_timeout=options.open_timeout,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
-            # An upstream that missed a pong will not answer our Close either: without this the
-            # client learnt of a dead upstream only after websockets' 10 s default close timeout.
-            close_timeout=min(options.ping_timeout, 10.0) if options.ping_timeout else 10.0,
-            max_size=options.max_size,
-            ssl=(options.ssl_context or True) if secure else None,
-            proxy=None,  # an environment HTTP proxy must not silently carry API keys
-        )
-    except InvalidStatus as exc:
-        response = exc.response
-        raise UpstreamRefused(response.status_code, response.headers, response.body or b"") from None
-    except TimeoutError:
-        raise UpstreamTimeout("upstream handshake timed out") from None
-    except (OSError, InvalidHandshake) as exc:
-        raise UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}") from None

@@ -152,6 +152,10 @@ class FakeUpstream:
             max_size=self.max_size,
             compression=None,  # keep frames byte-comparable and cheap for benchmarks
             ping_interval=None,  # the client drives keepalive; see stop_answering_pings
+            # websockets stops reading a connection whose queue is full, so it would not see the
+            # proxy's EOF after a Close while frames are still queued, and waited out its 10 s
+            # close timeout: queue more than a test's burst.
+            max_queue=256,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 import orjson
@@ -12,9 +13,11 @@ from hypothesis import strategies as st
 
 from proxy.core.events import (
     MAX_REPAIR_DEPTH,
+    label_for,
     leading_type,
     nesting_depth,
     parse_object,
+    sniff_string_field,
     sniff_type,
     too_deep,
 )
@@ -196,3 +199,63 @@ def test_brackets_in_strings_do_not_count_towards_depth() -> None:
     frame = orjson.dumps({"type": "session.update", "session": {"instructions": "[{" * 400 + '\\"'}}).decode()
     assert nesting_depth(frame) == 2
     assert not too_deep(frame)
+
+
+# -- edges mutation testing found ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"","event_id":"e"}',  # empty type, a later quote in reach of the fast path
+        '{"type":"' + "x" * 131 + '"}',  # the closing quote just past the fast path's window
+        '{"type":"\\xyz"}',  # a type starting with a backslash
+    ],
+)
+def test_the_compact_fast_path_refuses_what_the_regex_refuses(frame: str) -> None:
+    assert leading_type(frame) is None
+    assert sniff_type(frame) is None
+
+
+def test_binary_frames_are_sniffed_too() -> None:
+    assert leading_type(b"not json") is None
+    assert sniff_type(b'{"type":"x","a":"\xff\xfe"}') == "x"  # invalid UTF-8 after the type
+    assert sniff_type(b'{"type":"x","a":"\xff","type":"y"}') is None
+
+
+def test_label_for_bounds_metric_labels() -> None:
+    known = frozenset({"response.create"})
+    assert [label_for(t, known) for t in ("response.create", "made.up", None)] == [
+        "response.create",
+        "other",
+        "invalid",
+    ]
+
+
+def test_sniff_string_field_compiles_a_new_name_and_searches_past_the_head() -> None:
+    name = f"field_{uuid.uuid4().hex}"  # never cached, whatever ran before
+    late = '{"type":"x","pad":"' + "p" * 400 + f'","{name}" : "v1"}}'
+    assert sniff_string_field(late, name) == "v1"
+    assert sniff_string_field(f'{{"{name}":"v2"}}', name) == "v2"
+    assert sniff_string_field('{"other":"v"}', name) is None
+
+
+def test_too_deep_counts_depth_not_brackets() -> None:
+    exact = "[" * MAX_REPAIR_DEPTH + "]" * MAX_REPAIR_DEPTH
+    frame = '[{"a":[]},' + exact + "]"  # depth 129 with 131 openers
+    assert nesting_depth(frame) == MAX_REPAIR_DEPTH + 1 and too_deep(frame)
+    level = "[[],[],[]," + "[" * (MAX_REPAIR_DEPTH - 1) + "]" * (MAX_REPAIR_DEPTH - 1) + "]"
+    assert nesting_depth(level) == MAX_REPAIR_DEPTH and not too_deep(level)  # at the limit, many openers
+    assert too_deep(frame.encode()) and not too_deep(level.encode())
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_any_bytes_like_frame_is_classified_without_error(wrap: Any) -> None:
+    frame = wrap(b'{"type":"x","a":[[1]]}')
+    assert (leading_type(frame), sniff_type(frame), nesting_depth(frame), too_deep(frame, 1)) == (
+        "x",
+        "x",
+        3,
+        True,
+    )
+    assert sniff_type(wrap(bytes(range(256)))) is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from proxy.core.actions import Later, ToClient, ToUpstream
+from proxy.core.actions import RuleError, StartTimer, ToClient, ToUpstream
 from proxy.core.events import dump
 from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from tests.unit.test_retry import (
@@ -216,9 +216,9 @@ def test_the_deadline_admits_a_resend_that_lands_exactly_on_it() -> None:
 def test_resends_come_from_the_template_as_first_sent() -> None:
     """Escalation edits its copy; a caller editing the sent event afterwards changes nothing."""
 
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         request["response"]["instructions"] += "!"
-        return request
+        return request, []
 
     pb = Playbook(RetryPolicy(max_attempts=3), escalate=escalate)
     event = create(CLIENT_METADATA)
@@ -238,24 +238,21 @@ def test_resends_come_from_the_template_as_first_sent() -> None:
 
 def test_a_failing_escalation_is_reported_after_the_resend_it_did_not_stop() -> None:
     def escalate(request: dict[str, Any]) -> Any:
-        return ["not", "a", "request"]
+        return ["not", "a", "request"], []
 
     pb = Playbook(escalate=escalate)
     token = pb.send(create(CLIENT_METADATA))
     assert token is not None
     fail_attempt(pb, token, "resp_1")
     actions = pb.fire(token)
-    assert [type(a).__name__ for a in actions] == ["ToUpstream", "Observation"]
     assert isinstance(actions[0], ToUpstream)
-    assert pb.observations[-1].kind == "rule_error"
-    assert pb.observations[-1].fields == {
-        "rule": "retry_escalate",
-        "error": "TypeError('escalate returned list')",
-    }
+    assert actions[1:] == [
+        RuleError("evt_client_1", "response.create", "retry_escalate", "TypeError('escalate returned list')")
+    ]
 
 
 def test_an_escalation_that_drops_the_response_object_still_correlates() -> None:
-    pb = Playbook(escalate=lambda request: {"type": "response.create"})
+    pb = Playbook(escalate=lambda request: ({"type": "response.create"}, []))
     token = pb.send(create(CLIENT_METADATA))
     assert token is not None
     fail_attempt(pb, token, "resp_1")
@@ -274,4 +271,4 @@ def test_a_retry_timer_is_one_later_per_failed_attempt() -> None:
     assert token is not None
     assert pb.server(created("resp_1", tagged(token))) == []
     actions = pb.server(done("resp_1", tagged(token)))
-    assert actions is not None and actions[0] == Later(0.25, token)
+    assert actions is not None and actions[0] == StartTimer(0.25, token)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+from proxy.core.actions import FirstDelta, ResponseDone
 from proxy.core.events import dump
 from proxy.core.tracker import ResponseTracker, token_counts
 
@@ -21,10 +23,7 @@ def test_first_delta_is_timed_from_the_matching_create_once() -> None:
     assert tracker.awaiting_delta
     observation = tracker.on_delta("response.output_audio.delta", delta("resp_1"), 2.25)
     assert observation is not None
-    assert (observation.kind, observation.fields) == (
-        "first_delta",
-        {"response_id": "resp_1", "modality": "audio", "seconds": 1.25},
-    )
+    assert observation == FirstDelta("resp_1", "audio", 1.25)
     assert not tracker.awaiting_delta
     assert tracker.on_delta("response.output_text.delta", delta("resp_1"), 3.0) is None
 
@@ -47,9 +46,7 @@ def test_only_a_text_delta_of_an_awaited_response_counts(event_type: str, frame:
 def test_a_response_created_without_a_pending_create_starts_now() -> None:
     tracker = ResponseTracker()
     tracker.on_created("resp_1", 4.0)
-    assert (
-        tracker.on_done({"response": {"id": "resp_1", "status": "completed"}}, 5.0).fields["seconds"] == 1.0
-    )
+    assert tracker.on_done({"response": {"id": "resp_1", "status": "completed"}}, 5.0).seconds == 1.0
 
 
 def test_rejected_creates_leave_the_queue_and_only_they_do() -> None:
@@ -61,9 +58,7 @@ def test_rejected_creates_leave_the_queue_and_only_they_do() -> None:
     tracker.on_client_create_rejected("zzz")
     for response_id in ("r_a", "r_none", "r_c"):
         tracker.on_created(response_id, 10.0)
-    seconds = [
-        tracker.on_done({"response": {"id": r}}, 10.0).fields["seconds"] for r in ("r_a", "r_none", "r_c")
-    ]
+    seconds = [tracker.on_done({"response": {"id": r}}, 10.0).seconds for r in ("r_a", "r_none", "r_c")]
     assert seconds == [9.0, 7.0, 6.0]
 
 
@@ -72,7 +67,7 @@ def test_pending_creates_are_bounded_to_the_newest_64() -> None:
     for index in range(65):
         tracker.on_client_create(f"evt_{index}", float(index))
     tracker.on_created("resp_1", 100.0)
-    assert tracker.on_done({"response": {"id": "resp_1"}}, 100.0).fields["seconds"] == 99.0  # evt_0 went
+    assert tracker.on_done({"response": {"id": "resp_1"}}, 100.0).seconds == 99.0  # evt_0 went
 
 
 FAILED_DONE = {
@@ -92,17 +87,14 @@ def test_done_reports_the_whole_response() -> None:
     tracker.on_client_create("evt_1", 1.0)
     tracker.on_created("resp_1", 1.5)
     observation = tracker.on_done(FAILED_DONE, 3.0)
-    assert (observation.kind, observation.fields) == (
-        "response_done",
-        {
-            "response_id": "resp_1",
-            "status": "failed",
-            "error_type": "server_error",
-            "error_code": "boom",
-            "seconds": 2.0,
-            "out_of_band": True,
-            "tokens": [("output", "text", False, 1)],
-        },
+    assert observation == ResponseDone(
+        response_id="resp_1",
+        status="failed",
+        error_type="server_error",
+        error_code="boom",
+        seconds=2.0,
+        out_of_band=True,
+        tokens=[("output", "text", False, 1)],
     )
     assert not tracker.awaiting_delta  # done without a delta: not awaited any more
 
@@ -121,7 +113,9 @@ def test_done_reports_the_whole_response() -> None:
     ],
 )
 def test_done_tolerates_odd_shapes(response: Any, expected: dict[str, Any]) -> None:
-    fields = ResponseTracker().on_done({"type": "response.done", "response": response}, 1.0).fields
+    fields = dataclasses.asdict(
+        ResponseTracker().on_done({"type": "response.done", "response": response}, 1.0)
+    )
     assert fields == {
         "response_id": None,
         "status": None,

@@ -21,9 +21,9 @@ from proxy.edge.upstream import (
     UpstreamUnreachable,
     forwarded_headers,
     offered_subprotocols,
-    open_upstream,
     upstream_url,
 )
+from proxy.edge.upstream_leg import open_upstream
 
 BASE = "wss://api.openai.com"
 

@@ -1,0 +1,171 @@
+"""Assembles one session once both handshakes are done: the core and its rules, the observer, the
+recorder, the relay; logs `session_open` / `session_closed` and keeps the session metrics."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.core.actions import Action, Frame
+from proxy.core.retry import ResponseRetrier, RetryPolicy
+from proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
+from proxy.core.session import CoreOptions, SessionCore
+from proxy.edge.relay import Core, Limits, Relay
+from proxy.edge.wire import Leg
+from proxy.ops.logs import get_logger
+from proxy.ops.metrics import CLOSE_CODES, Metrics
+from proxy.ops.observe import SessionObserver
+from proxy.ops.record import SessionRecorder
+from proxy.ops.settings import Settings
+
+log = get_logger("proxy.server")
+
+
+@dataclass
+class PendingSession:
+    """What admission learnt about a handshake, carried until the session starts."""
+
+    beta_client: bool
+    session_id: str
+    started: float
+    client_addr: str
+    model: str | None
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class RecordingCore:
+    """The core, with every client frame written to the session's recording first."""
+
+    def __init__(self, core: SessionCore, recorder: SessionRecorder) -> None:
+        self.core, self.recorder = core, recorder
+        self.from_upstream, self.on_timer = core.from_upstream, core.on_timer
+
+    def from_client(self, frame: Frame, now: float) -> list[Action] | None:
+        self.recorder.record(frame)
+        return self.core.from_client(frame, now)
+
+    def close(self, now: float) -> list[Action]:
+        try:
+            return self.core.close(now)
+        finally:
+            self.recorder.close()
+
+
+class SessionBuilder:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, rng: random.Random, extra_rules: Sequence[Rule] = ()
+    ) -> None:
+        self.settings, self.metrics, self.rng = settings, metrics, rng
+        self.chain: RuleChain = build_chain(
+            settings.rules.enabled_overrides(),
+            observe_only=settings.rules_observe_only,
+            extra_rules=extra_rules,  # the plug-in point for rules that are not built in
+        )
+        retry = settings.retry
+        self.escalation = build_chain({rule.name: rule.name in retry.escalate_rules for rule in ALL_RULES})
+        self.retry_policy = RetryPolicy(
+            max_attempts=retry.max_attempts,
+            backoff_base=retry.backoff_base,
+            backoff_cap=retry.backoff_cap,
+            deadline=retry.deadline,
+            retry_in_band=retry.retry_in_band,
+            escalate_rules=retry.escalate_rules,
+        )
+        self.limits = Limits(
+            idle_timeout=settings.idle_timeout,
+            max_duration=settings.max_session_duration,
+            max_client_fps=settings.max_client_frames_per_second,
+        )
+
+    def build_core(self, pending: PendingSession) -> SessionCore:
+        s = self.settings
+
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
+        core = SessionCore(
+            self.chain,
+            retrier=retrier,
+            traffic=self.metrics.traffic,
+            escalation=self.escalation,
+            options=CoreOptions(
+                beta_client=pending.beta_client,
+                queue_in_band=s.rules.queue_in_band_responses,
+                log_event_types=s.log_event_types,
+            ),
+        )
+        # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
+        core.state.external_audio_input = "call_id" in pending.query
+        return core
+
+    def start(
+        self, client: Leg, upstream: Leg, pending: PendingSession, on_end: Callable[[Relay], None]
+    ) -> Relay:
+        s, metrics = self.settings, self.metrics
+        session_log = log.bind(
+            session_id=pending.session_id,
+            client=pending.client_addr,
+            model=pending.model,
+            upstream_host=upstream_host(s.upstream_url),
+        )
+        core: Core = self.build_core(pending)
+        if s.record_dir:
+            core = RecordingCore(core, SessionRecorder(s.record_dir, pending.session_id))  # type: ignore[arg-type]
+        observer = SessionObserver(metrics, session_log)
+
+        def finished(relay: Relay) -> None:
+            metrics.sessions_active.dec()
+            duration = time.monotonic() - pending.started
+            metrics.sessions_total.labels(relay.outcome).inc()
+            metrics.session_duration.observe(duration)
+            for side, leg in (("client", client), ("upstream", upstream)):
+                if leg.ws.close_rcvd is not None:
+                    metrics.closes_total.labels(side, close_label(leg.ws.close_rcvd.code)).inc()
+            session_log.info(
+                "session_closed",
+                duration_s=round(duration, 3),
+                outcome=relay.outcome,
+                closed_by=relay.closed_by,
+                frames_from_client=relay.frames["client"],
+                frames_from_upstream=relay.frames["upstream"],
+                bytes_from_client=relay.bytes["client"],
+                bytes_from_upstream=relay.bytes["upstream"],
+                client_close=close_desc(client),
+                upstream_close=close_desc(upstream),
+                **observer.summary(),
+            )
+            on_end(relay)
+
+        relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
+        metrics.sessions_active.inc()
+        session_log.info(
+            "session_open",
+            path=pending.path,
+            subprotocol=client.ws.subprotocol and safe_subprotocol(client.ws.subprotocol),
+            beta_client=pending.beta_client,
+        )
+        return relay
+
+
+def upstream_host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def safe_subprotocol(name: str) -> str:
+    return "[REDACTED]" if name.lower().startswith("openai-insecure-api-key.") else name
+
+
+def close_desc(leg: Leg) -> dict[str, Any]:
+    rcvd, sent = leg.ws.close_rcvd, leg.ws.close_sent
+    either = rcvd or sent
+    return {
+        "received": rcvd.code if rcvd else None,
+        "sent": sent.code if sent else None,
+        "reason": either.reason if either else None,
+    }
+
+
+def close_label(code: int) -> str:
+    return str(code) if str(code) in CLOSE_CODES else "other"
