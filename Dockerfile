@@ -1,11 +1,15 @@
 # Small non-root image: the wheel is built in a throwaway stage, only site-packages are kept.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md requirements.lock ./
+COPY pyproject.toml README.md requirements.lock requirements-otel.lock ./
 COPY proxy ./proxy
 # The locked, hash-checked set the tests ran on, then the project itself ('.') without resolving again.
+# Extras: `--build-arg EXTRAS=fast,otel` installs requirements-otel.lock instead, which adds
+# OpenTelemetry trace export (see README, Traces); `fast` (uvloop) is in both locks.
+ARG EXTRAS=fast
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir --prefix=/install --require-hashes -r requirements.lock \
+RUN lock=requirements.lock; case ",${EXTRAS}," in *,otel,*) lock=requirements-otel.lock ;; esac; \
+    pip install --no-cache-dir --prefix=/install --require-hashes -r "$lock" \
     && pip install --no-cache-dir --prefix=/install --no-deps .
 
 FROM python:3.11-slim

@@ -1,4 +1,4 @@
-"""CI check: the shipped lock is a subset of the tested lock, and both name every declared dependency.
+"""CI check: each shipped lock is a subset of the tested lock, and every lock names its declared dependencies.
 
 Run as `python scripts/check_lock.py`; exits non-zero with the reason when `bash scripts/lock` is due.
 """
@@ -31,20 +31,24 @@ def declared(extras: tuple[str, ...]) -> set[str]:
     return {canonical(m.group(1)) for r in requirements if (m := _NAME.match(r))}
 
 
+# Each lock that ships (README command 1, the image with and without EXTRAS=otel) and its extras.
+SHIPPED = (("requirements.lock", ("fast",)), ("requirements-otel.lock", ("fast", "otel")))
+
+
 def problems() -> list[str]:
-    shipped, tested = pins(ROOT / "requirements.lock"), pins(ROOT / "requirements-dev.lock")
+    tested = pins(ROOT / "requirements-dev.lock")
     found = [
-        f"{name}=={version} ships but the tests run {tested.get(name, 'without it')}"
-        for name, version in sorted(shipped.items())
-        if tested.get(name) != version
-    ]
-    found += [
-        f"{name} is declared but not in requirements.lock" for name in declared(("fast",)) - set(shipped)
-    ]
-    found += [
         f"{name} is declared but not in requirements-dev.lock"
-        for name in declared(("dev", "fast")) - set(tested)
+        for name in declared(("dev", "fast", "otel")) - set(tested)
     ]
+    for lock, extras in SHIPPED:
+        shipped = pins(ROOT / lock)
+        found += [
+            f"{name}=={version} ships in {lock} but the tests run {tested.get(name, 'without it')}"
+            for name, version in sorted(shipped.items())
+            if tested.get(name) != version
+        ]
+        found += [f"{name} is declared but not in {lock}" for name in declared(extras) - set(shipped)]
     return found
 
 

@@ -21,7 +21,7 @@ from proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstre
 from proxy.core.attribution import AttributionStage, EventIds
 from proxy.core.classify import parse_declared
 from proxy.core.compat.stage import BetaStage
-from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, sniff_type
+from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, leading_type, sniff_type
 from proxy.core.orchestration import OrchestrationStage
 from proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
 from proxy.core.retry import ResponseRetrier
@@ -40,7 +40,7 @@ class CoreOptions:
     beta_client: bool = False  # translate this client's beta shapes both ways
     queue_in_band: bool = False  # hold a second in-band response.create until the first is done
     log_event_types: bool = False  # one debug observation per frame (type and size only)
-    max_repair_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events skip the rules
+    max_parse_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events are never parsed: forwarded as sent
 
 
 Hook = Callable[[Message, float], list[StageAction]]
@@ -82,7 +82,8 @@ class SessionCore:
         orchestration = OrchestrationStage(ids) if options.queue_in_band else None
         retry = RetryStage(retrier) if retrier is not None else None
         tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
-        repair = RepairStage(chain, self.state, ids, options.max_repair_bytes)
+        repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
+        self._max_parse = options.max_parse_bytes
         attribution = AttributionStage(ids)
         client_stages = _present(beta, repair, orchestration, retry, tracking, state)
         server_stages = _present(tracking, orchestration, attribution, state, retry, beta)
@@ -123,7 +124,10 @@ class SessionCore:
         event_type = sniff_type(frame)
         event = None
         if event_type is None or event_type in lane.parsed:
-            event_type, event = parse_declared(frame, event_type)
+            if len(frame) <= self._max_parse:
+                event_type, event = parse_declared(frame, event_type)
+            elif event_type is None:  # too large to parse (so never repaired): named by its leading type
+                event_type = leading_type(frame)
         label = event_type if event_type in lane.known else "invalid" if event_type is None else "other"
         counts.frames[label] += 1
         counts.bytes += len(frame)

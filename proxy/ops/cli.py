@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import ssl
 import sys
+import textwrap
 from collections.abc import Coroutine
 from typing import Any
 
@@ -14,14 +16,34 @@ from proxy import __version__
 from proxy.ops.logs import configure_logging, get_logger
 from proxy.ops.settings import ConfigError, Settings, load_settings
 
+EPILOG = """commands:
+  lint FILE             check recorded or captured client events offline, without a network;
+                        see `realtime-proxy lint --help`
+  rules                 the rule catalogue: what each rule prevents, where, and its evidence
+  probe                 which rules each model still needs (OPENAI_API_KEY; throwaway sessions)
+
+tracing (optional: pip install -e '.[otel]'):
+  OTEL_EXPORTER_OTLP_ENDPOINT   export one span per session and per response over OTLP/HTTP
+  OTEL_SERVICE_NAME             service name of the spans (default realtime-repair-proxy)
+
+exit codes: 0 stopped by SIGTERM/SIGINT, 1 start-up failed (port, TLS, key file), 2 bad configuration
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realtime-proxy",
-        description="Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
-        "events. Every setting can also come from REALTIME_PROXY_<NAME> "
-        "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
-        "Precedence: flag > environment > config file > default. Subcommand: `realtime-proxy lint FILE`.",
+        usage="%(prog)s [options]\n       %(prog)s lint FILE [--format {text,json}] [--config PATH]"
+        "\n       %(prog)s rules [--format {text,json,markdown}]\n       %(prog)s probe [options]",
+        description=textwrap.fill(
+            "Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
+            "events. Every setting can also come from REALTIME_PROXY_<NAME> "
+            "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
+            "Precedence: flag > environment > config file > default.",
+            88,
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"realtime-proxy {__version__}")
     parser.add_argument("--config", metavar="PATH", help="TOML config file (see config/proxy.toml)")
@@ -57,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         from proxy.ops.lint import main as lint_main
 
         return lint_main(argv[1:])
+    if argv and argv[0] == "rules":
+        from proxy.ops.catalogue import main as rules_main
+
+        return rules_main(argv[1:])
+    if argv and argv[0] == "probe":
+        from proxy.ops.probe import main as probe_main
+
+        return probe_main(argv[1:])
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "config"}
     try:
@@ -112,8 +142,11 @@ async def _serve(settings: Settings) -> int:
         fake = FakeUpstream(host="127.0.0.1", port=0)
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
-    metrics = Metrics()
-    server = ProxyServer(settings, metrics=metrics)
+    from proxy.ops.tracing import tracing_from_environment
+
+    metrics = Metrics(models=settings.prices)
+    tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
+    server = ProxyServer(settings, metrics=metrics, tracing=tracing)
     await server.start(_server_ssl(settings))
     health = HealthServer(metrics.registry, lambda: server.ready)
     await health.start(settings.metrics_host, settings.metrics_port)
@@ -139,6 +172,8 @@ async def _serve(settings: Settings) -> int:
     log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
     await server.shutdown()
     await health.stop()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)  # flush the last spans (blocking export)
     if fake is not None:
         await fake.stop()
     log.info("shutdown_complete")

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from proxy.ops.cost import DEFAULT_PRICES, ModelPrice
+
 ENV_PREFIX = "REALTIME_PROXY_"
 
 
@@ -45,6 +47,26 @@ class RulesSettings(_Strict):
 
     def enabled_overrides(self) -> dict[str, bool]:
         return {name: toggle.enabled for name, toggle in (self.model_extra or {}).items()}
+
+
+class ModelsSettings(_Strict):
+    """`[models]`: `aliases` maps a model name in the handshake's `model=` query to the one opened
+    upstream (e.g. a retired model to its successor); `rules.<model>` switches rules for
+    sessions of that model (as session.created reports it, else as the handshake asked)."""
+
+    aliases: dict[str, str] = Field(default_factory=dict)
+    rules: dict[str, dict[str, bool]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_rules_only(self) -> ModelsSettings:
+        from proxy.core.rules import ALL_RULES
+
+        known = {rule.name for rule in ALL_RULES}
+        for model, switches in self.rules.items():
+            unknown = sorted(set(switches) - known)
+            if unknown:
+                raise ValueError(f"models.rules.{model}: unknown rule(s) {', '.join(unknown)}")
+        return self
 
 
 class RetrySettings(_Strict):
@@ -114,6 +136,16 @@ class Settings(_Strict):
     retry: RetrySettings = RetrySettings()
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {**_default_prices(), **value}
 
     @field_validator("upstream_url")
     @classmethod
@@ -131,6 +163,10 @@ class Settings(_Strict):
     @property
     def rules_observe_only(self) -> bool:
         return self.dry_run or self.rules.mode == "observe"
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    return {name: ModelPrice(**price) for name, price in DEFAULT_PRICES.items()}
 
 
 class ConfigError(Exception):

@@ -203,7 +203,7 @@ async def test_truncate_past_delivered_audio_is_clamped(proxy: RunningProxy) -> 
     )
     truncated = await client.until("conversation.item.truncated")
     assert truncated["type"] == "conversation.item.truncated", truncated
-    assert 0 < truncated["audio_end_ms"] < 60_000
+    assert truncated["audio_end_ms"] == 0  # the fake delivers 100 ms; the rule keeps a 100 ms margin
     await client.close()
 
 

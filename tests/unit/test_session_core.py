@@ -237,7 +237,7 @@ def test_out_of_band_retry_timer_and_close_are_routed_to_the_retry_stage() -> No
         step.expect(
             ResponseDone("r1", "failed", "server_error", None, None, True, []),
             StartTimer(delay, "rp1"),
-            RetryAttempt(2, delay, "r1", "server_error", None),
+            RetryAttempt(2, delay, "r1", "server_error", None, "c1"),
         )
         resent = {**tagged, "event_id": "rp1_a2"}
         play.timer("rp1", now=1.0 + delay).expect(ToUpstream(frame_of(resent)))

@@ -85,3 +85,17 @@ def test_tls_pair_and_unreadable_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml", environ={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(write(tmp_path, "port = = 1\n"), environ={})
+
+
+def test_models_table(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.toml"
+    config.write_text(
+        '[models.aliases]\n"gpt-4o-realtime-preview" = "gpt-realtime"\n'
+        '[models.rules."gpt-realtime-2"]\ntool_choice_object = false\n'
+    )
+    settings = load_settings(config, environ={})
+    assert settings.models.aliases == {"gpt-4o-realtime-preview": "gpt-realtime"}
+    assert settings.models.rules == {"gpt-realtime-2": {"tool_choice_object": False}}
+    config.write_text('[models.rules."gpt-realtime-2"]\nno_such_rule = true\n')
+    with pytest.raises(ConfigError, match="no_such_rule"):
+        load_settings(config, environ={})

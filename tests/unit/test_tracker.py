@@ -95,6 +95,7 @@ def test_done_reports_the_whole_response() -> None:
         seconds=2.0,
         out_of_band=True,
         tokens=[("output", "text", False, 1)],
+        client_event_id="evt_1",
     )
     assert not tracker.awaiting_delta  # done without a delta: not awaited any more
 
@@ -124,6 +125,7 @@ def test_done_tolerates_odd_shapes(response: Any, expected: dict[str, Any]) -> N
         "seconds": None,
         "out_of_band": False,
         "tokens": [],
+        "client_event_id": None,
         **expected,
     }
 
