@@ -58,17 +58,17 @@ def sniff_type(frame: Frame) -> str | None:
     if found is None:
         return None
     event_type, end = found
-    if "\\" in text and text.find("\\u", end) >= 0:
+    if "\\" in text and text.find("\\u", end) != -1:
         return None
     return None if _has_type_string(text, end) else event_type
 
 
 def _has_type_string(text: str, start: int) -> bool:
     if len(text) - start <= _WALK_FROM:
-        return text.find('"type"', start) >= 0
+        return text.find('"type"', start) != -1
     find, at = text.find, text.startswith
     quote = find('"', start)
-    while quote >= 0:
+    while quote != -1:
         if at('type"', quote + 1):
             return True
         quote = find('"', quote + 1)

@@ -272,3 +272,13 @@ def test_a_retry_timer_is_one_later_per_failed_attempt() -> None:
     assert pb.server(created("resp_1", tagged(token))) == []
     actions = pb.server(done("resp_1", tagged(token)))
     assert actions is not None and actions[0] == StartTimer(0.25, token)
+
+
+def test_an_escalation_set_later_is_the_one_used() -> None:
+    pb = Playbook()
+    pb.retrier.escalate_with(lambda request: ({**request, "response": {"tool_choice": "required"}}, []))
+    token = pb.send(create(CLIENT_METADATA))
+    assert token is not None
+    fail_attempt(pb, token, "resp_1")
+    pb.fire(token)
+    assert pb.upstream[1]["response"] == {"tool_choice": "required", "metadata": tagged(token)}
