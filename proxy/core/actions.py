@@ -104,17 +104,6 @@ class RepairSkipped(Observation):
 
 
 @dataclass(frozen=True, slots=True)
-class Queued(Observation):
-    client_event_id: str | None
-    queued: int
-
-
-@dataclass(frozen=True, slots=True)
-class Dequeued(Observation):
-    client_event_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class UpstreamError(Observation):
     error_type: Any
     code: Any

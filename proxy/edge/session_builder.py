@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.core.actions import Action, Frame
 from proxy.core.context import SessionContext
+from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from proxy.core.session import CoreOptions, SessionCore
@@ -106,7 +107,7 @@ class SessionBuilder:
             escalation=self.escalation,
             options=CoreOptions(
                 beta_client=pending.beta_client,
-                queue_in_band=s.rules.queue_in_band_responses,
+                orchestration=orchestration_options(s),
                 log_event_types=s.log_event_types,
             ),
         )
@@ -180,6 +181,21 @@ class SessionBuilder:
             beta_client=pending.beta_client,
         )
         return relay
+
+
+def orchestration_options(settings: Settings) -> OrchestrationOptions | None:
+    """The turn-taking stage's options from `[orchestration]` (None: off); dry run only observes."""
+    o = settings.orchestration
+    if o.mode == "off":
+        return None
+    return OrchestrationOptions(
+        observe_only=settings.orchestration_observe_only,
+        serialise=o.serialise_responses or settings.rules.queue_in_band_responses,
+        coalesce_tool_calls=o.coalesce_tool_calls,
+        hold_early_cancels=o.hold_early_cancels,
+        max_held=o.max_held_creates,
+        tool_output_timeout=o.tool_output_timeout,
+    )
 
 
 def upstream_host(url: str) -> str:

@@ -96,13 +96,19 @@ class FakeUpstream:
         api_key: str | None = None,
         max_size: int = 16 * 1024 * 1024,
         delta_interval: float = 0.002,
+        response_delay: float = 0.0,
+        parallel_function_calls: int = 1,
     ) -> None:
         self.host = host
         self.port = port
         self.api_key = api_key
         self.max_size = max_size
         self.delta_interval = delta_interval
-        self.response_delay = 0.0
+        # Latency: seconds from a `response.create` to its `response.created` (the response is not
+        # cancellable before that), then `delta_interval` between the response's events.
+        self.response_delay = response_delay
+        # Function calls a tool-calling response makes at once (`tool_choice: "required"`).
+        self.parallel_function_calls = parallel_function_calls
         self.handshake_delay = 0.0
         self.echo_audio = False
         self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent

@@ -44,6 +44,7 @@ class Controls(Protocol):
 
     delta_interval: float
     response_delay: float
+    parallel_function_calls: int
     echo_audio: bool
     audio_shortfall_ms: int
 
@@ -416,11 +417,12 @@ class FakeSession:
             if failure is None and isinstance(choice, dict):
                 failure = ("server_error", None)  # THE SEED BUG: object tool_choice out-of-band
         functions = [t for t in tools if t.get("type", "function") == "function"]
-        tool = None
+        calls: list[dict[str, Any]] = []
         if choice == "required" and functions:
-            tool = functions[0]
+            count = max(1, self.controls.parallel_function_calls)
+            calls = [functions[i % len(functions)] for i in range(count)]
         elif isinstance(choice, dict) and choice.get("type") == "function":
-            tool = next((t for t in functions if t.get("name") == choice.get("name")), None)
+            calls = [t for t in functions if t.get("name") == choice.get("name")][:1]
         out = s["audio"]["output"]
         requested = params.get("audio", {}).get("output", {})
         return ResponsePlan(
@@ -433,7 +435,7 @@ class FakeSession:
                 "format": requested.get("format", out["format"]),
                 "voice": requested.get("voice", out["voice"]),
             },
-            tool=tool,
+            calls=calls,
             failure=failure,
             input_items=len(params.get("input", [])),
         )
@@ -441,7 +443,9 @@ class FakeSession:
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         response_id = event.get("response_id")
         run = self.active.get(response_id) if response_id else self.in_band
-        if run is None or run.cancel_requested:
+        # A response exists for cancelling only once `response.created` is out: an early cancel
+        # fails and the response plays on (livekit/agents #6223).
+        if run is None or not run.started or run.cancel_requested:
             raise ApiError(
                 "Cancellation failed: no active response found",
                 code="response_cancel_not_active",

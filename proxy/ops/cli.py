@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a simulated Realtime API in-process instead of a real upstream",
     )
     parser.add_argument(
+        "--fake-upstream-latency",
+        type=float,
+        metavar="SECONDS",
+        help="with --fake-upstream: time from response.create to response.created (default 0)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         default=None,
@@ -95,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realtime-proxy: {exc}", file=sys.stderr)
         return 2
     configure_logging(log_format=settings.log_format, level=settings.log_level)
+    for message in settings.deprecations:
+        get_logger().warning("config_deprecated", message=message)
     try:
         return _run_loop(settings.event_loop, _serve(settings))
     except KeyboardInterrupt:
@@ -139,7 +147,7 @@ async def _serve(settings: Settings) -> int:
     if settings.fake_upstream:
         from proxy.fake_upstream import FakeUpstream
 
-        fake = FakeUpstream(host="127.0.0.1", port=0)
+        fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
     from proxy.ops.tracing import tracing_from_environment
@@ -165,6 +173,9 @@ async def _serve(settings: Settings) -> int:
         fake_upstream=bool(fake),
         tls=bool(settings.tls_cert),
         rules_mode="observe" if settings.rules_observe_only else "repair",
+        orchestration_mode="observe"
+        if settings.orchestration_observe_only and settings.orchestration.mode != "off"
+        else settings.orchestration.mode,
         version=__version__,
         event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
     )

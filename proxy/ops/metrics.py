@@ -50,6 +50,21 @@ HANDSHAKE_RESULTS = (
     "rejected_header",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
+# Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
+ORCHESTRATION_ACTIONS = (
+    "held",
+    "released",
+    "coalesced",
+    "overflow",
+    "dropped",
+    "cancel_held",
+    "cancel_released",
+    "cancel_absorbed",
+    "would_hold",
+    "would_coalesce",
+    "would_hold_cancel",
+    "would_absorb_cancel",
+)
 RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
 MODALITIES = ("audio", "text", "function_call")
 TOKEN_MODALITIES = ("text", "audio", "image")
@@ -205,6 +220,15 @@ class Metrics:
         self.beta_sessions_total = Counter(
             f"{p}_beta_sessions_total", "Beta-shaped client sessions by handling", ["mode"], registry=r
         )
+        self.orchestration_total = Counter(
+            f"{p}_orchestration_total", "Turn-taking actions on in-band responses", ["action"], registry=r
+        )
+        self.orchestration_held = Histogram(
+            f"{p}_orchestration_held_seconds",
+            "Time a response.create was held before it went upstream",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
+            registry=r,
+        )
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -242,3 +266,5 @@ class Metrics:
                 self.closes_total.labels(side, code)
         for mode in ("translate", "reject", "passthrough"):
             self.beta_sessions_total.labels(mode)
+        for action in ORCHESTRATION_ACTIONS:
+            self.orchestration_total.labels(action)

@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from proxy.core.actions import (
     BetaTranslated,
-    Dequeued,
     FirstDelta,
     FrameSeen,
     Observation,
-    Queued,
     RateLimits,
     Refusal,
     RepairSkipped,
@@ -27,6 +25,16 @@ from proxy.core.actions import (
     Rewrite,
     RuleError,
     UpstreamError,
+)
+from proxy.core.orchestration_events import (
+    CancelAbsorbed,
+    CancelHeld,
+    CancelReleased,
+    CreateCoalesced,
+    CreateDropped,
+    HoldOverflow,
+    ResponseHeld,
+    ResponseReleased,
 )
 from proxy.ops.cost import SessionCost
 from proxy.ops.metrics import KNOWN_ERROR_CODES, KNOWN_ERROR_TYPES, RESPONSE_STATUSES, Metrics, bounded
@@ -59,6 +67,7 @@ class SessionObserver:
         self.upstream_errors = 0
         self.refusals = 0
         self.rule_errors = 0
+        self.orchestration: Counter[str] = Counter()
 
     def observe(self, item: Observation) -> None:
         handler = self._handlers.get(type(item))
@@ -95,11 +104,38 @@ class SessionObserver:
     def _on_repair_skipped(self, item: RepairSkipped) -> None:
         self.log.warning("repair_skipped", **_fields(item))
 
-    def _on_queued(self, item: Queued) -> None:
-        self.log.info("queued", **_fields(item))
+    def _turn(self, action: str, applied: bool, would: str, event: str, item: Observation) -> None:
+        action = action if applied else would
+        self.orchestration[action] += 1
+        self.metrics.orchestration_total.labels(action).inc()
+        self.log.info(event, **_fields(item))
 
-    def _on_dequeued(self, item: Dequeued) -> None:
-        self.log.info("dequeued", **_fields(item))
+    def _on_response_held(self, item: ResponseHeld) -> None:
+        self._turn("held", item.applied, "would_hold", "response_held", item)
+
+    def _on_response_released(self, item: ResponseReleased) -> None:
+        self.metrics.orchestration_held.observe(item.held_seconds)
+        self._turn("released", True, "released", "response_released", item)
+
+    def _on_create_coalesced(self, item: CreateCoalesced) -> None:
+        self._turn("coalesced", item.applied, "would_coalesce", "create_coalesced", item)
+
+    def _on_hold_overflow(self, item: HoldOverflow) -> None:
+        self.orchestration["overflow"] += 1
+        self.metrics.orchestration_total.labels("overflow").inc()
+        self.log.warning("hold_overflow", **_fields(item))
+
+    def _on_create_dropped(self, item: CreateDropped) -> None:
+        self._turn("dropped", True, "dropped", "create_dropped", item)
+
+    def _on_cancel_held(self, item: CancelHeld) -> None:
+        self._turn("cancel_held", item.applied, "would_hold_cancel", "cancel_held", item)
+
+    def _on_cancel_released(self, item: CancelReleased) -> None:
+        self._turn("cancel_released", True, "cancel_released", "cancel_released", item)
+
+    def _on_cancel_absorbed(self, item: CancelAbsorbed) -> None:
+        self._turn("cancel_absorbed", item.applied, "would_absorb_cancel", "cancel_absorbed", item)
 
     def _on_retry_attempt(self, item: RetryAttempt) -> None:
         self.log.warning("retry_attempt", **_fields(item))
@@ -173,8 +209,14 @@ class SessionObserver:
         Refusal: _on_refusal,
         RuleError: _on_rule_error,
         RepairSkipped: _on_repair_skipped,
-        Queued: _on_queued,
-        Dequeued: _on_dequeued,
+        ResponseHeld: _on_response_held,
+        ResponseReleased: _on_response_released,
+        CreateCoalesced: _on_create_coalesced,
+        HoldOverflow: _on_hold_overflow,
+        CreateDropped: _on_create_dropped,
+        CancelHeld: _on_cancel_held,
+        CancelReleased: _on_cancel_released,
+        CancelAbsorbed: _on_cancel_absorbed,
         RetryAttempt: _on_retry_attempt,
         RetryOutcome: _on_retry_outcome,
         UpstreamError: _on_upstream_error,
@@ -192,6 +234,7 @@ class SessionObserver:
             "upstream_errors": self.upstream_errors,
             "refusals": self.refusals,
             "rule_errors": self.rule_errors,
+            "orchestration": dict(self.orchestration),
             "cost_usd": round(self.cost.total_usd, 6),
             "priced_as": self.cost.label,
         }
@@ -210,6 +253,7 @@ class SessionObserver:
                     **({"realtime_proxy.rewrite.rules": sorted(self.rewrites)} if self.rewrites else {}),
                     "realtime_proxy.refusals": self.refusals,
                     "realtime_proxy.upstream_errors": self.upstream_errors,
+                    **{f"realtime_proxy.orchestration.{a}": n for a, n in sorted(self.orchestration.items())},
                 },
             )
 

@@ -341,7 +341,7 @@ async def test_unrepaired_events_pass_byte_for_byte(proxy: RunningProxy) -> None
     assert raw in proxy.fake.connections[-1].received
 
 
-async def test_second_in_band_response_is_queued_when_enabled(make_proxy: ProxyFactory) -> None:
+async def test_deprecated_queue_setting_still_loads_and_serialises(make_proxy: ProxyFactory) -> None:
     proxy = await make_proxy(rules={"queue_in_band_responses": True})
     client = await RawClient.open(proxy.realtime_url)
     await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
@@ -355,7 +355,8 @@ async def test_second_in_band_response_is_queued_when_enabled(make_proxy: ProxyF
     await client.close()
 
 
-async def test_without_queueing_the_api_refuses_the_second(proxy: RunningProxy) -> None:
+async def test_without_turn_taking_the_api_refuses_the_second(make_proxy: ProxyFactory) -> None:
+    proxy = await make_proxy(orchestration={"mode": "off"})
     client = await RawClient.open(proxy.realtime_url)
     await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
     await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})

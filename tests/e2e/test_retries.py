@@ -204,6 +204,7 @@ async def test_in_band_failures_are_not_retried_by_default(proxy: RunningProxy) 
     assert upstream_creates(proxy)[0] == {
         "type": "response.create",
         "response": {"output_modalities": ["text"]},
+        "event_id": "proxy_evt_1",  # turn-taking names in-band creates, to attribute errors
     }
     await client.close()
 

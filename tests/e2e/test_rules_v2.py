@@ -117,7 +117,12 @@ async def test_in_band_object_tool_choice_passes_unchanged_by_default(proxy: Run
     tool = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
     await client.send({"type": "session.update", "session": {"type": "realtime", "tools": [tool]}})
     await client.until("session.updated")
-    event = {"type": "response.create", "response": {"tool_choice": {"type": "function", "name": "lookup"}}}
+    # With an id of its own: turn-taking names in-band creates sent without one.
+    event = {
+        "type": "response.create",
+        "event_id": "e1",
+        "response": {"tool_choice": {"type": "function", "name": "lookup"}},
+    }
     await client.send(event)
     done = await client.until("response.done")
     assert done["response"]["status"] == "completed", done

@@ -281,3 +281,28 @@ def test_an_endpoint_without_the_extra_installed_warns_and_runs_untraced(
     with structlog.testing.capture_logs() as logs:
         assert tracing_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) is None
     assert [(line["event"], line["log_level"]) for line in logs] == [("tracing_unavailable", "warning")]
+
+
+async def test_turn_taking_counts_on_the_session_span(
+    make_proxy: ProxyFactory, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    tracing = tracing_from_environment(os.environ)
+    assert tracing is not None
+    proxy = await make_proxy(tracing=tracing)
+    try:
+        client = AsyncOpenAI(api_key=SECRET, websocket_base_url=proxy.ws_base)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()  # session.created
+            await conn.response.create(response={"output_modalities": ["text"]})
+            await conn.response.create(event_id="second", response={"output_modalities": ["text"]})
+            await until_done(conn)
+            await until_done(conn)
+        async with asyncio.timeout(5):
+            while proxy.server.relays:
+                await asyncio.sleep(0.01)
+    finally:
+        await asyncio.wait_for(asyncio.to_thread(tracing.shutdown), 10)
+    (session,) = [s for s in receiver.spans() if s.kind == Span.SPAN_KIND_SERVER]
+    counts = {k: v for k, v in attributes(session).items() if k.startswith("realtime_proxy.orchestration.")}
+    assert counts == {"realtime_proxy.orchestration.held": 1, "realtime_proxy.orchestration.released": 1}
