@@ -1,13 +1,16 @@
 # Small non-root image: the wheel is built in a throwaway stage, only site-packages are kept.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock requirements-otel.lock ./
 COPY proxy ./proxy
-# Extras: `--build-arg EXTRAS=fast,otel` adds OpenTelemetry trace export (see README, Traces).
+# The locked, hash-checked set the tests ran on, then the project itself ('.') without resolving again.
+# Extras: `--build-arg EXTRAS=fast,otel` installs requirements-otel.lock instead, which adds
+# OpenTelemetry trace export (see README, Traces); `fast` (uvloop) is in both locks.
 ARG EXTRAS=fast
-# The project itself ('.'), not a registry package: its dependency ranges live in pyproject.toml.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir --prefix=/install ".[${EXTRAS}]"
+RUN lock=requirements.lock; case ",${EXTRAS}," in *,otel,*) lock=requirements-otel.lock ;; esac; \
+    pip install --no-cache-dir --prefix=/install --require-hashes -r "$lock" \
+    && pip install --no-cache-dir --prefix=/install --no-deps .
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

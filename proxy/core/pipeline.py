@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from proxy.core.classify import parse_declared
-from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, sniff_type
+from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, leading_type, sniff_type
 from proxy.core.stage import Direction, Forward, Message, Stage, StageAction
 from proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
@@ -66,11 +66,15 @@ class Pipeline:
             counts.frames["binary"] += 1
             counts.bytes += len(frame)
             return None
-        # Classification, inline: this runs for every audio frame.
-        event_type = sniff_type(frame)
+        # Classification, inline: this runs for every audio frame. The API writes one `type` per
+        # event; a client's frame may repeat it, so only theirs gets the stricter sniff.
+        event_type = sniff_type(frame) if lane is self._client else leading_type(frame)
         event = None
-        if (event_type is None or event_type in lane.parsed) and len(frame) <= self._max_parse:
-            event_type, event = parse_declared(frame, event_type)
+        if event_type is None or event_type in lane.parsed:
+            if len(frame) <= self._max_parse:
+                event_type, event = parse_declared(frame, event_type)
+            elif event_type is None:  # too large to parse (so never repaired): named by its leading type
+                event_type = leading_type(frame)
         label = event_type if event_type in lane.known else "invalid" if event_type is None else "other"
         counts.frames[label] += 1
         counts.bytes += len(frame)
@@ -78,13 +82,7 @@ class Pipeline:
         if route is None:
             route = _route(lane, event_type)
         message = Message(lane.direction, frame, event_type, event)
-        actions: list[Action] = []
-        for stage, hook in route:
-            produced = hook(message, now)
-            if produced:
-                actions.extend(self._resolve(stage, produced, now))
-            if message.done:
-                break
+        actions = self._pass(message, route, now)
         if self._log_event_types:
             actions.insert(0, FrameSeen(C2U if lane is self._client else U2C, event_type, len(frame)))
         elif not actions and not message.changed and message.frame is frame and not message.done:

@@ -42,7 +42,8 @@ def admit(
 ) -> Response | UpstreamPlan:
     """The plan for the upstream handshake, or the HTTP refusal to answer the client with."""
     try:
-        headers, subprotocols = admission.admit(request.headers, offered_subprotocols(request.headers))
+        offered = offered_subprotocols(request.headers)
+        headers, subprotocols = admission.admit(request.headers, offered, request.path)
     except AdmissionRefused as refused:
         metrics.handshakes_total.labels(refused.result).inc()
         return json_response(refused.status, refused.code, refused.message)
@@ -75,11 +76,13 @@ def capacity_refusal(metrics: Metrics) -> Response:
     return json_response(503, "proxy_at_capacity", message, error_type="server_error")
 
 
-def failure_response(failure: UpstreamFailure) -> Response:
-    """A refusal is relayed with its body (and a few safe headers); 502/504 get a JSON body."""
+def failure_response(failure: UpstreamFailure, admission: Admission) -> Response:
+    """A refusal is relayed with its body (and a few safe headers; in inject mode without the key the
+    API may quote in it); 502/504 get a JSON body."""
     if isinstance(failure, UpstreamRefused):
         relayed = [(k, v) for k, v in failure.headers.raw_items() if k.lower() in RELAYED_REFUSAL_HEADERS]
-        return Response(failure.status, phrase(failure.status), Headers(relayed), failure.body)
+        body = admission.refusal_body(failure.body)
+        return Response(failure.status, phrase(failure.status), Headers(relayed), body)
     if failure.status == 504:
         message = "The upstream did not answer the handshake in time."
     else:

@@ -21,8 +21,10 @@ from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from proxy.edge.auth import malformed_headers
 from proxy.edge.wire import Leg, LegTiming
 from proxy.ops.logs import get_logger
+from proxy.ops.metrics import Metrics
 
 log = get_logger("proxy.listener")
 
@@ -56,6 +58,7 @@ class Gateway(Protocol):
     head_timeout: float
     max_frame_bytes: int
     compression: bool
+    metrics: Metrics
 
     def upgrade(self, leg: ClientLeg, request: Request) -> None: ...
 
@@ -154,6 +157,11 @@ class ClientLeg(Leg):
                 "client_handshake_failed", client=self.remote, error=str(cause or ws.handshake_exc)[:200]
             )
             self._refuse_raw(400, "invalid_request", "The WebSocket handshake request is malformed.")
+            return
+        refused = malformed_headers(request.headers)  # auth.py: JSON 400 that never quotes a header value
+        if refused is not None:
+            self.gateway.metrics.handshakes_total.labels(refused.result).inc()
+            self.refuse(json_response(refused.status, refused.code, refused.message))
             return
         response = ws.accept(request)  # validates Upgrade, key and version before any upstream contact
         if response.status_code != 101:

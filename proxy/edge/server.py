@@ -129,7 +129,7 @@ class ProxyServer:
                 upstream_host=host,
                 path=path,
             )
-            leg.refuse(failure_response(failure))
+            leg.refuse(failure_response(failure, self.admission))
             return
         except asyncio.CancelledError:
             self.handshaking -= 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -24,19 +24,40 @@ _AUDIO_KEYS = frozenset({"audio", "delta_audio"})
 _AUDIO_EVENT_DELTA = "delta"
 _SECRET_PATTERNS = (
     re.compile(r"openai-insecure-api-key\.[^\s,;\"']+", re.IGNORECASE),
-    re.compile(r"\b(?:sk|ek)[-_][A-Za-z0-9_\-]{6,}"),
+    re.compile(r"\b(?:sk|ek)[-_][A-Za-z0-9_\-*]{6,}"),
     re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"),
     re.compile(r"(?i)([?&](?:api-key|api_key|authorization|key|token)=)[^&\s\"']*"),
+    # A credential header written out in free text (`Authorization: Token x`, `('api-key', 'x')`,
+    # `invalid cookie header: x`): the rest of the value goes, whatever its scheme.
+    re.compile(
+        r"(?i)(\b(?:proxy-)?authorization|\b(?:x-)?api[-_]?key|\b(?:set-)?cookie)((?:\s+header)?[\"']?\s*[:=,]\s*[\"']?)"
+        r"[^\"'\r\n&]+"
+    ),
+)
+# Audio (base64) pasted into free text, e.g. a tool description or an upstream error message.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{256,}={0,2}")
+# The message line of a traceback (`module.Error: message`); kept to its class for websockets' own
+# handshake failures, whose messages may quote any header value the client sent.
+_EXCEPTION_MESSAGE = re.compile(r"^([A-Za-z_][\w.]*): .+$", re.MULTILINE)
+# Handshake headers whose values are safe to log; every other header's value is redacted.
+_SAFE_HEADERS = frozenset(
+    {"host", "user-agent", "upgrade", "connection", "sec-websocket-version", "sec-websocket-extensions"}
+    | {"openai-beta", "content-type", "content-length", "x-request-id"}
 )
 
 
 def redact_text(text: str) -> str:
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+            text = pattern.sub(lambda m: "".join(m.groups()) + REDACTED, text)
         else:
             text = pattern.sub(REDACTED, text)
-    return text
+    return _BASE64_RUN.sub(lambda m: f"<{len(m.group(0))} chars of base64>", text)
+
+
+def safe_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Handshake headers for a log line: every value redacted but a few harmless ones."""
+    return {name: value if name.lower() in _SAFE_HEADERS else REDACTED for name, value in items}
 
 
 def redact_value(value: Any, key: str | None = None, *, depth: int = 0) -> Any:
@@ -60,6 +81,9 @@ def redact_value(value: Any, key: str | None = None, *, depth: int = 0) -> Any:
 
 
 def redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    record = event_dict.get("_record")
+    if record is not None and record.name.startswith("websockets") and "exception" in event_dict:
+        event_dict["exception"] = _EXCEPTION_MESSAGE.sub(r"\1: [REDACTED]", str(event_dict["exception"]))
     return {key: redact_value(value, key) for key, value in event_dict.items()}
 
 

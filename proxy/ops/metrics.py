@@ -47,6 +47,8 @@ HANDSHAKE_RESULTS = (
     "rejected_auth",
     "rejected_origin",
     "rejected_beta",
+    "rejected_path",
+    "rejected_header",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
 # Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.

@@ -109,6 +109,8 @@ class AuthSettings(_Strict):
     # How the injected key is presented upstream: OpenAI uses Authorization, Azure `api-key`.
     upstream_key_header: Literal["authorization", "api-key"] = "authorization"
     allowed_origins: tuple[str, ...] = ()
+    # inject: the only paths (query aside, exact match) whose handshakes may carry the injected key.
+    inject_paths: tuple[str, ...] = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
 
     @field_validator("token_sha256")
     @classmethod
@@ -260,7 +262,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         value: Any = raw
-        if path[-1] in {"token_sha256", "allowed_origins", "escalate_rules", "inject_routes"}:
+        if path[-1] in {"token_sha256", "allowed_origins", "escalate_rules", "inject_paths", "inject_routes"}:
             value = [item.strip() for item in raw.split(",") if item.strip()]
         node = result
         for part in path[:-1]:

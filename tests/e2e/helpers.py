@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
+# Whatever environment runs the tests (a venv anywhere, CI's interpreter): its scripts sit beside its
+# python. Not resolved: a venv's python is a symlink to the base interpreter.
+SCRIPTS = Path(sys.executable).parent
 SECRET = "sk-test-SECRET-abc123"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 
@@ -197,8 +201,10 @@ class ProxyProcess:
 
 def proxy_command(*args: str, module: bool = False) -> list[str]:
     if module:
-        return [str(VENV_BIN / "python"), "-m", "proxy", *args]
-    return [str(VENV_BIN / "realtime-proxy"), *args]
+        return [sys.executable, "-m", "proxy", *args]
+    script = shutil.which("realtime-proxy", path=str(SCRIPTS)) or shutil.which("realtime-proxy")
+    assert script is not None, "the realtime-proxy script is not installed (pip install --no-deps -e .)"
+    return [script, *args]
 
 
 @contextlib.asynccontextmanager

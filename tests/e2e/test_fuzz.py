@@ -233,7 +233,7 @@ def live() -> Iterator[LiveSession]:
     suppress_health_check=list(HealthCheck),
 )
 @given(specs=st.lists(_frame_spec, min_size=100, max_size=100))
-def test_fuzz_one_session(live: LiveSession, specs: list[Spec]) -> None:
+def push_fuzz_batch(live: LiveSession, specs: list[Spec]) -> None:
     frames = []
     for spec in specs:
         for variant in (False, True):
@@ -243,8 +243,22 @@ def test_fuzz_one_session(live: LiveSession, specs: list[Spec]) -> None:
     live.run(live.send_batch(frames))
 
 
-def test_fuzz_results(live: LiveSession) -> None:
-    """Runs after the fuzz (same module): every frame checked, the session alive, a new one accepted."""
+@pytest.fixture(scope="module")
+def fuzzed(live: LiveSession) -> LiveSession:
+    """The live session after 50 hypothesis batches, pushed once for the module whichever test runs
+    first (alone, or in any order)."""
+    push_fuzz_batch(live)
+    return live
+
+
+def test_fuzz_one_session(fuzzed: LiveSession) -> None:
+    assert len(fuzzed.sent) == 50 * 200
+    assert fuzzed.client.state.name == "OPEN"
+
+
+def test_fuzz_results(fuzzed: LiveSession) -> None:
+    """Every fuzzed frame checked, the session alive, a new one accepted."""
+    live = fuzzed
     assert len(live.sent) >= 10_000
     touched = {
         line.get("client_event_id")

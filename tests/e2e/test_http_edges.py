@@ -233,6 +233,14 @@ async def test_inject_mode_checks_the_token_and_limits_the_key_to_realtime_route
     assert minted.status_code == 200
     (record,) = proxy.fake.http.records
     assert record.headers["authorization"] == f"Bearer {REAL_KEY}"
+    assert "accept-encoding" not in record.headers  # answers come uncompressed, to be scrubbed
+    proxy.fake.api_key = "sk-another-key"  # the upstream now refuses the injected key, quoting it
+    async with asyncio.timeout(10), httpx.AsyncClient(base_url=proxy.base_url) as client:
+        refused = await client.post(
+            "/realtime/client_secrets", json=session, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert refused.status_code == 401 and "[REDACTED]" in refused.json()["error"]["message"]
+    assert REAL_KEY[-4:] not in refused.text  # the API's masked quote keeps the key's last characters
     assert TOKEN not in proxy.logs.getvalue() and REAL_KEY not in proxy.logs.getvalue()
 
 

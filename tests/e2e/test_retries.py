@@ -145,7 +145,10 @@ async def test_client_close_while_retry_pending_stops_retrying(make_proxy: Proxy
     await client.send(oob_request("c"))
     await first_attempt_failed(proxy)
     await client.close()
-    await asyncio.sleep(0.8)  # longer than the backoff: a retry would have been sent by now
+    # Once the upstream leg is closed no retry can reach it; the pure test
+    # test_close_cancels_pending_timers_and_reports_every_tracked_request proves the timer is cancelled.
+    async with asyncio.timeout(5):
+        await proxy.fake.connections[-1].wait_closed()
     assert len(upstream_creates(proxy)) == 1
     assert sample(await proxy.scrape(), "realtime_proxy_oob_retries_total", outcome="cancelled") == 1
 
@@ -164,14 +167,19 @@ async def test_client_cancel_of_a_response_in_backoff(make_proxy: ProxyFactory) 
     done = await client.until("response.done")
     assert created["response"]["id"] == done["response"]["id"] == failed_id
     assert done["response"]["status"] == "cancelled"
-    await asyncio.sleep(0.6)
-    assert len(upstream_creates(proxy)) == 1  # no further attempt reached the upstream
+    assert sample(await proxy.scrape(), "realtime_proxy_oob_retries_total", outcome="cancelled") == 1
+    await client.close()
+    async with asyncio.timeout(5):
+        await proxy.fake.connections[-1].wait_closed()
+    # Nothing after the failed attempt reached the upstream: no retry, no cancel of a response that
+    # no longer runs. That the backoff timer is cancelled rather than raced is proven without a clock
+    # by test_cancel_during_backoff_synthesizes_the_cancellation (its CancelTimer, on_timer -> []).
+    assert len(upstream_creates(proxy)) == 1
     assert not any(
         json.loads(f).get("type") == "response.cancel"
         for f in proxy.fake.connections[-1].received
         if isinstance(f, str)
     )
-    await client.close()
 
 
 async def test_metadata_with_sixteen_keys_is_not_tracked(make_proxy: ProxyFactory) -> None:

@@ -101,3 +101,103 @@ def test_upstream_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         load_upstream_key(AuthSettings(mode="inject", upstream_key_env="MY_KEY"))
     with pytest.raises(ValueError, match="token_sha256"):
         Admission(AuthSettings(mode="inject"), upstream_key="k")
+
+
+# -- hostile handshakes (issue 15, defects 6 and 7) --------------------------------------------------
+
+REFUSED_HEADER = (400, "invalid_header", "rejected_header")
+
+
+def _refusal(
+    admission: Admission, headers: list[tuple[str, str]], offered: list[str], path: str
+) -> tuple[int, str, str]:
+    with pytest.raises(AdmissionRefused) as info:
+        admission.admit(Headers(headers), offered, path)
+    assert "SECRET" not in info.value.message  # names the header, never its value
+    return info.value.status, info.value.code, info.value.result
+
+
+@pytest.mark.parametrize("name", ["Authorization", "api-key", "Proxy-Authorization", "Origin"])
+@pytest.mark.parametrize("mode", ["passthrough", "inject"])
+def test_a_credential_header_given_twice_is_a_400(name: str, mode: str) -> None:
+    admission = inject() if mode == "inject" else Admission(AuthSettings())
+    headers = [(name, f"Bearer {TOKEN}"), (name.lower(), "Bearer SECRET-2")]
+    assert _refusal(admission, headers, [], "/v1/realtime") == REFUSED_HEADER
+
+
+@pytest.mark.parametrize(
+    ("headers", "offered"),
+    [
+        ([("api-key", "sk-SECRET\udce9")], []),  # websockets hands non-ASCII bytes over as surrogates
+        ([("Authorization", "Bearer sk-SECRET\udcff")], []),
+        ([("Cookie", "s=SECRET\udce9")], []),
+        ([], ["realtime", KEY_SUBPROTOCOL + "sk-SECRET;x"]),
+        ([], ["realtime", "two words"]),
+    ],
+)
+@pytest.mark.parametrize("mode", ["passthrough", "inject"])
+def test_malformed_headers_are_a_400_before_anything_else(
+    headers: list[tuple[str, str]], offered: list[str], mode: str
+) -> None:
+    admission = inject() if mode == "inject" else Admission(AuthSettings())
+    assert _refusal(admission, headers, offered, "/v1/realtime") == REFUSED_HEADER
+
+
+def test_well_formed_repeats_and_subprotocols_pass() -> None:
+    headers = Headers([("X-Trace", "a"), ("X-Trace", "b"), ("Cookie", "a=1"), ("Authorization", "Bearer k")])
+    offered = ["realtime", KEY_SUBPROTOCOL + "sk-proj-AZaz09_-.", "openai-beta.realtime-v1"]
+    assert Admission(AuthSettings()).admit(headers, offered, "/v1/files") == (headers, offered)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/files",
+        "/v1/models?model=gpt-realtime",
+        "/v1/organization/admin_api_keys",
+        "/v1/realtime/../files",
+        "/v1/realtime/",
+        "/v1/%72ealtime",
+        "/V1/REALTIME",
+    ],
+)
+def test_inject_refuses_every_path_off_the_list_before_checking_the_token(path: str) -> None:
+    assert _refusal(inject(), [("Authorization", f"Bearer {TOKEN}")], [], path) == (
+        403,
+        "path_not_allowed",
+        "rejected_path",
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/realtime?model=gpt-realtime", "/v1/realtime?call_id=rtc_1", "/openai/v1/realtime?model=d"]
+)
+def test_inject_admits_the_realtime_routes(path: str) -> None:
+    headers, _ = inject().admit(Headers([("Authorization", f"Bearer {TOKEN}")]), [], path)
+    assert headers["Authorization"] == "Bearer sk-real"
+
+
+def test_inject_paths_are_configurable() -> None:
+    admission = inject(inject_paths=("/custom/realtime",))
+    admission.admit(Headers([("Authorization", f"Bearer {TOKEN}")]), [], "/custom/realtime?x=1")
+    assert _refusal(admission, [("Authorization", f"Bearer {TOKEN}")], [], "/v1/realtime")[0] == 403
+
+
+def test_inject_refusal_bodies_never_carry_the_key() -> None:
+    admission = Admission(
+        AuthSettings(mode="inject", token_sha256=(DIGEST,)), upstream_key="sk-proj-REALKEY0123456789wxyz"
+    )
+    body = (
+        b'{"error":{"message":"Incorrect API key provided: sk-pro**********************wxyz. '
+        b'Key sk-proj-REALKEY0123456789wxyz; masked ****************wxyz","code":"invalid_api_key"}}'
+    )
+    scrubbed = admission.refusal_body(body)
+    assert b"REALKEY" not in scrubbed and b"wxyz" not in scrubbed
+    assert scrubbed.count(b"[REDACTED]") == 3
+    assert b'"code":"invalid_api_key"' in scrubbed
+    assert admission.refusal_body(b"rate limited, retry later") == b"rate limited, retry later"
+
+
+def test_passthrough_relays_refusal_bodies_unchanged() -> None:
+    body = b'{"error":{"message":"Incorrect API key provided: sk-cli**********abcd."}}'
+    assert Admission(AuthSettings()).refusal_body(body) == body

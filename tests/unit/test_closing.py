@@ -45,6 +45,13 @@ def test_sendable() -> None:
     assert not any(sendable(c) for c in (999, 1004, 1005, 1006, 1015, 1016, 2999, 5000))
 
 
+def test_clip_reason_drops_a_character_the_byte_limit_would_split() -> None:
+    assert clip_reason("é" * 61) == "é" * 61  # 122 bytes: kept
+    assert clip_reason("é" * 62) == "é" * 61  # 124 bytes: the 62nd would straddle byte 123
+    assert clip_reason("a" + "é" * 62) == "a" + "é" * 61  # 123 bytes exactly
+    assert clip_reason("x" * MAX_REASON_BYTES) == "x" * MAX_REASON_BYTES
+
+
 @given(st.text(max_size=200))
 def test_clip_reason_fits_a_close_frame(reason: str) -> None:
     clipped = clip_reason(reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from proxy.ops.logs import REDACTED, configure_logging, get_logger, redact_value
+from proxy.ops.logs import REDACTED, configure_logging, get_logger, redact_value, safe_headers
 
 
 def test_secret_keys_and_patterns_are_redacted() -> None:
@@ -39,3 +39,57 @@ def test_stdlib_logs_go_through_the_same_chain() -> None:
     assert len(lines) == 2
     assert "sk-livekey1234567" not in stream.getvalue()
     assert lines[1]["authorization"] == REDACTED
+
+
+# -- redaction of free text and failed handshakes (issue 15, defect 8) -------------------------------
+
+
+def test_credential_headers_written_in_free_text_lose_their_values() -> None:
+    cases = {
+        "Authorization: Token tok-SECRET99": "Authorization: [REDACTED]",
+        "('api-key', 'azure\x01SECRET')": "('api-key', '[REDACTED]')",
+        "Cookie: session=SECRET; theme=dark": "Cookie: [REDACTED]",
+        "invalid api-key header: SECRET": "invalid api-key header: [REDACTED]",
+        "proxy-authorization=Basic SECRET&x=1": "proxy-authorization=[REDACTED]&x=1",
+        "Incorrect API key provided: sk-pro*******SECRET.": "Incorrect API key provided: [REDACTED].",
+        "the api-key was rotated": "the api-key was rotated",
+    }
+    assert {text: redact_value(text) for text in cases} == cases
+
+
+def test_audio_pasted_into_free_text_becomes_its_length() -> None:
+    tool = {"name": "lookup", "description": "sample: " + "UklGRg+/" * 40 + "== end"}
+    assert redact_value(tool) == {"name": "lookup", "description": "sample: <322 chars of base64> end"}
+
+
+def test_safe_headers_keep_only_harmless_values() -> None:
+    items = [
+        ("Host", "h"),
+        ("Cookie", "c"),
+        ("X-Custom", "x"),
+        ("api-key", "k"),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    assert safe_headers(items) == {
+        "Host": "h",
+        "Cookie": REDACTED,
+        "X-Custom": REDACTED,
+        "api-key": REDACTED,
+        "Sec-WebSocket-Version": "13",
+    }
+
+
+def test_websockets_handshake_tracebacks_keep_the_exception_class_only() -> None:
+    import logging
+
+    stream = io.StringIO()
+    configure_logging(log_format="json", level="info", stream=stream)
+    try:
+        raise ValueError("invalid subprotocol: openai-insecure-api-key.SECRET\x01;x")
+    except ValueError:
+        logging.getLogger("websockets.server").error("opening handshake failed", exc_info=True)
+        logging.getLogger("proxy.other").error("kept", exc_info=True)
+    websockets_line, other_line = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert websockets_line["exception"].endswith("ValueError: [REDACTED]")
+    assert "SECRET" not in websockets_line["exception"]
+    assert other_line["exception"].endswith("ValueError: invalid subprotocol: [REDACTED];x")

@@ -106,8 +106,13 @@ class Playbook:
         return None if actions else event["response"]["metadata"][METADATA_KEY]
 
     def server(self, frame: str) -> list[Action] | None:
-        event_type = sniff_type(frame)
-        event = parse_object(frame) if event_type in SERVER_PARSED_TYPES else None
+        # As the session classifies: the sniffed type, else the parsed one.
+        event_type, event = sniff_type(frame), None
+        if event_type is None:
+            event = parse_object(frame)
+            event_type = event.get("type") if event else None
+        if event_type in SERVER_PARSED_TYPES and event is None:
+            event = parse_object(frame)
         actions = self.retrier.on_server_frame(event_type, event, frame, self.now)
         if actions is None:
             self.client_saw.append(orjson.loads(frame))

@@ -11,6 +11,7 @@ from proxy.core.retry_policy import (
     RetryPolicy,
     backoff_delays,
     failure_error,
+    final_outcome,
     is_retryable_failure,
     produced_nothing,
 )
@@ -61,11 +62,24 @@ def test_full_jitter_draws_uniformly_from_the_ceiling() -> None:
     assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
-def test_policy_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
-        RetryPolicy(max_attempts=0)
-    with pytest.raises(ValueError):
-        RetryPolicy(deadline=-1)
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"max_attempts": 0}, "max_attempts must be >= 1"),
+        ({"deadline": -1}, "backoff_base, backoff_cap and deadline must be >= 0"),
+        ({"backoff_base": -0.1}, "backoff_base, backoff_cap and deadline must be >= 0"),
+        ({"backoff_cap": -0.1}, "backoff_base, backoff_cap and deadline must be >= 0"),
+    ],
+)
+def test_policy_rejects_nonsense(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        RetryPolicy(**settings)
+    assert str(info.value) == message
+
+
+def test_zero_waits_are_allowed() -> None:
+    policy = RetryPolicy(max_attempts=1, backoff_base=0, backoff_cap=0, deadline=0)
+    assert list(backoff_delays(policy, random.Random(1))) == []
 
 
 def test_defaults() -> None:
@@ -112,4 +126,53 @@ def test_not_retryable(response: dict[str, Any]) -> None:
 def test_failure_error_tolerates_odd_shapes() -> None:
     assert failure_error({}) == (None, None)
     assert failure_error({"status_details": {"error": {"type": 3, "code": "x"}}}) == (None, "x")
+    assert failure_error({"status_details": {"error": {"type": "t", "code": 3}}}) == ("t", None)
     assert produced_nothing({"usage": {}})
+
+
+CANCELLED = {"status": "cancelled", "status_details": {"type": "cancelled", "reason": "turn_detected"}}
+
+
+@pytest.mark.parametrize(
+    ("response", "attempts", "client_cancelled", "output_began", "expected"),
+    [
+        ({"status": "completed"}, 1, False, False, ("ok", None)),
+        ({"status": "incomplete"}, 2, False, False, ("recovered", None)),
+        (CANCELLED, 1, False, False, ("cancelled", "turn_detected")),
+        ({"status": "cancelled", "status_details": None}, 1, False, False, ("cancelled", None)),
+        ({"status": "cancelled", "status_details": {"reason": 5}}, 1, False, False, ("cancelled", None)),
+        (failed({"type": "server_error"}), 1, True, True, ("not_retryable", "client_cancelled")),
+        (failed({"type": "server_error"}), 1, False, True, ("not_retryable", "output_began")),
+        (
+            failed({"type": "server_error"}, output=[{}]),
+            1,
+            False,
+            False,
+            ("not_retryable", "produced_output"),
+        ),
+        (
+            failed({"type": "invalid_request_error", "code": "inference_rate_limit_exceeded"}, output=[{}]),
+            1,
+            False,
+            False,
+            ("not_retryable", "produced_output"),
+        ),
+        (failed({"type": "invalid_request_error", "code": "bad"}), 1, False, False, ("not_retryable", "bad")),
+        (
+            failed({"type": "invalid_request_error"}),
+            1,
+            False,
+            False,
+            ("not_retryable", "invalid_request_error"),
+        ),
+        (failed(None), 3, False, False, ("not_retryable", "failed")),
+    ],
+)
+def test_final_outcome_names_why_a_response_was_released(
+    response: dict[str, Any],
+    attempts: int,
+    client_cancelled: bool,
+    output_began: bool,
+    expected: tuple[str, str | None],
+) -> None:
+    assert final_outcome(response, attempts, client_cancelled, output_began) == expected

@@ -116,14 +116,19 @@ class Forwarder:
         return await self._forward(exchange, head.method, url, headers, content)
 
     def _admit(self, headers: Headers, route: Route) -> list[tuple[str, str]]:
-        try:
-            upstream, _ = self.admission.admit(headers, [])
-        except AdmissionRefused as refused:
-            raise Refused(refused.status, refused.code, refused.message) from None
+        # In inject mode the key goes to the Realtime route classes only (`http.inject_routes`);
+        # `auth.inject_paths` is the same rule for WebSocket handshakes.
         allowed = self.settings.http.inject_routes
         if self.admission.inject and route.name not in allowed and "other" not in allowed:
             raise Refused(403, "route_not_allowed", "This route is not available through the proxy.")
-        return forwarded_headers(upstream, HTTP_FORWARDED_HEADERS)
+        try:
+            upstream, _ = self.admission.admit(headers, [], path=None)
+        except AdmissionRefused as refused:
+            raise Refused(refused.status, refused.code, refused.message) from None
+        forwarded = forwarded_headers(upstream, HTTP_FORWARDED_HEADERS)
+        if self.admission.inject:  # uncompressed answers, so an error body can be scrubbed of the key
+            forwarded = [(k, v) for k, v in forwarded if k.lower() != "accept-encoding"]
+        return forwarded
 
     def _repair(self, route: Route, path: str, content_type: str, raw: bytes) -> bytes:
         repaired = repair_body(route.body, content_type, raw, self.chain, session_route(route, path))
@@ -152,6 +157,8 @@ class Forwarder:
         try:
             # The API's own id for the request, which its support asks for (not a secret).
             structlog.contextvars.bind_contextvars(upstream_request_id=response.headers.get("x-request-id"))
+            if self.admission.inject and response.status_code >= 400:
+                return await self._scrubbed(exchange, response)
             await exchange.start(response.status_code, relayed_headers(response.headers.raw))
             try:
                 async for chunk in response.stream:  # type: ignore[union-attr]  # raw bytes, as received
@@ -164,6 +171,23 @@ class Forwarder:
             return "complete"
         finally:
             await response.aclose()
+
+    async def _scrubbed(self, exchange: Exchange, response: httpx.Response) -> str:
+        """An upstream error in inject mode, read whole (error bodies are small) and scrubbed: the
+        key is the proxy's, and the API quotes keys, masked but with their last characters."""
+        limit, body = self.settings.http.max_repair_body_bytes, b""
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            body += chunk
+            if len(body) > limit:
+                raise Refused(
+                    502, "upstream_error_too_large", "The upstream's error was too large.", "server_error"
+                )
+        body = self.admission.refusal_body(body)
+        headers = [(k, v) for k, v in relayed_headers(response.headers.raw) if k.lower() != b"content-length"]
+        await exchange.start(response.status_code, [*headers, (b"content-length", str(len(body)).encode())])
+        await exchange.send(body)
+        await exchange.finish()
+        return "complete"
 
     def _observe(self, route: Route, result: ChainResult) -> None:
         applied = not result.observe_only
