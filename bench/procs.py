@@ -76,21 +76,24 @@ def start_upstream(workdir: Path, *, use_uvloop: bool = True) -> Server:
 
 
 def start_target(target: str, upstream_port: int, workdir: Path) -> Server:
-    """Start the relay under test: bare, bare-uvloop, proxy, proxy-uvloop or nginx."""
+    """Start the relay under test: bare, bare-uvloop, proxy, proxy-uvloop, proxy-before or nginx."""
     upstream = f"ws://127.0.0.1:{upstream_port}"
+    extra_env: dict[str, str] = {}
     if target.startswith("bare"):
         argv = [PY, "-m", "bench.bare_relay", "--upstream-url", upstream]
         argv += ["--uvloop"] if target.endswith("uvloop") else []
     elif target.startswith("proxy"):
         argv = [PY, "-m", "proxy", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
         argv += ["--upstream-url", upstream, "--log-format", "json", "--log-level", "info"]
+        if target.startswith("proxy-before"):  # another checkout of the proxy (same-run before/after)
+            extra_env["PYTHONPATH"] = os.environ["BENCH_BASELINE_SRC"]
     elif target == "nginx":
         return _start_nginx(upstream_port, workdir)
     else:
         raise ValueError(target)
     # Each proxy column pins its loop, so it is compared with the bare relay on the same loop.
     loop = "uvloop" if target.endswith("uvloop") else "asyncio"
-    env = {"REALTIME_PROXY_METRICS_HOST": "127.0.0.1", "REALTIME_PROXY_EVENT_LOOP": loop}
+    env = {"REALTIME_PROXY_METRICS_HOST": "127.0.0.1", "REALTIME_PROXY_EVENT_LOOP": loop, **extra_env}
     server = Server(target, argv, workdir, env=env)
     server.wait_port()
     return server

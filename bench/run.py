@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import importlib.util
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ URL_PATH = "/v1/realtime?model=gpt-realtime"
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"voice_n": [10, 50], "duration": 2.0, "burst": 10_000, "idle": 200}
-    return {"voice_n": [10, 100, 300], "duration": 10.0, "burst": 100_000, "idle": 1000}
+    return {"voice_n": [10, 100, 200, 300], "duration": 10.0, "burst": 100_000, "idle": 1000}
 
 
 def measure(
@@ -118,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="voice,burst,idle")
     parser.add_argument("--duration", type=float, help="override seconds per voice run")
     parser.add_argument("--sessions", help="override voice session counts, e.g. 10,100")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="another checkout of this repo (e.g. `git worktree add /tmp/before main`): adds the "
+        "target proxy-before, run from that source in the same run",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for latest.md / latest.json")
     args = parser.parse_args(argv)
     params = plan(args.quick)
@@ -129,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     if args.uvloop:
         targets += ["bare-uvloop", "proxy-uvloop"]
+    if args.baseline_src:
+        os.environ["BENCH_BASELINE_SRC"] = str(args.baseline_src.resolve())
+        targets.append("proxy-before")
     if nginx_available():
         targets.append("nginx")
     else:

@@ -144,18 +144,33 @@ class Leg(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        for data in self.ws.data_to_send():
-            if data:
-                transport.write(data)
-            elif self.side == "client" or not transport.can_write_eof():
-                transport.close()  # a server closes the TCP connection first (RFC 6455 §7.1.1)
-            else:
-                transport.write_eof()
+        chunks = self.ws.data_to_send()
+        if len(chunks) == 1 and chunks[0]:
+            transport.write(chunks[0])
+        elif chunks:
+            self._write_all(transport, chunks)
         ws = self.ws
         state = ws.state
         if self._close_handle is None and state is not OPEN and (state is not CONNECTING or ws.eof_sent):
             # Never wait without bound for a peer to finish closing (it may have stopped reading).
             self._close_handle = self.loop.call_later(self.timing.close_timeout, self.abort)
+
+    def _write_all(self, transport: asyncio.Transport, chunks: list[bytes]) -> None:
+        """One write (one syscall) for the frames queued together; the empty chunk means EOF."""
+        pending: list[bytes] = []
+        for data in chunks:
+            if data:
+                pending.append(data)
+                continue
+            if pending:
+                transport.write(b"".join(pending))
+                pending = []
+            if self.side == "client" or not transport.can_write_eof():
+                transport.close()  # a server closes the TCP connection first (RFC 6455 §7.1.1)
+            else:
+                transport.write_eof()
+        if pending:
+            transport.write(b"".join(pending))
 
     def close(self, code: int, reason: str) -> None:
         if self.ws.state is OPEN:
