@@ -17,8 +17,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
+from proxy.core.actions import (
+    Action,
+    CancelTimer,
+    RetryAttempt,
+    RetryOutcome,
+    RuleError,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+)
 from proxy.core.events import dump, sniff_string_field
+from proxy.core.repair import rewrite_observations
 from proxy.core.retry_policy import (
     RetryPolicy,
     backoff_delays,
@@ -27,6 +37,7 @@ from proxy.core.retry_policy import (
     is_retryable_failure,
     outcome_observation,
 )
+from proxy.core.rules.model import Rewrite as RuleRewrite
 
 __all__ = [
     "METADATA_KEY",
@@ -40,7 +51,8 @@ METADATA_KEY = "_proxy_attempt"
 METADATA_MAX_KEYS = 16
 SERVER_PARSED_TYPES: frozenset[str] = frozenset({"response.created", "response.done", "error"})
 
-Escalate = Callable[[dict[str, Any]], dict[str, Any]]
+# Repairs a re-send: the request (a copy) in, the repaired request and the rule changes out.
+Escalate = Callable[[dict[str, Any]], tuple[dict[str, Any], list[RuleRewrite]]]
 
 
 class _Phase(enum.Enum):
@@ -77,6 +89,10 @@ class ResponseRetrier:
         self._by_token: dict[str, _Tracked] = {}
         self._by_event_id: dict[str, _Tracked] = {}
         self._held: dict[str, _Tracked] = {}  # response_id -> request whose created is held
+
+    def escalate_with(self, escalate: Escalate) -> None:
+        """Set how re-sends are repaired (the session core does, with its live state)."""
+        self._escalate = escalate
 
     @property
     def active(self) -> bool:
@@ -226,14 +242,8 @@ class ResponseRetrier:
             return self._release(state, event, now, "exhausted", "deadline")
         state.phase, state.last_failed_done = _Phase.BACKOFF, event
         error_type, error_code = failure_error(response)
-        fields = {
-            "attempt": state.attempt + 1,
-            "delay": delay,
-            "response_id": state.response_id,
-            "error_type": error_type,
-            "error_code": error_code,
-        }
-        return [Later(delay, state.token), Observation("retry_attempt", fields)]
+        attempt = RetryAttempt(state.attempt + 1, delay, state.response_id, error_type, error_code)
+        return [StartTimer(delay, state.token), attempt]
 
     def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[Action] | None:
         error = event.get("error")
@@ -255,13 +265,23 @@ class ResponseRetrier:
         request = copy.deepcopy(state.request)
         if self._escalate is not None:
             try:
-                request = self._escalate(request)
+                request, rewrites = self._escalate(request)
                 if not isinstance(request, dict):
                     raise TypeError(f"escalate returned {type(request).__name__}")
+                actions.extend(
+                    rewrite_observations(
+                        rewrites,
+                        state.client_event_id,
+                        "response.create",
+                        applied=True,
+                        via="retry_escalation",
+                    )
+                )
             except Exception as exc:  # a rule bug must not stop the retry itself
                 request = copy.deepcopy(state.request)
-                fields = {"rule": "retry_escalate", "error": repr(exc)}
-                actions.append(Observation("rule_error", fields))
+                actions.append(
+                    RuleError(state.client_event_id, "response.create", "retry_escalate", repr(exc))
+                )
         # Correlation must survive whatever the escalation did to the request.
         response = request.setdefault("response", {})
         response["metadata"] = copy.deepcopy(state.request["response"]["metadata"])
@@ -291,7 +311,7 @@ class ResponseRetrier:
         actions.append(self._end(state, outcome, reason, now))
         return actions
 
-    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> Observation:
+    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> RetryOutcome:
         """Forget the request; every tracked request ends in exactly one outcome."""
         self._by_token.pop(state.token, None)
         self._by_event_id.pop(state.event_id, None)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.core.actions import Observation
+from proxy.core.actions import RetryOutcome
 
 # The only failures the API itself calls transient ("We recommend you retry your request.").
 RETRYABLE_ERROR_TYPES = frozenset({"server_error"})
@@ -106,14 +106,6 @@ def outcome_observation(
     response_id: str | None,
     client_event_id: str | None,
     reason: str | None,
-) -> Observation:
+) -> RetryOutcome:
     """The one `retry_outcome` each tracked (or refused) request ends with."""
-    fields = {
-        "outcome": outcome,
-        "attempts": attempts,
-        "added_seconds": added_seconds,
-        "response_id": response_id,
-        "client_event_id": client_event_id,
-        "reason": reason,
-    }
-    return Observation("retry_outcome", fields)
+    return RetryOutcome(outcome, attempts, added_seconds, response_id, client_event_id, reason)

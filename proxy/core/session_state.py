@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from proxy.core.events import sniff_string_field
+from proxy.core.stage import BaseStage, Message, StageAction
 
 # Smallest bytes/ms of any GA format (G.711 at 8 kHz): with an unknown format it turns a
 # byte count into an UPPER bound on milliseconds, so guards never block a valid request.
@@ -149,3 +150,28 @@ class SessionState:
             self.active_in_band_response = True
             rid = response.get("id")
             self._active_response_id = rid if isinstance(rid, str) else None
+
+
+class SessionStateStage(BaseStage):
+    """Keeps `SessionState` current: what actually went upstream, what the API said."""
+
+    name = "session_state"
+    client_types = SessionState.CLIENT_PARSED_TYPES
+    server_types = SessionState.SERVER_PARSED_TYPES
+    client_sees = frozenset(
+        {"input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear"}
+    )
+    server_sees = frozenset(
+        {"response.output_audio.delta", "input_audio_buffer.committed", "input_audio_buffer.cleared"}
+    )
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+
+    def on_client(self, message: Message, now: float) -> list[StageAction]:
+        self.state.observe_client(message.type, message.event, message.frame)
+        return []
+
+    def on_server(self, message: Message, now: float) -> list[StageAction]:
+        self.state.observe_server(message.type, message.event, message.frame)
+        return []

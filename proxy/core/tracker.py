@@ -1,6 +1,6 @@
 """Per-response observations for metrics: time to first delta, duration, status and token usage.
 
-Pure: the session core feeds it events and `now`, it answers with Observations.
+Pure: the session core feeds it events and `now`, it answers with observations.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from proxy.core.actions import Frame, Observation
+from proxy.core.actions import FirstDelta, Frame, ResponseDone
 from proxy.core.events import sniff_string_field
 
 FIRST_DELTA_MODALITY = {
@@ -71,7 +71,7 @@ class ResponseTracker:
         self._started[response_id] = started
         self._awaiting_delta.add(response_id)
 
-    def on_delta(self, event_type: str, frame: Frame, now: float) -> Observation | None:
+    def on_delta(self, event_type: str, frame: Frame, now: float) -> FirstDelta | None:
         modality = FIRST_DELTA_MODALITY.get(event_type)
         if modality is None or not isinstance(frame, str):
             return None
@@ -80,11 +80,9 @@ class ResponseTracker:
             return None
         self._awaiting_delta.discard(response_id)
         seconds = now - self._started.get(response_id, now)
-        return Observation(
-            "first_delta", {"response_id": response_id, "modality": modality, "seconds": seconds}
-        )
+        return FirstDelta(response_id, modality, seconds)
 
-    def on_done(self, event: dict[str, Any], now: float) -> Observation:
+    def on_done(self, event: dict[str, Any], now: float) -> ResponseDone:
         response = event.get("response")
         response = response if isinstance(response, dict) else {}
         response_id = response.get("id") if isinstance(response.get("id"), str) else None
@@ -93,15 +91,12 @@ class ResponseTracker:
         details = response.get("status_details")
         error = details.get("error") if isinstance(details, dict) else None
         error = error if isinstance(error, dict) else {}
-        return Observation(
-            "response_done",
-            {
-                "response_id": response_id,
-                "status": response.get("status") if isinstance(response.get("status"), str) else None,
-                "error_type": error.get("type"),
-                "error_code": error.get("code"),
-                "seconds": None if started is None else now - started,
-                "out_of_band": response.get("conversation_id", "") is None,
-                "tokens": token_counts(response.get("usage")),
-            },
+        return ResponseDone(
+            response_id=response_id,
+            status=response.get("status") if isinstance(response.get("status"), str) else None,
+            error_type=error.get("type"),
+            error_code=error.get("code"),
+            seconds=None if started is None else now - started,
+            out_of_band=response.get("conversation_id", "") is None,
+            tokens=token_counts(response.get("usage")),
         )

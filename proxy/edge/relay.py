@@ -2,7 +2,7 @@
 
 Callbacks only (no task, future or queue per message). Every decision is the core's; this module
 carries out its actions in order: `None` forwards the message unchanged, otherwise `ToUpstream`,
-`ToClient`, `Later` (the timer start, `StartTimer` once the core renames it), `CancelTimer`, and any
+`ToClient`, `StartTimer`, `CancelTimer`, and any
 other action is an observation for the observer.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from proxy.core.actions import Action, CancelTimer, Frame, Later, ToClient, ToUpstream
+from proxy.core.actions import Action, CancelTimer, Frame, StartTimer, ToClient, ToUpstream
 from proxy.core.closing import LegClosed, close_for_peer, outcome_of
 from proxy.edge.wire import Leg
 
@@ -122,7 +122,7 @@ class Relay:
                     leg.send(frame.encode(), True)
                 else:
                     leg.send(frame, False)
-            elif kind is Later:
+            elif kind is StartTimer:
                 token = action.token  # type: ignore[union-attr]
                 old = self.timers.pop(token, None)
                 if old is not None:
@@ -177,7 +177,7 @@ class Relay:
                 handle.cancel()
         self.timers.clear()
         for action in self.core.close(self.loop.time()):
-            if type(action) not in (ToUpstream, ToClient, Later, CancelTimer):
+            if type(action) not in (ToUpstream, ToClient, StartTimer, CancelTimer):
                 self.observe(action)
         self.on_done(self)
 

@@ -84,15 +84,12 @@ class SessionBuilder:
     def build_core(self, pending: PendingSession) -> SessionCore:
         s = self.settings
 
-        def escalate(event: dict[str, Any]) -> dict[str, Any]:
-            # Re-sends see this session's state (e.g. its tools), like the first attempt did.
-            return self.escalation.apply(event, core.state).event
-
-        retrier = ResponseRetrier(self.retry_policy, self.rng, escalate=escalate) if s.retry.enabled else None
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
             traffic=self.metrics.traffic,
+            escalation=self.escalation,
             options=CoreOptions(
                 beta_client=pending.beta_client,
                 queue_in_band=s.rules.queue_in_band_responses,

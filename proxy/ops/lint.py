@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, dump
+from proxy.core.actions import Refusal, Rewrite, RuleError, ToUpstream
+from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, dump, parse_object
 from proxy.core.rules import RuleChain, build_chain, rule_by_name
+from proxy.core.session import CoreOptions, SessionCore
 from proxy.core.session_state import SessionState
 from proxy.fake_upstream.errors import ApiError
 from proxy.fake_upstream.validation import check_item, check_response_create, check_session_update
@@ -27,7 +29,7 @@ _RECORDED_AUDIO = "<"  # --record-dir replaces audio with "<N chars>"
 
 @dataclass
 class Finding:
-    index: int
+    index: int  # the event's number in the file, from 1 (JSONL: its line, when there are no blank lines)
     event_type: str | None
     event_id: str | None
     kind: str  # "rewrite" | "refusal" | "unfixable" | "rule_error"
@@ -37,6 +39,7 @@ class Finding:
     after: Any = None
     prevents: str | None = None
     message: str | None = None
+    count: int = 1  # changes the rule made to this event (the first is shown)
 
 
 @dataclass
@@ -88,67 +91,38 @@ def _unfixable(event: dict[str, Any], state: SessionState) -> ApiError | None:
     return None
 
 
-def lint_events(events: list[Any], chain: RuleChain) -> Report:
-    state = SessionState()
+def lint_events(events: list[Any], chain: RuleChain, *, beta_client: bool = False) -> Report:
+    """Feed the events to the same `SessionCore` the proxy runs (no retries: nothing is sent)."""
+    core = SessionCore(chain, options=CoreOptions(beta_client=beta_client))
     report = Report()
-    for index, event in enumerate(events):
+    for number, event in enumerate(events, start=1):
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            report.findings.append(Finding(index, None, None, "unfixable", message="not an event object"))
+            report.findings.append(Finding(number, None, None, "unfixable", message="not an event object"))
             continue
         event_type, event_id = event["type"], event.get("event_id")
         if event_type in SERVER_EVENT_TYPES and event_type not in CLIENT_EVENT_TYPES:
-            state.observe_server(event_type, event, dump(event))
+            core.from_upstream(dump(event), 0.0)
             continue
         report.events += 1
         if event_type not in CLIENT_EVENT_TYPES:
-            report.findings.append(
-                Finding(
-                    index,
-                    event_type,
-                    event_id,
-                    "unfixable",
-                    message=f"unknown client event type {event_type!r}",
-                )
-            )
+            message = f"unknown client event type {event_type!r}"
+            report.findings.append(Finding(number, event_type, event_id, "unfixable", message=message))
             continue
-        result = chain.apply(event, state)
-        for rule, error in result.failures:
-            report.findings.append(
-                Finding(index, event_type, event_id, "rule_error", rule=rule, message=error)
-            )
-        for rewrite in result.rewrites:
-            report.findings.append(
-                Finding(
-                    index,
-                    event_type,
-                    event_id,
-                    "rewrite",
-                    rule=rewrite.rule,
-                    path=rewrite.path,
-                    before=rewrite.before,
-                    after=rewrite.after,
-                    prevents=rule_by_name(rewrite.rule).prevents,
-                )
-            )
-        if result.refusal is not None:
-            refusal = result.refusal
-            report.findings.append(
-                Finding(
-                    index,
-                    event_type,
-                    event_id,
-                    "refusal",
-                    rule=refusal.rule,
-                    message=refusal.message,
-                    prevents=refusal.code,
-                )
-            )
-            continue
-        remaining = _unfixable(result.event, state)
+        frame = _frame_for_state(event)
+        actions = core.from_client(frame, 0.0)
+        sent = frame if actions is None else None
+        for action in actions or ():
+            finding = _finding(number, event_type, event_id, action)
+            if finding is not None:
+                report.findings.append(finding)
+            elif isinstance(action, ToUpstream) and isinstance(action.frame, str):
+                sent = action.frame
+        forwarded = parse_object(sent) if sent is not None else None
+        remaining = _unfixable(forwarded, core.state) if forwarded is not None else None
         if remaining is not None:
             report.findings.append(
                 Finding(
-                    index,
+                    number,
                     event_type,
                     event_id,
                     "unfixable",
@@ -156,8 +130,43 @@ def lint_events(events: list[Any], chain: RuleChain) -> Report:
                     message=f"{remaining.code}: {remaining.message}",
                 )
             )
-        state.observe_client(event_type, result.event, _frame_for_state(result.event))
     return report
+
+
+def _finding(number: int, event_type: str, event_id: Any, action: Any) -> Finding | None:
+    if isinstance(action, Rewrite):
+        return Finding(
+            number,
+            event_type,
+            event_id,
+            "rewrite",
+            rule=action.rule,
+            path=action.path,
+            before=action.before,
+            after=action.after,
+            prevents=_prevents(action.rule),
+            count=action.count,
+        )
+    if isinstance(action, Refusal):
+        return Finding(
+            number,
+            event_type,
+            event_id,
+            "refusal",
+            rule=action.rule,
+            message=action.message,
+            prevents=action.code,
+        )
+    if isinstance(action, RuleError):
+        return Finding(number, event_type, event_id, "rule_error", rule=action.rule, message=action.error)
+    return None
+
+
+def _prevents(rule: str) -> str | None:
+    try:
+        return rule_by_name(rule).prevents
+    except KeyError:  # a plug-in rule
+        return None
 
 
 def _short(value: Any) -> str:
@@ -170,14 +179,16 @@ def render_text(report: Report, source: str) -> str:
     for f in report.findings:
         where = f"#{f.index} {f.event_type or '?'}" + (f" ({f.event_id})" if f.event_id else "")
         if f.kind == "rewrite":
-            lines.append(f"{where}: {f.rule} would rewrite {f.path}: {_short(f.before)} -> {_short(f.after)}")
+            after = "(deleted)" if f.after is None and f.before is not None else _short(f.after)
+            more = f" (and {f.count - 1} more)" if f.count > 1 else ""
+            lines.append(f"{where}: {f.rule} would rewrite {f.path}: {_short(f.before)} -> {after}{more}")
             lines.append(f"    prevents: {f.prevents}")
         elif f.kind == "refusal":
             lines.append(f"{where}: {f.rule} would answer instead of forwarding: {f.message}")
         else:
             lines.append(f"{where}: {f.kind}: {f.message}")
     counts = {
-        kind: sum(f.kind == kind for f in report.findings)
+        kind: sum(f.count for f in report.findings if f.kind == kind)
         for kind in ("rewrite", "refusal", "unfixable", "rule_error")
     }
     summary = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items() if n) or "clean"
@@ -186,10 +197,21 @@ def render_text(report: Report, source: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="realtime-proxy lint", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="realtime-proxy lint",
+        description=__doc__.split("\n\n")[0],
+        epilog="exit codes: 0 clean, 1 findings, 2 unreadable input or config",
+    )
     parser.add_argument("file", type=Path, help="JSONL or JSON array of Realtime events")
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--format", choices=["text", "json"], default="text", help="human-readable lines or one JSON document"
+    )
     parser.add_argument("--config", help="use the rule switches of this config file")
+    parser.add_argument(
+        "--beta-client",
+        action="store_true",
+        help="the events are beta-shaped: translate as the proxy would",
+    )
     args = parser.parse_args(argv)
     enabled: dict[str, bool] | None = None
     if args.config:
@@ -205,7 +227,7 @@ def main(argv: list[str]) -> int:
     except UnreadableInput as exc:
         print(f"realtime-proxy lint: {exc}", file=sys.stderr)
         return 2
-    report = lint_events(events, build_chain(enabled))
+    report = lint_events(events, build_chain(enabled), beta_client=args.beta_client)
     if args.format == "json":
         print(
             json.dumps(

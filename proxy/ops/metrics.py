@@ -16,7 +16,7 @@ from proxy import __version__
 from proxy.core.traffic import TrafficCounts
 
 # `_created` timestamp series double the exposition for no dashboard use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "realtime_proxy"
 SESSION_OUTCOMES = (

@@ -5,10 +5,29 @@ One instance per session. It also accumulates the canonical summary line logged 
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-from proxy.core.actions import Observation
+from proxy.core.actions import (
+    BetaTranslated,
+    Dequeued,
+    FirstDelta,
+    FrameSeen,
+    Observation,
+    Queued,
+    RateLimits,
+    Refusal,
+    RepairSkipped,
+    ResponseDone,
+    RetryAttempt,
+    RetryOutcome,
+    Rewrite,
+    RuleError,
+    UpstreamError,
+)
 from proxy.ops.metrics import KNOWN_ERROR_CODES, KNOWN_ERROR_TYPES, RESPONSE_STATUSES, Metrics, bounded
 
 _RATE_LIMIT_NAMES = ("requests", "tokens")
@@ -27,72 +46,84 @@ class SessionObserver:
         self.rule_errors = 0
 
     def observe(self, item: Observation) -> None:
-        handler = getattr(self, f"_on_{item.kind}", None)
+        handler = self._handlers.get(type(item))
         if handler is not None:
-            handler(item.fields)
+            handler(self, item)
         else:
-            self.log.info(item.kind, **item.fields)
+            self.log.info(_kind(item), **_fields(item))
 
-    def _on_event(self, fields: dict[str, Any]) -> None:
-        self.log.debug("event", **fields)
+    def _on_frame(self, item: FrameSeen) -> None:
+        self.log.debug("event", **_fields(item))
 
-    def _on_rewrite(self, fields: dict[str, Any]) -> None:
-        self.rewrites[fields["rule"]] += 1
-        self.metrics.rewrites_total.labels(fields["rule"]).inc()
-        self.log.info("rewrite", **fields)
+    def _on_compat(self, item: BetaTranslated) -> None:
+        self.log.info("compat", **_fields(item))
 
-    def _on_refusal(self, fields: dict[str, Any]) -> None:
+    def _on_rewrite(self, item: Rewrite) -> None:
+        self.rewrites[item.rule] += item.count
+        self.metrics.rewrites_total.labels(item.rule).inc(item.count)
+        self.log.info("rewrite", **_fields(item))
+
+    def _on_refusal(self, item: Refusal) -> None:
         self.refusals += 1
-        self.metrics.refusals_total.labels(fields["rule"]).inc()
-        self.log.warning("refusal", **fields)
+        self.metrics.refusals_total.labels(item.rule).inc()
+        self.log.warning("refusal", **_fields(item))
 
-    def _on_rule_error(self, fields: dict[str, Any]) -> None:
+    def _on_rule_error(self, item: RuleError) -> None:
         self.rule_errors += 1
-        self.metrics.rule_errors_total.labels(fields["rule"]).inc()
-        self.log.error("rule_error", **fields)
+        self.metrics.rule_errors_total.labels(item.rule).inc()
+        self.log.error("rule_error", **_fields(item))
 
-    def _on_retry_attempt(self, fields: dict[str, Any]) -> None:
-        self.log.warning("retry_attempt", **fields)
+    def _on_repair_skipped(self, item: RepairSkipped) -> None:
+        self.log.warning("repair_skipped", **_fields(item))
 
-    def _on_retry_outcome(self, fields: dict[str, Any]) -> None:
-        outcome = fields.get("outcome", "other")
-        self.retries[outcome] += 1
-        self.metrics.retries_total.labels(outcome).inc()
-        if isinstance(fields.get("attempts"), int) and outcome != "untracked":
-            self.metrics.retry_attempts.observe(fields["attempts"])
-        added = fields.get("added_seconds")
-        if isinstance(added, int | float) and added > 0:
-            self.metrics.retry_added_seconds.observe(added)
-        level = self.log.info if outcome in {"ok", "recovered"} else self.log.warning
-        level("retry_outcome", **fields)
+    def _on_queued(self, item: Queued) -> None:
+        self.log.info("queued", **_fields(item))
 
-    def _on_upstream_error(self, fields: dict[str, Any]) -> None:
+    def _on_dequeued(self, item: Dequeued) -> None:
+        self.log.info("dequeued", **_fields(item))
+
+    def _on_retry_attempt(self, item: RetryAttempt) -> None:
+        self.log.warning("retry_attempt", **_fields(item))
+
+    def _on_retry_outcome(self, item: RetryOutcome) -> None:
+        self.retries[item.outcome] += 1
+        self.metrics.retries_total.labels(item.outcome).inc()
+        if item.outcome != "untracked":
+            self.metrics.retry_attempts.observe(item.attempts)
+        if item.added_seconds > 0:
+            self.metrics.retry_added_seconds.observe(item.added_seconds)
+        level = self.log.info if item.outcome in {"ok", "recovered"} else self.log.warning
+        level("retry_outcome", **_fields(item))
+
+    def _on_upstream_error(self, item: UpstreamError) -> None:
         self.upstream_errors += 1
-        error_type = bounded(fields.get("error_type"), KNOWN_ERROR_TYPES)
-        code = bounded(fields.get("code"), KNOWN_ERROR_CODES)
+        error_type = bounded(_str_or_none(item.error_type), KNOWN_ERROR_TYPES)
+        code = bounded(_str_or_none(item.code), KNOWN_ERROR_CODES)
         self.metrics.upstream_errors_total.labels(error_type, code).inc()
-        self.log.warning("upstream_error", **fields)
+        self.log.warning("upstream_error", **_fields(item))
 
-    def _on_first_delta(self, fields: dict[str, Any]) -> None:
-        self.metrics.time_to_first_delta.labels(fields["modality"]).observe(fields["seconds"])
+    def _on_first_delta(self, item: FirstDelta) -> None:
+        self.metrics.time_to_first_delta.labels(item.modality).observe(item.seconds)
 
-    def _on_response_done(self, fields: dict[str, Any]) -> None:
-        status = bounded(fields.get("status"), RESPONSE_STATUSES, none="other")
-        error_type = fields.get("error_type")
+    def _on_response_done(self, item: ResponseDone) -> None:
+        status = bounded(item.status, RESPONSE_STATUSES, none="other")
+        error_type = _str_or_none(item.error_type)
         self.responses[status] += 1
         self.metrics.responses_total.labels(
             status, bounded(error_type, KNOWN_ERROR_TYPES) if error_type else "none"
         ).inc()
-        if fields.get("seconds") is not None:
-            self.metrics.response_duration.labels(status).observe(fields["seconds"])
-        for direction, modality, cached, count in fields.get("tokens", ()):
+        if item.seconds is not None:
+            self.metrics.response_duration.labels(status).observe(item.seconds)
+        for direction, modality, cached, count in item.tokens:
             self.metrics.tokens_total.labels(direction, modality, "true" if cached else "false").inc(count)
             self.tokens[f"{direction}_{modality}{'_cached' if cached else ''}"] += count
         if status != "completed":
-            self.log.warning("response_not_completed", **{k: v for k, v in fields.items() if k != "tokens"})
+            fields = _fields(item)
+            del fields["tokens"]
+            self.log.warning("response_not_completed", **fields)
 
-    def _on_rate_limits(self, fields: dict[str, Any]) -> None:
-        limits = fields.get("rate_limits")
+    def _on_rate_limits(self, item: RateLimits) -> None:
+        limits = item.rate_limits
         for entry in limits if isinstance(limits, list) else ():
             if not isinstance(entry, dict):
                 continue
@@ -101,6 +132,23 @@ class SessionObserver:
                 self.metrics.rate_limit_remaining.labels(name).set(entry["remaining"])
             if isinstance(entry.get("limit"), int | float):
                 self.metrics.rate_limit_limit.labels(name).set(entry["limit"])
+
+    _handlers: ClassVar[dict[type, Callable[[SessionObserver, Any], None]]] = {
+        FrameSeen: _on_frame,
+        BetaTranslated: _on_compat,
+        Rewrite: _on_rewrite,
+        Refusal: _on_refusal,
+        RuleError: _on_rule_error,
+        RepairSkipped: _on_repair_skipped,
+        Queued: _on_queued,
+        Dequeued: _on_dequeued,
+        RetryAttempt: _on_retry_attempt,
+        RetryOutcome: _on_retry_outcome,
+        UpstreamError: _on_upstream_error,
+        FirstDelta: _on_first_delta,
+        ResponseDone: _on_response_done,
+        RateLimits: _on_rate_limits,
+    }
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -112,3 +160,16 @@ class SessionObserver:
             "refusals": self.refusals,
             "rule_errors": self.rule_errors,
         }
+
+
+def _fields(item: Observation) -> dict[str, Any]:
+    return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
+
+
+def _kind(item: Observation) -> str:
+    """`ResponseHeld` -> `response_held`: the log event name of an observation without a handler."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(item).__name__).lower()
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -217,3 +217,10 @@ async def test_escalation_repairs_a_retry_even_with_the_rule_off(make_proxy: Pro
     assert first["response"]["tool_choice"] == {"type": "function", "name": "return_response"}
     assert second["response"]["tool_choice"] == "required"
     assert second["response"]["tools"] == [tool]
+    # The escalation's repair is a rewrite like any other: one log line for the rule and event,
+    # counting its two changes (tool_choice, and the session's tools copied in).
+    escalated = [line for line in proxy.log_lines() if line["event"] == "rewrite"]
+    assert [(r["rule"], r["via"], r["client_event_id"], r["count"]) for r in escalated] == [
+        ("tool_choice_object", "retry_escalation", "client_esc", 2)
+    ]
+    assert sample(await proxy.scrape(), "realtime_proxy_rewrites_total", rule="tool_choice_object") == 2

@@ -34,7 +34,7 @@ def test_every_rule_is_found_in_the_crafted_file() -> None:
     assert refusals == {("empty_commit", "e8"), ("tool_choice_object", "e9")}
     unfixable = [f for f in report.findings if f.kind == "unfixable"]
     assert [(f.event_id, f.path) for f in unfixable] == [("e10", "session.bogus_field")]
-    seed = [f for f in report.findings if f.index == 3]
+    seed = [f for f in report.findings if f.index == 4]
     assert [(f.rule, f.path, f.after) for f in seed] == [
         ("tool_choice_object", "response.tool_choice", "required")
     ]
@@ -44,7 +44,7 @@ def test_every_rule_is_found_in_the_crafted_file() -> None:
 def test_cli_text_output_and_exit_code_for_findings() -> None:
     result = run_lint(str(DATA / "every_rule.jsonl"))
     assert result.returncode == 1
-    assert "#3 response.create: tool_choice_object would rewrite response.tool_choice" in result.stdout
+    assert "#4 response.create: tool_choice_object would rewrite response.tool_choice" in result.stdout
     assert "10 client events, 15 rewrites, 2 refusals, 1 unfixable" in result.stdout
 
 

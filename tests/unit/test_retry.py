@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from typing import Any
 
@@ -11,9 +12,21 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.core.actions import Action, CancelTimer, Later, Observation, ToClient, ToUpstream
+from proxy.core.actions import (
+    Action,
+    CancelTimer,
+    Observation,
+    RetryAttempt,
+    RetryOutcome,
+    Rewrite,
+    RuleError,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+)
 from proxy.core.events import dump, parse_object, sniff_type
 from proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
+from proxy.core.rules.model import Rewrite as RuleRewrite
 
 CLIENT_METADATA = {"response_type": "out-of-band"}
 
@@ -123,7 +136,7 @@ class Playbook:
                 self.client_saw.append(orjson.loads(action.frame))
             elif isinstance(action, ToUpstream):
                 self.upstream.append(orjson.loads(action.frame))
-            elif isinstance(action, Later):
+            elif isinstance(action, StartTimer):
                 self.timers[action.token] = self.now + action.delay
             elif isinstance(action, CancelTimer):
                 self.timers.pop(action.token)
@@ -131,10 +144,10 @@ class Playbook:
                 self.observations.append(action)
 
     def outcomes(self) -> list[dict[str, Any]]:
-        return [o.fields for o in self.observations if o.kind == "retry_outcome"]
+        return [dataclasses.asdict(o) for o in self.observations if isinstance(o, RetryOutcome)]
 
     def attempts(self) -> list[dict[str, Any]]:
-        return [o.fields for o in self.observations if o.kind == "retry_attempt"]
+        return [dataclasses.asdict(o) for o in self.observations if isinstance(o, RetryAttempt)]
 
     def client_types(self) -> list[str]:
         return [e["type"] for e in self.client_saw]
@@ -217,7 +230,7 @@ def test_done_without_output_releases_held_created_first() -> None:
     pb.server(created("resp_A", tagged(token)))
     actions = pb.server(done("resp_A", tagged(token), status="completed"))
     assert actions is not None
-    assert [type(a) for a in actions] == [ToClient, ToClient, Observation]
+    assert [type(a) for a in actions] == [ToClient, ToClient, RetryOutcome]
     assert pb.client_types() == ["response.created", "response.done"]
 
 
@@ -513,10 +526,11 @@ def test_two_parallel_requests_interleaved() -> None:
 def test_escalate_is_applied_only_to_resends() -> None:
     calls: list[dict[str, Any]] = []
 
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
         calls.append(copy.deepcopy(request))
+        before = request["response"].get("tool_choice")
         request["response"]["tool_choice"] = "required"
-        return request
+        return request, [RuleRewrite("tool_choice_object", "response.tool_choice", before, "required", True)]
 
     pb = Playbook(escalate=escalate)
     token = pb.send(create())
@@ -529,11 +543,37 @@ def test_escalate_is_applied_only_to_resends() -> None:
     assert all("tool_choice" not in c["response"] for c in calls)  # always from the original request
     assert [e["response"].get("tool_choice") for e in pb.upstream] == [None, "required", "required"]
     assert [e["event_id"] for e in pb.upstream] == ["evt_client_1", "rp1_a2", "rp1_a3"]
+    # Each re-send's repair is reported like any rewrite, marked as the escalation's.
+    escalated = Rewrite(
+        client_event_id="evt_client_1",
+        event_type="response.create",
+        rule="tool_choice_object",
+        path="response.tool_choice",
+        before=None,
+        after="required",
+        lossless=True,
+        applied=True,
+        via="retry_escalation",
+    )
+    assert [o for o in pb.observations if isinstance(o, Rewrite)] == [escalated, escalated]
+    # Each re-send's repair is reported like any rewrite, marked as the escalation's.
+    escalated = Rewrite(
+        client_event_id="evt_client_1",
+        event_type="response.create",
+        rule="tool_choice_object",
+        path="response.tool_choice",
+        before=None,
+        after="required",
+        lossless=True,
+        applied=True,
+        via="retry_escalation",
+    )
+    assert [o for o in pb.observations if isinstance(o, Rewrite)] == [escalated, escalated]
 
 
 def test_escalate_cannot_drop_the_correlation_key() -> None:
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "response.create", "response": {"conversation": "none", "metadata": None}}
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
+        return {"type": "response.create", "response": {"conversation": "none", "metadata": None}}, []
 
     pb = Playbook(escalate=escalate)
     token = pb.send(create(CLIENT_METADATA))
@@ -545,7 +585,7 @@ def test_escalate_cannot_drop_the_correlation_key() -> None:
 
 
 def test_failing_escalate_still_resends_the_original() -> None:
-    def escalate(request: dict[str, Any]) -> dict[str, Any]:
+    def escalate(request: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
         raise KeyError("boom")
 
     pb = Playbook(escalate=escalate)
@@ -554,7 +594,7 @@ def test_failing_escalate_still_resends_the_original() -> None:
     fail_attempt(pb, token, "resp_1")
     pb.fire(token)
     assert pb.upstream[1]["response"] == pb.upstream[0]["response"]
-    assert [o.kind for o in pb.observations] == ["retry_attempt", "rule_error"]
+    assert [type(o) for o in pb.observations] == [RetryAttempt, RuleError]
 
 
 # --- cancel, close, errors -----------------------------------------------------------------------
@@ -613,7 +653,7 @@ def test_close_cancels_pending_timers_and_reports_every_tracked_request() -> Non
     fail_attempt(pb, t1, "resp_1")
     actions = pb.retrier.close(pb.now)
     assert actions[0] == CancelTimer(t1)
-    outcomes = [a.fields for a in actions if isinstance(a, Observation)]
+    outcomes = [dataclasses.asdict(a) for a in actions if isinstance(a, RetryOutcome)]
     assert [(o["client_event_id"], o["outcome"], o["reason"]) for o in outcomes] == [
         ("evt_1", "cancelled", "client_closed"),
         ("evt_2", "cancelled", "client_closed"),

@@ -1,4 +1,7 @@
-"""The pure session core, playbook style: frames and `now` in, actions out; no sockets, no clock."""
+"""The whole pure core, playbook style: frames and `now` in, the complete action list out.
+
+Each stage has its own playbooks under `tests/unit/stages/`; these check that `SessionCore` composes
+them in the documented order: routing, the untouched fast path, `Forward`, timers and close."""
 
 from __future__ import annotations
 
@@ -7,197 +10,243 @@ import json
 import random
 from typing import Any
 
-from proxy.core import events
-from proxy.core.actions import Observation, ToClient, ToUpstream
-from proxy.core.retry import ResponseRetrier, RetryPolicy
+import pytest
+
+from proxy.core.actions import (
+    BetaTranslated,
+    Dequeued,
+    FirstDelta,
+    FrameSeen,
+    Queued,
+    ResponseDone,
+    RetryAttempt,
+    RetryOutcome,
+    Rewrite,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+    UpstreamError,
+)
+from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from proxy.core.rules import build_chain
 from proxy.core.session import CoreOptions, SessionCore
+from tests.playbook import Playbook, Untouched, frame_of
 
 AUDIO = base64.b64encode(bytes(960)).decode()
+APPEND = frame_of({"type": "input_audio_buffer.append", "audio": AUDIO})
+DELTA = frame_of({"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": AUDIO})
 
 
-def core(observe_only: bool = False, **options: Any) -> SessionCore:
-    retrier = ResponseRetrier(RetryPolicy(), random.Random(1))
+def core(observe_only: bool = False, *, retries: bool = True, **options: Any) -> SessionCore:
+    retrier = ResponseRetrier(RetryPolicy(), random.Random(1)) if retries else None
     chain = build_chain(observe_only=observe_only)
-    return SessionCore(chain, retrier=retrier, options=CoreOptions(**options))
+    return SessionCore(chain, retrier=retrier, escalation=build_chain(), options=CoreOptions(**options))
 
 
-def observations(actions: list[Any] | None, kind: str) -> list[dict[str, Any]]:
-    return [a.fields for a in actions or [] if isinstance(a, Observation) and a.kind == kind]
-
-
-def test_audio_frames_take_the_fast_path_without_parsing(monkeypatch: Any) -> None:
+def test_audio_takes_the_fast_path_without_parsing(monkeypatch: Any) -> None:
     session = core()
 
     def no_parsing(frame: Any) -> None:
         raise AssertionError("audio frames must not be parsed")
 
-    monkeypatch.setattr("proxy.core.session.parse_object", no_parsing)
-    append = json.dumps({"type": "input_audio_buffer.append", "audio": AUDIO})
-    delta = json.dumps(
-        {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": AUDIO}
-    )
-    assert session.from_client(append, 0.0) is None
-    assert session.from_upstream(delta, 0.0) is None
+    monkeypatch.setattr("proxy.core.classify.parse_object", no_parsing)
+    with Playbook(session) as play:
+        play.client(APPEND).expect(Untouched())
+        play.server(DELTA).expect(Untouched())
+        play.client(b"\x00\x01").expect(Untouched())
     assert session.traffic.frames[("client_to_upstream", "input_audio_buffer.append")] == 1
     assert session.traffic.frames[("upstream_to_client", "response.output_audio.delta")] == 1
-    assert session.state.assistant_audio_produced  # tracked from the unparsed frame
-
-
-def test_event_with_type_not_leading_is_still_classified() -> None:
-    session = core()
-    frame = json.dumps({"session": {"type": "realtime", "temperature": 1}, "type": "session.update"})
-    actions = session.from_client(frame, 0.0)
-    sent = [a for a in actions or [] if isinstance(a, ToUpstream)]
-    assert json.loads(sent[0].frame)["session"] == {"type": "realtime"}
-
-
-def test_malformed_and_binary_frames_are_forwarded_untouched() -> None:
-    session = core()
-    assert session.from_client('{"type": "session.update", broken', 0.0) is None
-    assert session.from_client("[1, 2, 3]", 0.0) is None
-    assert session.from_client(b"\x00\x01", 0.0) is None
-    assert session.traffic.frames[("client_to_upstream", "invalid")] == 1
     assert session.traffic.frames[("client_to_upstream", "binary")] == 1
+    assert session.state.assistant_audio_produced  # the state stage saw the unparsed frame
 
 
-def test_rewrite_forwards_the_repaired_event_and_reports_it() -> None:
+def test_malformed_and_unknown_frames_are_forwarded_untouched() -> None:
     session = core()
-    actions = session.from_client(
-        json.dumps(
-            {
-                "type": "session.update",
-                "event_id": "e1",
-                "session": {"type": "realtime", "modalities": ["text"]},
-            }
-        ),
-        0.0,
+    with Playbook(session) as play:
+        play.client('{"type": "session.update", broken').expect(Untouched())
+        play.client("[1, 2, 3]").expect(Untouched())
+        play.client('{"type":"x.unknown"}').expect(Untouched())
+    assert session.traffic.frames[("client_to_upstream", "invalid")] == 1
+    assert session.traffic.frames[("client_to_upstream", "other")] == 1
+
+
+def test_rewrite_then_upstream() -> None:
+    event = {"session": {"type": "realtime", "temperature": 1}, "type": "session.update", "event_id": "e1"}
+    with Playbook(core()) as play:
+        play.client(event).expect(
+            Rewrite("e1", "session.update", "drop_temperature", "session.temperature", 1, None, False, True),
+            ToUpstream(
+                frame_of({"session": {"type": "realtime"}, "type": "session.update", "event_id": "e1"})
+            ),
+        )
+
+
+@pytest.mark.parametrize("depth", [65, 260, 600])
+def test_deeply_nested_event_goes_on_untouched_and_its_error_comes_back(depth: int) -> None:
+    frame = '{"type":"session.update","session":' + '{"a":' * depth + "1" + "}" * depth + "}"
+    error = frame_of(
+        {"type": "error", "error": {"type": "invalid_request_error", "code": "x", "event_id": None}}
     )
-    [sent] = [a for a in actions or [] if isinstance(a, ToUpstream)]
-    assert json.loads(sent.frame) == {
-        "type": "session.update",
-        "event_id": "e1",
-        "session": {"type": "realtime", "output_modalities": ["text"]},
+    with Playbook(core()) as play:
+        play.client(frame).expect(Untouched())
+        play.server(error).expect(
+            UpstreamError("invalid_request_error", "x", None, None, None, None), ToClient(error)
+        )
+
+
+def test_observe_mode_reports_and_forwards_the_original() -> None:
+    frame = '{"type":"session.update","session":{"type":"realtime","temperature":1}}'
+    with Playbook(core(observe_only=True)) as play:
+        play.client(frame).expect(
+            Rewrite(None, "session.update", "drop_temperature", "session.temperature", 1, None, False, False),
+            ToUpstream(frame),
+        )
+
+
+def test_error_about_a_repaired_event_is_attributed_and_the_added_id_removed() -> None:
+    with Playbook(core()) as play:
+        play.client({"type": "session.update", "session": {"modalities": ["text"]}}).expect(
+            Rewrite(
+                "proxy_evt_1",
+                "session.update",
+                "modalities_to_output_modalities",
+                "session.modalities",
+                ["text"],
+                {"session.output_modalities": ["text"]},
+                True,
+                True,
+            ),
+            Rewrite(
+                "proxy_evt_1",
+                "session.update",
+                "session_type_missing",
+                "session.type",
+                None,
+                "realtime",
+                True,
+                True,
+            ),
+            ToUpstream(
+                frame_of(
+                    {
+                        "type": "session.update",
+                        "session": {"output_modalities": ["text"], "type": "realtime"},
+                        "event_id": "proxy_evt_1",
+                    }
+                )
+            ),
+        )
+        error = {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "code": "x", "message": "m", "param": None},
+        }
+        play.server({**error, "error": {**error["error"], "event_id": "proxy_evt_1"}}).expect(
+            UpstreamError(
+                "invalid_request_error",
+                "x",
+                "m",
+                None,
+                "proxy_evt_1",
+                ["modalities_to_output_modalities", "session_type_missing"],
+            ),
+            ToClient(frame_of({**error, "error": {**error["error"], "event_id": None}})),
+        )
+
+
+def test_response_timing_uses_the_given_clock() -> None:
+    usage = {"input_token_details": {"text_tokens": 10}, "output_token_details": {"text_tokens": 7}}
+    created = frame_of({"type": "response.created", "response": {"id": "r1", "conversation_id": "c"}})
+    delta = frame_of({"type": "response.output_text.delta", "response_id": "r1", "delta": "hi"})
+    done = frame_of(
+        {
+            "type": "response.done",
+            "response": {"id": "r1", "status": "completed", "conversation_id": "c", "usage": usage},
+        }
+    )
+    with Playbook(core()) as play:
+        play.client('{"type":"response.create"}', now=10.0).expect(Untouched())
+        play.server(created, now=10.1).expect(Untouched())
+        play.server(delta, now=10.25).expect(FirstDelta("r1", "text", 0.25), ToClient(delta))
+        play.server(done, now=11.0).expect(
+            ResponseDone(
+                "r1",
+                "completed",
+                None,
+                None,
+                1.0,
+                False,
+                [("input", "text", False, 10), ("output", "text", False, 7)],
+            ),
+            ToClient(done),
+        )
+
+
+def test_beta_client_translation_runs_first_up_and_last_down() -> None:
+    update = {"type": "transcription_session.update", "session": {"input_audio_format": "pcm16"}}
+    with Playbook(core(beta_client=True)) as play:
+        step = play.client(update)
+        translated = [a for a in step.actions if isinstance(a, BetaTranslated)]
+        sent = json.loads(step.actions[-1].frame)
+        step.expect(*translated, ToUpstream(step.actions[-1].frame))
+        assert translated and sent["type"] == "session.update" and sent["session"]["type"] == "transcription"
+        play.server(DELTA).expect(
+            ToClient(DELTA.replace("response.output_audio.delta", "response.audio.delta"))
+        )
+
+
+def test_held_in_band_create_is_released_by_response_done_through_the_later_stages() -> None:
+    done = frame_of(
+        {"type": "response.done", "response": {"id": "r1", "status": "completed", "conversation_id": "c"}}
+    )
+    with Playbook(core(queue_in_band=True)) as play:
+        play.client({"type": "response.create"}).expect(
+            ToUpstream(frame_of({"type": "response.create", "event_id": "proxy_evt_1"}))
+        )
+        play.client({"type": "response.create", "event_id": "b"}).expect(Queued("b", 1))
+        play.server(done, now=2.0).expect(
+            ResponseDone("r1", "completed", None, None, None, False, []),  # no response.created: untimed
+            Dequeued("b"),
+            ToUpstream(frame_of({"type": "response.create", "event_id": "b"})),
+            ToClient(done),
+        )
+
+
+def test_out_of_band_retry_timer_and_close_are_routed_to_the_retry_stage() -> None:
+    create = {"type": "response.create", "event_id": "c1", "response": {"conversation": "none"}}
+    tagged = {
+        "type": "response.create",
+        "event_id": "c1",
+        "response": {"conversation": "none", "metadata": {METADATA_KEY: "rp1"}},
     }
-    [rewrite] = observations(actions, "rewrite")
-    assert rewrite["rule"] == "modalities_to_output_modalities" and rewrite["client_event_id"] == "e1"
-
-
-def test_refusal_answers_the_client_and_sends_nothing_upstream() -> None:
-    session = core()
-    actions = session.from_client(
-        json.dumps(
-            {
-                "type": "response.create",
-                "event_id": "c1",
-                "response": {"tool_choice": {"type": "function", "name": "nope"}},
-            }
-        ),
-        0.0,
-    )
-    assert not [a for a in actions or [] if isinstance(a, ToUpstream)]
-    [answer] = [a for a in actions or [] if isinstance(a, ToClient)]
-    error = json.loads(answer.frame)
-    assert error["type"] == "error" and error["error"]["event_id"] == "c1"
-    assert error["error"]["code"] == "invalid_tool_choice"
-
-
-def test_observe_mode_forwards_originals() -> None:
-    session = core(observe_only=True)
-    frame = json.dumps({"type": "session.update", "session": {"type": "realtime", "temperature": 1}})
-    actions = session.from_client(frame, 0.0)
-    [sent] = [a for a in actions or [] if isinstance(a, ToUpstream)]
-    assert sent.frame == frame
-    assert observations(actions, "rewrite")[0]["applied"] is False
-
-
-def test_upstream_error_attribution_and_added_id_removed() -> None:
-    session = core()
-    actions = session.from_client(
-        json.dumps({"type": "session.update", "session": {"modalities": ["text"]}}), 0.0
-    )
-    [sent] = [a for a in actions or [] if isinstance(a, ToUpstream)]
-    added_id = json.loads(sent.frame)["event_id"]
-    error = {
-        "type": "error",
-        "event_id": "s1",
-        "error": {
-            "type": "invalid_request_error",
-            "code": "x",
-            "message": "m",
-            "param": None,
-            "event_id": added_id,
+    failed = {
+        "type": "response.done",
+        "response": {
+            "id": "r1",
+            "status": "failed",
+            "conversation_id": None,
+            "metadata": {METADATA_KEY: "rp1"},
+            "status_details": {"type": "failed", "error": {"type": "server_error", "code": None}},
+            "output": [],
         },
     }
-    actions = session.from_upstream(json.dumps(error), 1.0)
-    [noted] = observations(actions, "upstream_error")
-    assert noted["rules"] == ["modalities_to_output_modalities", "session_type_missing"]
-    [forwarded] = [a for a in actions or [] if isinstance(a, ToClient)]
-    assert json.loads(forwarded.frame)["error"]["event_id"] is None
-
-
-def test_time_to_first_delta_and_response_done_use_the_given_clock() -> None:
     session = core()
-    session.from_client(json.dumps({"type": "response.create"}), 10.0)
-    session.from_upstream(
-        json.dumps({"type": "response.created", "response": {"id": "r1", "conversation_id": "c"}}), 10.1
-    )
-    actions = session.from_upstream(
-        json.dumps({"type": "response.output_text.delta", "response_id": "r1", "delta": "hi"}), 10.25
-    )
-    [first] = observations(actions, "first_delta")
-    assert first["modality"] == "text" and abs(first["seconds"] - 0.25) < 1e-9
-    usage = {
-        "input_token_details": {
-            "text_tokens": 10,
-            "audio_tokens": 5,
-            "cached_tokens_details": {"text_tokens": 4},
-        },
-        "output_token_details": {"text_tokens": 7, "audio_tokens": 0},
-    }
-    actions = session.from_upstream(
-        json.dumps(
-            {
-                "type": "response.done",
-                "response": {"id": "r1", "status": "completed", "conversation_id": "c", "usage": usage},
-            }
-        ),
-        11.0,
-    )
-    [done] = observations(actions, "response_done")
-    assert done["seconds"] == 1.0 and done["status"] == "completed"
-    assert sorted(done["tokens"]) == [
-        ("input", "audio", False, 5),
-        ("input", "text", False, 6),
-        ("input", "text", True, 4),
-        ("output", "text", False, 7),
-    ]
+    with Playbook(session) as play:
+        play.client(create, now=0.0).expect(ToUpstream(frame_of(tagged)))
+        step = play.server(failed, now=1.0)
+        delay = step.actions[1].delay
+        step.expect(
+            ResponseDone("r1", "failed", "server_error", None, None, True, []),
+            StartTimer(delay, "rp1"),
+            RetryAttempt(2, delay, "r1", "server_error", None),
+        )
+        resent = {**tagged, "event_id": "rp1_a2"}
+        play.timer("rp1", now=1.0 + delay).expect(ToUpstream(frame_of(resent)))
+        play.close(now=5.0).expect(RetryOutcome("cancelled", 2, 5.0 - 1.0, None, "c1", "client_closed"))
+        play.timer("rp1").expect()  # fired after close: nothing
 
 
-def test_beta_client_renames_audio_deltas_without_parsing(monkeypatch: Any) -> None:
-    session = core(beta_client=True)
-    delta = json.dumps({"type": "response.output_audio.delta", "response_id": "r", "delta": AUDIO})
-    monkeypatch.setattr(events, "parse_object", lambda frame: (_ for _ in ()).throw(AssertionError))
-    [forwarded] = session.from_upstream(delta, 0.0) or []
-    assert isinstance(forwarded, ToClient)
-    assert forwarded.frame == delta.replace("response.output_audio.delta", "response.audio.delta", 1)
-
-
-def test_queued_in_band_response_is_released_by_response_done() -> None:
-    session = core(queue_in_band=True)
-    first = session.from_client(json.dumps({"type": "response.create"}), 0.0)
-    second = session.from_client(json.dumps({"type": "response.create", "event_id": "b"}), 0.0)
-    assert [a for a in first or [] if isinstance(a, ToUpstream)]
-    assert not [a for a in second or [] if isinstance(a, ToUpstream)]
-    assert observations(second, "queued")
-    done = session.from_upstream(
-        json.dumps(
-            {
-                "type": "response.done",
-                "response": {"id": "r1", "status": "completed", "conversation_id": "conv"},
-            }
-        ),
-        1.0,
-    )
-    [released] = [a for a in done or [] if isinstance(a, ToUpstream)]
-    assert json.loads(released.frame)["event_id"] == "b"
+def test_log_event_types_adds_one_frame_observation_and_keeps_the_frame() -> None:
+    with Playbook(core(log_event_types=True)) as play:
+        play.client(APPEND).expect(
+            FrameSeen("client_to_upstream", "input_audio_buffer.append", len(APPEND)), ToUpstream(APPEND)
+        )

@@ -1,0 +1,141 @@
+"""The repair stage alone, playbook style: every action it returns, in order, asserted whole."""
+
+from __future__ import annotations
+
+from proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient
+from proxy.core.attribution import EventIds
+from proxy.core.repair import RepairStage, refusal_event
+from proxy.core.rules import RuleChain, build_chain
+from proxy.core.rules.model import Rule
+from proxy.core.session_state import SessionState
+from tests.playbook import Passes, Playbook, frame_of
+
+
+def stage(chain: RuleChain | None = None, max_bytes: int = 1 << 20) -> RepairStage:
+    return RepairStage(chain or build_chain(), SessionState(), EventIds(), max_bytes)
+
+
+def test_valid_event_passes_byte_for_byte() -> None:
+    frame = '{"type": "session.update", "event_id": "e1", "session": {"type": "realtime"}}'
+    with Playbook(stage()) as play:
+        play.client(frame).expect(Passes(frame))
+
+
+def test_rewrite_is_reported_once_per_rule_and_the_repaired_event_passes() -> None:
+    event = {
+        "type": "session.update",
+        "event_id": "e1",
+        "session": {"type": "realtime", "modalities": ["text"]},
+    }
+    with Playbook(stage()) as play:
+        play.client(event).expect(
+            Rewrite(
+                client_event_id="e1",
+                event_type="session.update",
+                rule="modalities_to_output_modalities",
+                path="session.modalities",
+                before=["text"],
+                after={"session.output_modalities": ["text"]},
+                lossless=True,
+                applied=True,
+            ),
+            Passes(
+                frame_of(
+                    {
+                        "type": "session.update",
+                        "event_id": "e1",
+                        "session": {"type": "realtime", "output_modalities": ["text"]},
+                    }
+                )
+            ),
+        )
+
+
+def test_changed_event_without_id_gets_the_proxys_own() -> None:
+    event = {"type": "session.update", "session": {"type": "realtime", "temperature": 1}}
+    with Playbook(stage()) as play:
+        play.client(event).expect(
+            Rewrite(
+                "proxy_evt_1",
+                "session.update",
+                "drop_temperature",
+                "session.temperature",
+                1,
+                None,
+                False,
+                True,
+            ),
+            Passes(
+                frame_of(
+                    {"type": "session.update", "session": {"type": "realtime"}, "event_id": "proxy_evt_1"}
+                )
+            ),
+        )
+
+
+def test_many_changes_by_one_rule_are_one_observation_with_a_count() -> None:
+    tools = [{"type": "function", "function": {"name": f"t{i}", "parameters": {}}} for i in range(500)]
+    event = {"type": "session.update", "event_id": "big", "session": {"type": "realtime", "tools": tools}}
+    play = Playbook(stage())
+    actions = play.client(event).actions
+    play.steps[-1].checked = True  # asserted below: the rewrite list, and what passes
+    rewrites = [a for a in actions if isinstance(a, Rewrite)]
+    assert [(r.rule, r.count) for r in rewrites] == [("chat_completions_tools", 500)]
+    assert isinstance(actions[-1], Passes) and len(actions) == 2
+
+
+def test_refusal_answers_the_client_and_ends_the_message() -> None:
+    event = {
+        "type": "response.create",
+        "event_id": "c1",
+        "response": {"tool_choice": {"type": "function", "name": "nope"}},
+    }
+    play = Playbook(stage())
+    with play:
+        step = play.client(event)
+        refusal = step.actions[0]
+        assert isinstance(refusal, Refusal)
+        message = refusal.message
+        step.expect(
+            Refusal("c1", "response.create", "tool_choice_object", "invalid_tool_choice", message, True),
+            ToClient(
+                refusal_event("proxy_evt_1", "c1", "invalid_tool_choice", message, "response.tool_choice")
+            ),
+        )
+
+
+def test_observe_only_reports_and_forwards_the_original() -> None:
+    frame = '{"type":"session.update","session":{"type":"realtime","temperature":1}}'
+    with Playbook(stage(build_chain(observe_only=True))) as play:
+        play.client(frame).expect(
+            Rewrite(None, "session.update", "drop_temperature", "session.temperature", 1, None, False, False),
+            Passes(frame),
+        )
+
+
+def test_a_rule_that_raises_forwards_the_original_and_reports_it() -> None:
+    def explode(event: dict, state: SessionState, rewrites: list) -> None:  # type: ignore[type-arg]
+        raise ValueError("bug")
+
+    chain = RuleChain([Rule("exploding", "test", True, True, frozenset({"session.update"}), "-", explode)])
+    frame = '{"type":"session.update","event_id":"e","session":{}}'
+    with Playbook(stage(chain)) as play:
+        play.client(frame).expect(
+            RuleError("e", "session.update", "exploding", "ValueError: bug"), Passes(frame)
+        )
+
+
+def test_events_over_the_size_bound_skip_the_rules() -> None:
+    frame = frame_of(
+        {"type": "session.update", "event_id": "h", "session": {"temperature": 1, "instructions": "x" * 200}}
+    )
+    with Playbook(stage(max_bytes=100)) as play:
+        play.client(frame).expect(
+            RepairSkipped("h", "session.update", "too_large", len(frame)), Passes(frame)
+        )
+
+
+def test_unparsed_event_passes_untouched() -> None:
+    frame = '{"type": "session.update", broken'
+    with Playbook(stage()) as play:
+        play.client(frame).expect(Passes(frame))
