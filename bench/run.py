@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         params["duration"] = args.duration
     if args.sessions:
         params["voice_n"] = [int(x) for x in args.sessions.split(",")]
-    targets = ["direct", "bare", "proxy"]
+    targets = ["direct", "bare", "bare-sansio", "proxy"]
     notes: list[str] = []
     if args.uvloop:
         targets += ["bare-uvloop", "proxy-uvloop"]

@@ -98,12 +98,10 @@ class SessionCore:
         client = direction == "client"
         parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
         known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
-        lane = _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)
-        # Routes for the known types up front; an unknown type is routed per frame (not cached:
-        # clients choose those strings).
-        for event_type in known:
-            lane.routes[event_type] = _route(lane, event_type)
-        return lane
+        # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:
+        # building all of them up front cost ~11 KiB per idle session); an unknown type is routed
+        # per frame (not cached: clients choose those strings).
+        return _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)
 
     # -- frames in ----------------------------------------------------------------------------
 
@@ -130,6 +128,8 @@ class SessionCore:
         route = lane.routes.get(event_type)
         if route is None:
             route = _route(lane, event_type)
+            if event_type in lane.known:
+                lane.routes[event_type] = route
         message = Message(lane.direction, frame, event_type, event)
         actions: list[Action] = []
         for stage, hook in route:

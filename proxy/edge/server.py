@@ -130,6 +130,7 @@ class ProxyServer:
         self.handshaking -= 1
         self.metrics.upstream_connect.observe(time.monotonic() - started)
         self.metrics.handshakes_total.labels("ok").inc()
+        leg.on_lost = None  # the task is done: do not keep it alive for the session's lifetime
         if not leg.accept(request, upstream.subprotocol):
             upstream.close(1001, "client connection lost")
             return

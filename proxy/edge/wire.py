@@ -41,6 +41,11 @@ class Leg(asyncio.Protocol):
     """A WebSocket connection after its opening handshake. Subclasses handle the handshake."""
 
     side = "leg"
+    # Slots, not a dict per instance: two legs per session, thousands of idle sessions.
+    __slots__ = (
+        "_close_handle", "_parts", "_ping", "_ping_handle", "_pings_sent", "_text", "closed", "ended",
+        "loop", "peer", "read_paused", "sink", "timing", "transport", "write_blocked_since", "ws",
+    )  # fmt: skip
 
     def __init__(self, ws: Protocol, timing: LegTiming) -> None:
         self.ws = ws
