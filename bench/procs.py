@@ -82,8 +82,8 @@ def start_upstream(workdir: Path, *, use_uvloop: bool = True) -> Server:
 
 
 def start_target(target: str, upstream_port: int, workdir: Path) -> Server:
-    """Start the relay under test: bare, bare-uvloop, bare-sansio, proxy, proxy-uvloop, proxy-before or
-    nginx."""
+    """Start the relay under test: bare, bare-uvloop, bare-sansio, proxy, proxy-uvloop, proxy-w<N>
+    (N workers), proxy-before or nginx."""
     upstream = f"ws://127.0.0.1:{upstream_port}"
     extra_env: dict[str, str] = {}
     cwd = ROOT
@@ -98,6 +98,8 @@ def start_target(target: str, upstream_port: int, workdir: Path) -> Server:
         if target.startswith("proxy-before"):  # another checkout of the proxy (same-run before/after)
             cwd = Path(os.environ["BENCH_BASELINE_SRC"])  # `-m` puts the working directory first
             extra_env["PYTHONPATH"] = str(cwd)
+        else:  # one process per column; proxy-w<N>: N workers (the multi-process curve)
+            extra_env["REALTIME_PROXY_WORKERS"] = target[7:] if target.startswith("proxy-w") else "1"
     elif target == "nginx":
         return _start_nginx(upstream_port, workdir)
     else:

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import load, report
 from bench.procs import Server, nginx_available, start_target, start_upstream
-from bench.procstat import CpuWindow, memory_kib
+from bench.procstat import CpuWindow, children, memory_kib
 
 RESULTS = Path(__file__).resolve().parent / "results"
 URL_PATH = "/v1/realtime?model=gpt-realtime"
@@ -42,7 +42,7 @@ def measure(
     out: dict[str, Any] = {"target": target, "scenario": scenario, "sessions": sessions}
     try:
         time.sleep(0.3)  # let the relay settle before the memory baseline
-        base_rss = memory_kib(relay.pid)["VmRSS"] if relay else 0
+        base_rss = _tree_memory(relay.pid)["VmRSS"] if relay else 0
         n_workers = 2 if sessions >= 100 else 1
         for first, count in load.split(sessions, n_workers):
             spec = load.LoadSpec(
@@ -65,10 +65,12 @@ def measure(
         pids = {"upstream": upstream.pid, **{f"client{i}": p.pid for i, (p, _) in enumerate(workers)}}
         if relay is not None:
             pids["relay"] = relay.pid
+            # A multi-process proxy: its workers do the relaying; the supervisor only supervises.
+            pids.update({f"relay-worker{i}": pid for i, pid in enumerate(children(relay.pid))})
         if scenario == "idle":
             time.sleep(1.0)
             if relay is not None:
-                mem = memory_kib(relay.pid)
+                mem = _tree_memory(relay.pid)
                 out.update(rss_kib=mem["VmRSS"], hwm_kib=mem["VmHWM"], base_rss_kib=base_rss)
             return out
         window = CpuWindow(pids)
@@ -80,10 +82,10 @@ def measure(
         out["window_s"] = time.monotonic() - began
         used = window.stop()
         if relay is not None:
-            mem = memory_kib(relay.pid)
+            mem = _tree_memory(relay.pid)
             out.update(rss_kib=mem["VmRSS"], hwm_kib=mem["VmHWM"], base_rss_kib=base_rss)
         out["cpu_s"] = {
-            "relay": used.get("relay"),
+            "relay": sum(v for k, v in used.items() if k.startswith("relay")) if relay else None,
             "upstream": used["upstream"],
             "clients": sum(v for k, v in used.items() if k.startswith("client")),
         }
@@ -105,6 +107,15 @@ def measure(
             relay.stop()
 
 
+def _tree_memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of the relay and its workers, summed."""
+    total = {"VmRSS": 0, "VmHWM": 0}
+    for each in [pid, *children(pid)]:
+        for key, value in memory_kib(each).items():
+            total[key] += value
+    return total
+
+
 def _recv(pipe: Any, timeout: float) -> Any:
     if not pipe.poll(timeout):
         raise TimeoutError(f"load worker did not answer within {timeout} s")
@@ -115,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short CI smoke run (< 90 s)")
     parser.add_argument("--uvloop", action="store_true", help="also measure bare relay and proxy on uvloop")
-    parser.add_argument("--targets", help="comma-separated subset of direct,bare,proxy,...")
+    parser.add_argument(
+        "--targets", help="comma-separated subset of direct,bare,bare-sansio,proxy,proxy-w2,..."
+    )
+    parser.add_argument(
+        "--workers-curve", help="also run the proxy with these worker counts, e.g. 1,2 (targets proxy-w<N>)"
+    )
     parser.add_argument("--scenarios", default="voice,burst,idle")
     parser.add_argument("--duration", type=float, help="override seconds per voice run")
     parser.add_argument("--sessions", help="override voice session counts, e.g. 10,100")
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     if args.uvloop:
         targets += ["bare-uvloop", "proxy-uvloop"]
+    if args.workers_curve:
+        targets += [f"proxy-w{n}" for n in args.workers_curve.split(",") if n]
     if args.baseline_src:
         os.environ["BENCH_BASELINE_SRC"] = str(args.baseline_src.resolve())
         targets.append("proxy-before")

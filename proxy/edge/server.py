@@ -85,10 +85,12 @@ class ProxyServer:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    async def start(self, ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        self.server = await loop.create_server(lambda: ClientLeg(self), s.host, s.port, ssl=ssl_context)
+        self.server = await loop.create_server(
+            lambda: ClientLeg(self), s.host, s.port, ssl=ssl_context, reuse_port=reuse_port or None
+        )
         self.ready = True
 
     # -- handshake ----------------------------------------------------------------------------
