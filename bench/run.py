@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         params["duration"] = args.duration
     if args.sessions:
         params["voice_n"] = [int(x) for x in args.sessions.split(",")]
-    targets = ["direct", "bare", "bare-sansio", "proxy"]
+    targets = [t for t in (args.targets or "direct,bare,bare-sansio,proxy").split(",") if t]
     notes: list[str] = []
     if args.uvloop:
         targets += ["bare-uvloop", "proxy-uvloop"]
@@ -158,15 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENCH_BASELINE_SRC"] = str(args.baseline_src.resolve())
         targets.append("proxy-before")
     if nginx_available():
-        targets.append("nginx")
+        if not args.targets:
+            targets.append("nginx")
     else:
         notes.append("nginx: not on PATH, column skipped.")
     if importlib.util.find_spec("litellm") is None:
         notes.append("LiteLLM: not importable, column skipped.")
     else:
         notes.append("LiteLLM: importable, but no adapter is implemented in bench/ (column skipped).")
-    if args.targets:
-        targets = [t for t in args.targets.split(",") if t]
+    targets = list(dict.fromkeys(targets))  # a target named twice runs once
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
