@@ -34,6 +34,8 @@ from proxy.core.tracker import ResponseTracker
 from proxy.core.tracking import TrackingStage
 from proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
+_SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
 
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
@@ -97,6 +99,7 @@ class SessionCore:
     def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
         client = direction == "client"
         parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
+        parsed = _SHARED_TYPE_SETS.setdefault(parsed, parsed)  # one copy for all sessions (idle memory)
         known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
         # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:
         # building all of them up front cost ~11 KiB per idle session); an unknown type is routed
