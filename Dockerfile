@@ -3,9 +3,11 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
+# Extras: `--build-arg EXTRAS=fast,otel` adds OpenTelemetry trace export (see README, Traces).
+ARG EXTRAS=fast
 # The project itself ('.'), not a registry package: its dependency ranges live in pyproject.toml.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir --prefix=/install '.[fast]'
+RUN pip install --no-cache-dir --prefix=/install ".[${EXTRAS}]"
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

@@ -84,7 +84,10 @@ async def make_proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
     started: list[RunningProxy] = []
 
     async def start(
-        upstream_url: str | None = None, extra_rules: tuple[Any, ...] = (), **overrides: Any
+        upstream_url: str | None = None,
+        extra_rules: tuple[Any, ...] = (),
+        tracing: Any = None,
+        **overrides: Any,
     ) -> RunningProxy:
         logs = io.StringIO()
         configure_logging(log_format="json", level=overrides.pop("log_level", "debug"), stream=logs)
@@ -98,7 +101,9 @@ async def make_proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
         }
         settings = load_settings(None, environ={}, flags=flags)
         metrics = Metrics()
-        server = ProxyServer(settings, metrics=metrics, rng=random.Random(7), extra_rules=extra_rules)
+        server = ProxyServer(
+            settings, metrics=metrics, rng=random.Random(7), extra_rules=extra_rules, tracing=tracing
+        )
         await server.start()
         health = HealthServer(metrics.registry, lambda: server.ready)
         await health.start("127.0.0.1", 0)

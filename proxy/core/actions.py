@@ -104,17 +104,6 @@ class RepairSkipped(Observation):
 
 
 @dataclass(frozen=True, slots=True)
-class Queued(Observation):
-    client_event_id: str | None
-    queued: int
-
-
-@dataclass(frozen=True, slots=True)
-class Dequeued(Observation):
-    client_event_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class UpstreamError(Observation):
     error_type: Any
     code: Any
@@ -145,6 +134,7 @@ class ResponseDone(Observation):
     seconds: float | None
     out_of_band: bool
     tokens: list[tuple[str, str, bool, int]] = field(default_factory=list)
+    client_event_id: str | None = None  # of the response.create it answers, when matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +144,7 @@ class RetryAttempt(Observation):
     response_id: str | None
     error_type: Any
     error_code: Any
+    client_event_id: str | None = None  # the request's, as on its rewrite and retry_outcome lines
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,9 @@ CLIENT_EVENT_TYPES = frozenset(
         "response.create",
         "response.cancel",
         "transcription_session.update",
+        # translation sessions (/v1/realtime/translations)
+        "session.input_audio_buffer.append",
+        "session.close",
     }
 )
 SERVER_EVENT_TYPES = frozenset(
@@ -87,6 +90,11 @@ SERVER_EVENT_TYPES = frozenset(
         "error",
         "session.created",
         "session.updated",
+        # translation sessions (/v1/realtime/translations)
+        "session.closed",
+        "session.input_transcript.delta",
+        "session.output_transcript.delta",
+        "session.output_audio.delta",
         "conversation.created",
         "conversation.item.added",
         "conversation.item.done",

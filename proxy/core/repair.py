@@ -2,8 +2,9 @@
 
 A refused event is answered with the error event the API itself would send and goes no further.
 Rewrites are reported once per rule and event (with a count), so one huge event cannot turn
-into thousands of log lines. Events larger than `max_event_bytes` skip the rules (forwarded as
-sent, observed): rule work must stay bounded per frame, for every session on the loop."""
+into thousands of log lines. Events larger than `max_event_bytes` are not parsed by the core at all
+and skip the rules (forwarded as sent, observed once): work per frame stays bounded for every
+session on the loop."""
 
 from __future__ import annotations
 
@@ -78,12 +79,13 @@ class RepairStage(BaseStage):
 
     def on_client(self, message: Message, now: float) -> list[StageAction]:
         event = message.event
-        if event is None:  # not a JSON object, or nested too deep: the API answers it
-            return []
+        if event is None:  # not a JSON object, nested too deep, or too large: the API answers it
+            size = len(message.frame)
+            return (
+                [RepairSkipped(None, message.type, "too_large", size)] if size > self.max_event_bytes else []
+            )
         event_id = event.get("event_id")
         client_event_id = event_id if isinstance(event_id, str) else None
-        if len(message.frame) > self.max_event_bytes:
-            return [RepairSkipped(client_event_id, message.type, "too_large", len(message.frame))]
         result = self.chain.apply(event, self.state)
         applied = not self.chain.observe_only
         actions: list[StageAction] = [
@@ -109,4 +111,7 @@ class RepairStage(BaseStage):
         actions.extend(rewrite_observations(result.rewrites, client_event_id, message.type, applied=applied))
         if client_event_id is not None and (result.rewrites or result.failures):
             self.ids.remember(client_event_id, [r.rule for r in result.rewrites])
+        if result.changed and isinstance(result.event.get("type"), str):
+            # A rule may translate the event (transcription_session.update -> session.update).
+            message.type = result.event["type"]
         return actions

@@ -242,7 +242,9 @@ class ResponseRetrier:
             return self._release(state, event, now, "exhausted", "deadline")
         state.phase, state.last_failed_done = _Phase.BACKOFF, event
         error_type, error_code = failure_error(response)
-        attempt = RetryAttempt(state.attempt + 1, delay, state.response_id, error_type, error_code)
+        attempt = RetryAttempt(
+            state.attempt + 1, delay, state.response_id, error_type, error_code, state.client_event_id
+        )
         return [StartTimer(delay, state.token), attempt]
 
     def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[Action] | None:

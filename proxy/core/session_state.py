@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from proxy.core.context import SessionContext
 from proxy.core.events import sniff_string_field
 from proxy.core.stage import BaseStage, Message, StageAction
 
@@ -48,12 +49,27 @@ class SessionState:
     # already sees the new tools (optimistic; the server's echo overrides it).
     CLIENT_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset({"session.update"})
     SERVER_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset(
-        {"session.created", "session.updated", "response.created", "response.done"}
+        {
+            "session.created",
+            "session.updated",
+            "response.created",
+            "response.done",
+            "response.output_item.done",
+        }
     )
 
-    def __init__(self) -> None:
+    def __init__(self, context: SessionContext | None = None) -> None:
+        self.context = context or SessionContext()  # set by the edge from the handshake
         self.session_tools: list[dict[str, Any]] = []
+        # "server": the list as the API last reported it; "client": an update not yet echoed.
+        self.tools_source: str | None = None
+        self.tools_from_elsewhere = False  # a prompt template or MCP server may add tools
         self.session_type: str | None = None
+        self.live_model: str | None = None
+        self.transcription_model_set = False
+        self.items_without_audio: dict[
+            str, None
+        ] = {}  # finished in-band assistant items that delivered no audio
         self.voice: Any = None  # current output voice (str or {"id": ...}) per the server
         self.assistant_audio_produced = False
         self.input_format_bytes_per_ms: float | None = None
@@ -65,6 +81,24 @@ class SessionState:
         # Set by the relay for WebRTC/SIP sideband sockets (?call_id=): input audio arrives as
         # media, not as appends, so the append count says nothing about the buffer.
         self.external_audio_input = False
+
+    @property
+    def model(self) -> str | None:
+        """The session's model: as session.created said, else as the handshake asked."""
+        return self.live_model or self.context.model
+
+    @property
+    def known_session_type(self) -> str | None:
+        return self.session_type or self.context.implied_session_type
+
+    @property
+    def tools_certain(self) -> bool:
+        """True when the proxy knows the session's complete tool list (see `tool_choice_object`)."""
+        return (
+            self.tools_source == "server"
+            and not self.tools_from_elsewhere
+            and self.context.route != "sideband"  # the WebRTC/SIP peer updates the session too
+        )
 
     @property
     def input_bytes_per_ms(self) -> float:
@@ -89,6 +123,7 @@ class SessionState:
             tools = session.get("tools") if isinstance(session, dict) else None
             if isinstance(tools, list):
                 self.session_tools = [t for t in tools if isinstance(t, dict)]
+                self.tools_source = "client"
 
     # -- server -> client --
 
@@ -107,6 +142,11 @@ class SessionState:
                 self._session(session)
         elif event_type == "response.created":
             self._response_created(event.get("response"))
+        elif event_type == "response.output_item.done":
+            # In-band only: out-of-band items are not in the conversation.
+            rid = event.get("response_id")
+            if rid is not None and rid == self._active_response_id:
+                self._item_done(event.get("item"))
         elif event_type == "response.done":
             response = event.get("response")
             rid = response.get("id") if isinstance(response, dict) else None
@@ -129,13 +169,24 @@ class SessionState:
     def _session(self, session: dict[str, Any]) -> None:
         if isinstance(session.get("type"), str):
             self.session_type = session["type"]
+        if isinstance(session.get("model"), str):
+            self.live_model = session["model"]
         tools = session.get("tools")
         if isinstance(tools, list):
             self.session_tools = [t for t in tools if isinstance(t, dict)]
+            self.tools_source = "server"
+            self.tools_from_elsewhere = session.get("prompt") is not None or any(
+                t.get("type", "function") != "function" for t in self.session_tools
+            )
         audio = session.get("audio")
         if not isinstance(audio, dict):
             return
         audio_in, audio_out = audio.get("input"), audio.get("output")
+        if isinstance(audio_in, dict) and "transcription" in audio_in:
+            transcription = audio_in["transcription"]
+            self.transcription_model_set = isinstance(transcription, dict) and bool(
+                transcription.get("model")
+            )
         if isinstance(audio_in, dict) and "format" in audio_in:
             self.input_format_bytes_per_ms = bytes_per_ms(audio_in["format"])
         if isinstance(audio_out, dict):
@@ -143,6 +194,21 @@ class SessionState:
                 self.output_format_bytes_per_ms = bytes_per_ms(audio_out["format"])
             if "voice" in audio_out:
                 self.voice = audio_out["voice"]
+
+    def _item_done(self, item: Any) -> None:
+        # A finished assistant message that delivered no audio can never be truncated
+        # (text output, or a response cancelled before its first audio delta).
+        if (
+            not isinstance(item, dict)
+            or item.get("role") != "assistant"
+            or not isinstance(item.get("id"), str)
+        ):
+            return
+        if item["id"] in self.delivered_audio_ms:
+            return
+        if len(self.items_without_audio) >= _MAX_TRACKED_ITEMS:
+            del self.items_without_audio[next(iter(self.items_without_audio))]
+        self.items_without_audio[item["id"]] = None
 
     def _response_created(self, response: Any) -> None:
         # In-band responses write to a conversation; out-of-band ones have conversation_id null.

@@ -49,7 +49,7 @@ class ResponseTracker:
 
     def __init__(self) -> None:
         self._pending_creates: deque[tuple[str | None, float]] = deque(maxlen=64)
-        self._started: dict[str, float] = {}
+        self._started: dict[str, tuple[str | None, float]] = {}  # response id -> (create's event id, time)
         self._awaiting_delta: set[str] = set()
 
     @property
@@ -67,8 +67,7 @@ class ResponseTracker:
                 return
 
     def on_created(self, response_id: str, now: float) -> None:
-        started = self._pending_creates.popleft()[1] if self._pending_creates else now
-        self._started[response_id] = started
+        self._started[response_id] = self._pending_creates.popleft() if self._pending_creates else (None, now)
         self._awaiting_delta.add(response_id)
 
     def on_delta(self, event_type: str, frame: Frame, now: float) -> FirstDelta | None:
@@ -79,14 +78,16 @@ class ResponseTracker:
         if response_id not in self._awaiting_delta:
             return None
         self._awaiting_delta.discard(response_id)
-        seconds = now - self._started.get(response_id, now)
+        seconds = now - self._started.get(response_id, (None, now))[1]
         return FirstDelta(response_id, modality, seconds)
 
     def on_done(self, event: dict[str, Any], now: float) -> ResponseDone:
         response = event.get("response")
         response = response if isinstance(response, dict) else {}
         response_id = response.get("id") if isinstance(response.get("id"), str) else None
-        started = self._started.pop(response_id, None) if response_id else None
+        client_event_id, started = (
+            self._started.pop(response_id, (None, None)) if response_id else (None, None)
+        )
         self._awaiting_delta.discard(response_id or "")
         details = response.get("status_details")
         error = details.get("error") if isinstance(details, dict) else None
@@ -99,4 +100,5 @@ class ResponseTracker:
             seconds=None if started is None else now - started,
             out_of_band=response.get("conversation_id", "") is None,
             tokens=token_counts(response.get("usage")),
+            client_event_id=client_event_id,
         )

@@ -9,6 +9,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from proxy.core import compat
+from proxy.core.context import SessionContext, upstream_target
+from proxy.core.rules import RuleChain
 from proxy.edge.auth import Admission, AdmissionRefused
 from proxy.edge.listener import json_response, phrase
 from proxy.edge.upstream import (
@@ -32,10 +34,11 @@ class UpstreamPlan:
     headers: list[tuple[str, str]]
     subprotocols: list[str]
     beta_client: bool  # translate this client's beta shapes
+    context: SessionContext  # route and model, for the rules' scopes
 
 
 def admit(
-    settings: Settings, admission: Admission, metrics: Metrics, request: Request
+    settings: Settings, admission: Admission, metrics: Metrics, request: Request, chain: RuleChain
 ) -> Response | UpstreamPlan:
     """The plan for the upstream handshake, or the HTTP refusal to answer the client with."""
     try:
@@ -55,11 +58,15 @@ def admit(
     if translate:
         plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
         forwarded = list(plain.items())
+    # Where the session is (route, model), for the rules' scopes; model aliases and the
+    # transcription handshake repair may change the upstream query (pure, in core.context).
+    aliases = settings.models.aliases
+    context = chain.session_context(request.path, aliases)
     try:
-        url = upstream_url(settings.upstream_url, request.path)
+        url = upstream_url(settings.upstream_url, upstream_target(request.path, context, aliases))
     except BadRequestTarget as exc:
         return json_response(400, "invalid_request_target", str(exc))
-    return UpstreamPlan(url, forwarded, subprotocols, translate)
+    return UpstreamPlan(url, forwarded, subprotocols, translate, context)
 
 
 def capacity_refusal(metrics: Metrics) -> Response:

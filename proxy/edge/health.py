@@ -48,12 +48,14 @@ class HealthServer:
                     pass  # headers are not needed
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            status, content_type, body = await self._route(parts[0] if parts else "", path)
+            method = parts[0] if parts else ""
+            status, content_type, body = await self._route(method, path)
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
-            writer.write(head.encode() + body)
+            # HEAD: the GET's headers (Content-Length included), never its body (RFC 9110 9.3.2).
+            writer.write(head.encode() + (b"" if method == "HEAD" else body))
             await writer.drain()
         except ValueError:  # a line over the reader's 64 KiB limit: refuse it, log nothing
             writer.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n")

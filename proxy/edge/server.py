@@ -11,6 +11,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from websockets.http11 import Request, Response
@@ -32,6 +33,9 @@ from proxy.ops.logs import get_logger
 from proxy.ops.metrics import Metrics
 from proxy.ops.settings import Settings
 
+if TYPE_CHECKING:  # the otel extra is optional
+    from proxy.ops.otel import Tracing
+
 log = get_logger("proxy.server")
 SHUTDOWN_CLOSE_BOUND = 2.0  # after the grace period, how long closing handshakes may take
 
@@ -45,11 +49,12 @@ class ProxyServer:
         rng: random.Random | None = None,
         upstream_ssl: ssl.SSLContext | None = None,
         extra_rules: Sequence[Rule] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         s = self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(models=settings.prices)
         self.admission = Admission(s.auth)
-        self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules)
+        self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules, tracing)
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
@@ -100,7 +105,7 @@ class ProxyServer:
         if not self.ready or len(self.relays) + self.handshaking >= self.settings.max_sessions:
             leg.refuse(capacity_refusal(self.metrics))
             return
-        plan = admit(self.settings, self.admission, self.metrics, request)
+        plan = admit(self.settings, self.admission, self.metrics, request, self.sessions.chain)
         if isinstance(plan, Response):
             leg.refuse(plan)
             return
@@ -139,7 +144,15 @@ class ProxyServer:
         query = dict(parse_qsl(request.path.partition("?")[2]))
         path = request.path.split("?", 1)[0]
         pending = PendingSession(
-            plan.beta_client, uuid.uuid4().hex[:16], started, leg.remote, query.get("model"), path, query
+            plan.beta_client,
+            uuid.uuid4().hex[:16],
+            started,
+            leg.remote,
+            query.get("model") or query.get("deployment"),  # OpenAI names a model, Azure a deployment
+            path,
+            plan.context,
+            query,
+            (request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
         relay = self.sessions.start(leg, upstream, pending, self._ended)
         self.relays.add(relay)

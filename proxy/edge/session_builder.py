@@ -7,19 +7,25 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.core.actions import Action, Frame
+from proxy.core.context import SessionContext
+from proxy.core.orchestration_events import OrchestrationOptions
 from proxy.core.retry import ResponseRetrier, RetryPolicy
 from proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from proxy.core.session import CoreOptions, SessionCore
 from proxy.edge.relay import Core, Limits, Relay
 from proxy.edge.wire import Leg
+from proxy.ops.cost import SessionCost
 from proxy.ops.logs import get_logger
 from proxy.ops.metrics import CLOSE_CODES, Metrics
 from proxy.ops.observe import SessionObserver
 from proxy.ops.record import SessionRecorder
 from proxy.ops.settings import Settings
+
+if TYPE_CHECKING:  # the otel extra is optional
+    from proxy.ops.otel import Tracing
 
 log = get_logger("proxy.server")
 
@@ -34,7 +40,9 @@ class PendingSession:
     client_addr: str
     model: str | None
     path: str
+    context: SessionContext
     query: dict[str, str] = field(default_factory=dict)
+    trace_headers: tuple[str | None, str | None] = (None, None)  # the client's traceparent, tracestate
 
 
 class RecordingCore:
@@ -57,13 +65,20 @@ class RecordingCore:
 
 class SessionBuilder:
     def __init__(
-        self, settings: Settings, metrics: Metrics, rng: random.Random, extra_rules: Sequence[Rule] = ()
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        rng: random.Random,
+        extra_rules: Sequence[Rule] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings, self.metrics, self.rng = settings, metrics, rng
+        self.tracing = tracing
         self.chain: RuleChain = build_chain(
             settings.rules.enabled_overrides(),
             observe_only=settings.rules_observe_only,
             extra_rules=extra_rules,  # the plug-in point for rules that are not built in
+            per_model=settings.models.rules,  # [models.rules.<model>] switches
         )
         retry = settings.retry
         self.escalation = build_chain({rule.name: rule.name in retry.escalate_rules for rule in ALL_RULES})
@@ -92,12 +107,13 @@ class SessionBuilder:
             escalation=self.escalation,
             options=CoreOptions(
                 beta_client=pending.beta_client,
-                queue_in_band=s.rules.queue_in_band_responses,
+                orchestration=orchestration_options(s),
                 log_event_types=s.log_event_types,
             ),
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
+        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
         return core
 
     def start(
@@ -110,10 +126,27 @@ class SessionBuilder:
             model=pending.model,
             upstream_host=upstream_host(s.upstream_url),
         )
-        core: Core = self.build_core(pending)
+        session_core = self.build_core(pending)
+        core: Core = session_core
         if s.record_dir:
-            core = RecordingCore(core, SessionRecorder(s.record_dir, pending.session_id))  # type: ignore[arg-type]
-        observer = SessionObserver(metrics, session_log)
+            core = RecordingCore(session_core, SessionRecorder(s.record_dir, pending.session_id))
+        trace = (
+            self.tracing.session(
+                session_id=pending.session_id,
+                model=pending.model,
+                traceparent=pending.trace_headers[0],
+                tracestate=pending.trace_headers[1],
+            )
+            if self.tracing is not None
+            else None
+        )
+        observer = SessionObserver(
+            metrics,
+            session_log,
+            cost=SessionCost(pending.model, s.prices),
+            trace=trace,
+            server_model=lambda: session_core.state.live_model,
+        )
 
         def finished(relay: Relay) -> None:
             metrics.sessions_active.dec()
@@ -136,6 +169,7 @@ class SessionBuilder:
                 upstream_close=close_desc(upstream),
                 **observer.summary(),
             )
+            observer.end(relay.outcome)
             on_end(relay)
 
         relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
@@ -147,6 +181,21 @@ class SessionBuilder:
             beta_client=pending.beta_client,
         )
         return relay
+
+
+def orchestration_options(settings: Settings) -> OrchestrationOptions | None:
+    """The turn-taking stage's options from `[orchestration]` (None: off); dry run only observes."""
+    o = settings.orchestration
+    if o.mode == "off":
+        return None
+    return OrchestrationOptions(
+        observe_only=settings.orchestration_observe_only,
+        serialise=o.serialise_responses or settings.rules.queue_in_band_responses,
+        coalesce_tool_calls=o.coalesce_tool_calls,
+        hold_early_cancels=o.hold_early_cancels,
+        max_held=o.max_held_creates,
+        tool_output_timeout=o.tool_output_timeout,
+    )
 
 
 def upstream_host(url: str) -> str:

@@ -36,7 +36,7 @@ class ResponsePlan:
     max_output_tokens: int | str
     metadata: dict[str, str] | None
     audio_output: dict[str, Any]
-    tool: dict[str, Any] | None = None  # the function to call, if the response must call one
+    calls: list[dict[str, Any]] = field(default_factory=list)  # functions to call, in parallel
     failure: tuple[str, str | None] | None = None  # (error type, code) for a failed response
     input_items: int = 0
 
@@ -59,6 +59,7 @@ class ResponseRun:
     session: FakeSession
     plan: ResponsePlan
     cancel_requested: bool = False
+    started: bool = False  # response.created is out: from then on the response can be cancelled
     task: asyncio.Task[None] | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     text_tokens: int = 0
@@ -74,6 +75,7 @@ class ResponseRun:
         try:
             if s.controls.response_delay > 0:
                 await asyncio.sleep(s.controls.response_delay)
+            self.started = True  # cancellable from the moment response.created goes out
             await s.emit("response.created", response=self._body("in_progress"))
             if self.plan.failure is not None:
                 await asyncio.sleep(s.controls.delta_interval)
@@ -81,8 +83,9 @@ class ResponseRun:
                 return
             status, details = "completed", None
             try:
-                if self.plan.tool is not None:
-                    await self._function_call()
+                if self.plan.calls:
+                    for tool in self.plan.calls:
+                        await self._function_call(tool)
                 else:
                     await self._message()
                 if self._truncated:
@@ -190,8 +193,7 @@ class ResponseRun:
             words = words[:limit]
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
-    async def _function_call(self) -> None:
-        tool = self.plan.tool or {}
+    async def _function_call(self, tool: dict[str, Any]) -> None:
         call_id = new_id("call")
         item: dict[str, Any] = {
             "id": new_id("item"),
@@ -213,7 +215,7 @@ class ResponseRun:
                 call_id=call_id,
                 delta=args[start : start + 8],
             )
-        self.text_tokens = max(1, len(args) // 4)
+        self.text_tokens += max(1, len(args) // 4)
         await self._step()
         await self.session.emit(
             "response.function_call_arguments.done",

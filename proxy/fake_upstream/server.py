@@ -16,6 +16,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from .session import FakeSession
+from .translation import FakeTranslationSession
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
@@ -95,15 +96,22 @@ class FakeUpstream:
         api_key: str | None = None,
         max_size: int = 16 * 1024 * 1024,
         delta_interval: float = 0.002,
+        response_delay: float = 0.0,
+        parallel_function_calls: int = 1,
     ) -> None:
         self.host = host
         self.port = port
         self.api_key = api_key
         self.max_size = max_size
         self.delta_interval = delta_interval
-        self.response_delay = 0.0
+        # Latency: seconds from a `response.create` to its `response.created` (the response is not
+        # cancellable before that), then `delta_interval` between the response's events.
+        self.response_delay = response_delay
+        # Function calls a tool-calling response makes at once (`tool_choice: "required"`).
+        self.parallel_function_calls = parallel_function_calls
         self.handshake_delay = 0.0
         self.echo_audio = False
+        self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent
         self.fail_all_out_of_band = False
         self.refuse_handshake: tuple[int, dict[str, Any]] | None = None
         self.connections: list[ConnectionRecord] = []
@@ -189,7 +197,7 @@ class FakeUpstream:
         if self.refuse_handshake is not None:
             status, body = self.refuse_handshake
             return json_response(status, body)
-        if not record.path.rstrip("/").endswith("/realtime"):
+        if not record.path.rstrip("/").endswith(("/realtime", "/realtime/translations")):
             error = {"message": f"Invalid URL (GET {record.path})", "type": "invalid_request_error"}
             return json_response(404, {"error": {**error, "code": None, "param": None}})
         key = _api_key(record)
@@ -221,15 +229,20 @@ class FakeUpstream:
             await ws.send(text)
 
         model = record.query.get("model", "gpt-realtime")
-        session = FakeSession(
-            self,
-            send_text,
-            model=model,
-            sideband="call_id" in record.query,
-            transcription=record.query.get("intent") == "transcription",
-        )
+        session: FakeSession | FakeTranslationSession
+        if record.path.rstrip("/").endswith("/translations"):
+            session = FakeTranslationSession(send_text, model=model)
+        else:
+            session = FakeSession(
+                self,
+                send_text,
+                model=model,
+                sideband="call_id" in record.query,
+                transcription=record.query.get("intent") == "transcription",
+                model_in_transcription_query="model" in record.query,
+            )
         try:
-            if record.beta:
+            if record.beta and isinstance(session, FakeSession):
                 await session.reject_beta()
                 await ws.close(4000, "beta_api_shape_disabled")
                 return
@@ -237,6 +250,9 @@ class FakeUpstream:
             async for frame in ws:
                 record.received.append(frame)
                 await session.handle(frame)
+                if session.close_request is not None:
+                    await ws.close(*session.close_request)
+                    break
         except ConnectionClosed:
             pass
         finally:

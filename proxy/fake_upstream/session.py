@@ -44,7 +44,9 @@ class Controls(Protocol):
 
     delta_interval: float
     response_delay: float
+    parallel_function_calls: int
     echo_audio: bool
+    audio_shortfall_ms: int
 
     def take_out_of_band_failure(self) -> tuple[str, str | None] | None: ...
 
@@ -121,10 +123,15 @@ class FakeSession:
         model: str,
         sideband: bool = False,
         transcription: bool = False,
+        model_in_transcription_query: bool = False,
     ) -> None:
         self.controls = controls
         self._send_text = send_text
         self.sideband = sideband
+        # `?intent=transcription&model=X` opens a session that refuses its transcription
+        # config (livekit/agents-js #1756); the server then closes the socket.
+        self.query_model = model if transcription and model_in_transcription_query else None
+        self.close_request: tuple[int, str] | None = None
         self.session = transcription_session(model) if transcription else default_session(model)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
@@ -239,7 +246,8 @@ class FakeSession:
     def audio_delivered(self, item_id: str, ms: int, *, in_band: bool) -> None:
         self.assistant_audio = True
         if in_band:
-            self.delivered_ms[item_id] = ms
+            # The server's item can be shorter than the audio it sent (pipecat #2106).
+            self.delivered_ms[item_id] = max(0, ms - self.controls.audio_shortfall_ms)
 
     def response_finished(self, run: ResponseRun) -> None:
         self.active.pop(run.id, None)
@@ -255,6 +263,11 @@ class FakeSession:
     # --- client events -------------------------------------------------------------------------
 
     async def _session_update(self, event: dict[str, Any]) -> None:
+        if self.query_model is not None:
+            self.close_request = (4000, "invalid_request_error.invalid_model")
+            raise ApiError(
+                f'Model "{self.query_model}" is not supported in transcription mode.', code="invalid_model"
+            )
         update = check_session_update(event.get("session"), self.session["type"])
         voice = update.get("audio", {}).get("output", {}).get("voice")
         if voice is not None and voice != self.session["audio"]["output"]["voice"] and self.assistant_audio:
@@ -353,6 +366,12 @@ class FakeSession:
         item = self.items[self._index(event["item_id"], "item_id")]
         if item.get("role") != "assistant":
             raise ApiError("Only assistant messages can be truncated.", code="invalid_value", param="item_id")
+        if item["id"] not in self.delivered_ms:  # text output, or cancelled before any audio
+            raise ApiError(
+                "Only model output audio messages can be truncated",
+                code="unsupported_content_type",
+                param="item_id",
+            )
         delivered = self.delivered_ms.get(item["id"], 0)
         if end_ms > delivered:
             raise ApiError(
@@ -372,6 +391,8 @@ class FakeSession:
         )
 
     async def _response_create(self, event: dict[str, Any]) -> None:
+        if self.session["type"] == "transcription":  # wording not verified against the API
+            raise ApiError("Transcription sessions do not support responses.", code="invalid_request_error")
         params = check_response_create(event.get("response"))
         in_band = params.get("conversation", "auto") != "none"
         if in_band and self.in_band is not None:
@@ -396,11 +417,12 @@ class FakeSession:
             if failure is None and isinstance(choice, dict):
                 failure = ("server_error", None)  # THE SEED BUG: object tool_choice out-of-band
         functions = [t for t in tools if t.get("type", "function") == "function"]
-        tool = None
+        calls: list[dict[str, Any]] = []
         if choice == "required" and functions:
-            tool = functions[0]
+            count = max(1, self.controls.parallel_function_calls)
+            calls = [functions[i % len(functions)] for i in range(count)]
         elif isinstance(choice, dict) and choice.get("type") == "function":
-            tool = next((t for t in functions if t.get("name") == choice.get("name")), None)
+            calls = [t for t in functions if t.get("name") == choice.get("name")][:1]
         out = s["audio"]["output"]
         requested = params.get("audio", {}).get("output", {})
         return ResponsePlan(
@@ -413,7 +435,7 @@ class FakeSession:
                 "format": requested.get("format", out["format"]),
                 "voice": requested.get("voice", out["voice"]),
             },
-            tool=tool,
+            calls=calls,
             failure=failure,
             input_items=len(params.get("input", [])),
         )
@@ -421,7 +443,9 @@ class FakeSession:
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         response_id = event.get("response_id")
         run = self.active.get(response_id) if response_id else self.in_band
-        if run is None or run.cancel_requested:
+        # A response exists for cancelling only once `response.created` is out: an early cancel
+        # fails and the response plays on (livekit/agents #6223).
+        if run is None or not run.started or run.cancel_requested:
             raise ApiError(
                 "Cancellation failed: no active response found",
                 code="response_cancel_not_active",

@@ -209,6 +209,9 @@ def check_item(value: object, param: str) -> dict[str, Any]:
         for i, part in enumerate(content):
             where = f"{param}.content[{i}]"
             _require_object(part, where)
+            if role == "assistant" and part.get("type") == "output_audio":
+                # Allowed by the types, refused by the API (openai-agents-js #963).
+                raise missing_parameter(f"{where}.text")
             if part.get("type") not in allowed:
                 # The API names the text variant for assistant/system ("Value must be 'output_text'.").
                 shown = allowed if role == "user" else allowed[:1]
@@ -249,6 +252,8 @@ def check_audio_block(audio: object, prefix: str, *, response: bool) -> None:
         if "voice" in sub and not isinstance(sub["voice"], str | dict):
             raise invalid_type(f"{where}.voice", "a string", sub["voice"])
         speed = sub.get("speed")
+        if "speed" in sub and speed is None:  # livekit/agents #2577
+            raise invalid_type(f"{where}.speed", "a decimal", None)
         if speed is not None and (not isinstance(speed, int | float) or not 0.25 <= speed <= 1.5):
             raise ApiError(
                 f"Invalid '{where}.speed': expected a number between 0.25 and 1.5.",
@@ -273,6 +278,12 @@ def check_session_update(session: object, current_type: str) -> dict[str, Any]:
         raise missing_parameter("session.type")
     if sess["type"] not in ("realtime", "transcription"):
         raise invalid_value("session.type", sess["type"], ["realtime", "transcription"])
+    if sess["type"] == "transcription" and current_type == "realtime":
+        raise ApiError(
+            "Passing a transcription session update event to a realtime session is not allowed.",
+            code="invalid_parameter",
+            param="session.type",
+        )
     if sess["type"] != current_type:
         raise ApiError(
             f"Cannot update a session's type from '{current_type}' to '{sess['type']}'.",

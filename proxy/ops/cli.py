@@ -8,6 +8,7 @@ import os
 import signal
 import ssl
 import sys
+import textwrap
 from collections.abc import Coroutine
 from typing import Any
 
@@ -15,14 +16,34 @@ from proxy import __version__
 from proxy.ops.logs import configure_logging, get_logger
 from proxy.ops.settings import ConfigError, Settings, load_settings
 
+EPILOG = """commands:
+  lint FILE             check recorded or captured client events offline, without a network;
+                        see `realtime-proxy lint --help`
+  rules                 the rule catalogue: what each rule prevents, where, and its evidence
+  probe                 which rules each model still needs (OPENAI_API_KEY; throwaway sessions)
+
+tracing (optional: pip install -e '.[otel]'):
+  OTEL_EXPORTER_OTLP_ENDPOINT   export one span per session and per response over OTLP/HTTP
+  OTEL_SERVICE_NAME             service name of the spans (default realtime-repair-proxy)
+
+exit codes: 0 stopped by SIGTERM/SIGINT, 1 start-up failed (port, TLS, key file), 2 bad configuration
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realtime-proxy",
-        description="Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
-        "events. Every setting can also come from REALTIME_PROXY_<NAME> "
-        "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
-        "Precedence: flag > environment > config file > default. Subcommand: `realtime-proxy lint FILE`.",
+        usage="%(prog)s [options]\n       %(prog)s lint FILE [--format {text,json}] [--config PATH]"
+        "\n       %(prog)s rules [--format {text,json,markdown}]\n       %(prog)s probe [options]",
+        description=textwrap.fill(
+            "Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
+            "events. Every setting can also come from REALTIME_PROXY_<NAME> "
+            "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
+            "Precedence: flag > environment > config file > default.",
+            88,
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"realtime-proxy {__version__}")
     parser.add_argument("--config", metavar="PATH", help="TOML config file (see config/proxy.toml)")
@@ -39,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="serve a simulated Realtime API in-process instead of a real upstream",
+    )
+    parser.add_argument(
+        "--fake-upstream-latency",
+        type=float,
+        metavar="SECONDS",
+        help="with --fake-upstream: time from response.create to response.created (default 0)",
     )
     parser.add_argument(
         "--dry-run",
@@ -61,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         from proxy.ops.lint import main as lint_main
 
         return lint_main(argv[1:])
+    if argv and argv[0] == "rules":
+        from proxy.ops.catalogue import main as rules_main
+
+        return rules_main(argv[1:])
+    if argv and argv[0] == "probe":
+        from proxy.ops.probe import main as probe_main
+
+        return probe_main(argv[1:])
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "config"}
     try:
@@ -69,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realtime-proxy: {exc}", file=sys.stderr)
         return 2
     configure_logging(log_format=settings.log_format, level=settings.log_level)
+    for message in settings.deprecations:
+        get_logger().warning("config_deprecated", message=message)
     try:
         return _run_loop(settings.event_loop, _serve(settings, argv))
     except KeyboardInterrupt:
@@ -118,11 +155,14 @@ async def _serve(settings: Settings, argv: list[str]) -> int:
     if settings.fake_upstream:
         from proxy.fake_upstream import FakeUpstream
 
-        fake = FakeUpstream(host="127.0.0.1", port=0)
+        fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
-    metrics = Metrics()
-    server = ProxyServer(settings, metrics=metrics)
+    from proxy.ops.tracing import tracing_from_environment
+
+    metrics = Metrics(models=settings.prices)
+    tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
+    server = ProxyServer(settings, metrics=metrics, tracing=tracing)
     await server.start(_server_ssl(settings), reuse_port=bool(os.environ.get(WORKER_ENV)))
     health = HealthServer(metrics.registry, lambda: server.ready)
     await health.start(settings.metrics_host, settings.metrics_port)
@@ -141,6 +181,9 @@ async def _serve(settings: Settings, argv: list[str]) -> int:
         fake_upstream=bool(fake),
         tls=bool(settings.tls_cert),
         rules_mode="observe" if settings.rules_observe_only else "repair",
+        orchestration_mode="observe"
+        if settings.orchestration_observe_only and settings.orchestration.mode != "off"
+        else settings.orchestration.mode,
         version=__version__,
         event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
@@ -148,6 +191,8 @@ async def _serve(settings: Settings, argv: list[str]) -> int:
     log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
     await server.shutdown()
     await health.stop()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)  # flush the last spans (blocking export)
     if fake is not None:
         await fake.stop()
     log.info("shutdown_complete")

@@ -144,7 +144,7 @@ def _finding(number: int, event_type: str, event_id: Any, action: Any) -> Findin
             path=action.path,
             before=action.before,
             after=action.after,
-            prevents=_prevents(action.rule),
+            prevents=_prevents(action.rule, action.path),
             count=action.count,
         )
     if isinstance(action, Refusal):
@@ -162,9 +162,10 @@ def _finding(number: int, event_type: str, event_id: Any, action: Any) -> Findin
     return None
 
 
-def _prevents(rule: str) -> str | None:
+def _prevents(rule: str, path: str) -> str | None:
+    """The rule's API error, naming the field this rewrite touched where the rule's text says "{path}"."""
     try:
-        return rule_by_name(rule).prevents
+        return rule_by_name(rule).prevents.replace("{path}", path)
     except KeyError:  # a plug-in rule
         return None
 

@@ -6,7 +6,7 @@ outside KNOWN_ERROR_CODES become "other", close codes outside the RFC/API set be
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from proxy import __version__
 from proxy.core.traffic import TrafficCounts
+from proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 
 # `_created` timestamp series double the exposition for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -47,6 +48,21 @@ HANDSHAKE_RESULTS = (
     "rejected_beta",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
+# Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
+ORCHESTRATION_ACTIONS = (
+    "held",
+    "released",
+    "coalesced",
+    "overflow",
+    "dropped",
+    "cancel_held",
+    "cancel_released",
+    "cancel_absorbed",
+    "would_hold",
+    "would_coalesce",
+    "would_hold_cancel",
+    "would_absorb_cancel",
+)
 RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
 MODALITIES = ("audio", "text", "function_call")
 TOKEN_MODALITIES = ("text", "audio", "image")
@@ -70,6 +86,8 @@ KNOWN_ERROR_CODES = (
 )
 CLOSE_CODES = ("1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "1012", "1013", "1014", "4000")
 CLOSE_SIDES = ("client", "upstream")
+# One narrow bucket just below each possible attempt count (1..10, the max_attempts limit).
+ATTEMPT_BUCKETS = tuple(edge for n in range(1, 11) for edge in (n - 0.001, float(n)))
 
 
 def bounded(value: str | None, allowed: tuple[str, ...], *, none: str = "none") -> str:
@@ -98,8 +116,12 @@ class TrafficCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, models: Iterable[str] = DEFAULT_PRICES
+    ) -> None:
+        """`models`: the price table's models, the bounded values of every `model` label (else "other")."""
         self.registry = registry or CollectorRegistry()
+        self.models = (*models, OTHER_MODEL)
         r = self.registry
         p = PREFIX
         Info(f"{p}_build", "Proxy build information", registry=r).info({"version": __version__})
@@ -110,7 +132,8 @@ class Metrics:
         self.session_duration = Histogram(
             f"{p}_session_duration_seconds",
             "Session duration",
-            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+            # Sub-second buckets too: a test call or a refused session lasts well under a second.
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600),
             registry=r,
         )
         self.traffic = TrafficCounts()
@@ -137,7 +160,9 @@ class Metrics:
         self.retry_attempts = Histogram(
             f"{p}_oob_retry_attempts",
             "Upstream attempts per tracked response",
-            buckets=(1, 2, 3, 4, 5, 10),
+            # Attempts are whole numbers from 1: a bucket ending at each integer (and one below 1) puts
+            # histogram_quantile's interpolation on the value itself, so p50 of all-1 reads 1, not 0.5.
+            buckets=ATTEMPT_BUCKETS,
             registry=r,
         )
         self.retry_added_seconds = Histogram(
@@ -150,7 +175,10 @@ class Metrics:
             f"{p}_upstream_errors_total", "Upstream error events", ["error_type", "code"], registry=r
         )
         self.responses_total = Counter(
-            f"{p}_responses_total", "Responses by final status", ["status", "error_type"], registry=r
+            f"{p}_responses_total",
+            "Responses by final status",
+            ["status", "error_type", "model"],
+            registry=r,
         )
         self.response_duration = Histogram(
             f"{p}_response_duration_seconds",
@@ -169,7 +197,13 @@ class Metrics:
         self.tokens_total = Counter(
             f"{p}_tokens_total",
             "Tokens from response.done usage",
-            ["direction", "modality", "cached"],
+            ["direction", "modality", "cached", "model"],
+            registry=r,
+        )
+        self.cost_usd_total = Counter(
+            f"{p}_cost_usd",
+            "USD for response.done usage at the configured price per model",
+            ["model"],
             registry=r,
         )
         self.rate_limit_remaining = Gauge(
@@ -183,6 +217,15 @@ class Metrics:
         )
         self.beta_sessions_total = Counter(
             f"{p}_beta_sessions_total", "Beta-shaped client sessions by handling", ["mode"], registry=r
+        )
+        self.orchestration_total = Counter(
+            f"{p}_orchestration_total", "Turn-taking actions on in-band responses", ["action"], registry=r
+        )
+        self.orchestration_held = Histogram(
+            f"{p}_orchestration_held_seconds",
+            "Time a response.create was held before it went upstream",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
+            registry=r,
         )
         self._preinitialise()
 
@@ -202,14 +245,18 @@ class Metrics:
             self.retries_total.labels(outcome)
         for status in RESPONSE_STATUSES:
             self.response_duration.labels(status)
-            self.responses_total.labels(status, "none")
-        self.responses_total.labels("failed", "server_error")
+        for model in self.models:
+            self.cost_usd_total.labels(model)
+            for status in RESPONSE_STATUSES:
+                self.responses_total.labels(status, "none", model)
+            self.responses_total.labels("failed", "server_error", model)
         for modality in MODALITIES:
             self.time_to_first_delta.labels(modality)
-        for modality in TOKEN_MODALITIES:
-            self.tokens_total.labels("input", modality, "false")
-            self.tokens_total.labels("input", modality, "true")
-            self.tokens_total.labels("output", modality, "false")
+        for model in self.models:
+            for modality in TOKEN_MODALITIES:
+                self.tokens_total.labels("input", modality, "false", model)
+                self.tokens_total.labels("input", modality, "true", model)
+                self.tokens_total.labels("output", modality, "false", model)
         for error_type in ("invalid_request_error", "server_error"):
             self.upstream_errors_total.labels(error_type, "other")
         for side in CLOSE_SIDES:
@@ -217,3 +264,5 @@ class Metrics:
                 self.closes_total.labels(side, code)
         for mode in ("translate", "reject", "passthrough"):
             self.beta_sessions_total.labels(mode)
+        for action in ORCHESTRATION_ACTIONS:
+            self.orchestration_total.labels(action)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from proxy.ops.cost import DEFAULT_PRICES, ModelPrice
+
 ENV_PREFIX = "REALTIME_PROXY_"
 
 
@@ -29,6 +31,7 @@ class RulesSettings(_Strict):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     mode: Literal["repair", "observe"] = "repair"
+    # Deprecated: in-band responses are serialised by default now (`[orchestration]`).
     queue_in_band_responses: bool = False
 
     @model_validator(mode="after")
@@ -45,6 +48,45 @@ class RulesSettings(_Strict):
 
     def enabled_overrides(self) -> dict[str, bool]:
         return {name: toggle.enabled for name, toggle in (self.model_extra or {}).items()}
+
+
+class OrchestrationSettings(_Strict):
+    """Turn-taking on the upstream leg (README: Turn-taking). `observe` logs and counts what would
+    be held or absorbed and forwards everything unchanged; so does `--dry-run`."""
+
+    mode: Literal["repair", "observe", "off"] = "repair"
+    serialise_responses: bool = True
+    coalesce_tool_calls: bool = True
+    hold_early_cancels: bool = True
+    max_held_creates: int = Field(8, ge=1, le=1000)
+    tool_output_timeout: float = Field(10.0, gt=0)
+
+
+QUEUE_DEPRECATED = (
+    "rules.queue_in_band_responses is deprecated and has no effect of its own: in-band responses "
+    "are serialised by default ([orchestration] serialise_responses = true); to turn turn-taking "
+    'off, set [orchestration] mode = "off". Remove the key.'
+)
+
+
+class ModelsSettings(_Strict):
+    """`[models]`: `aliases` maps a model name in the handshake's `model=` query to the one opened
+    upstream (e.g. a retired model to its successor); `rules.<model>` switches rules for
+    sessions of that model (as session.created reports it, else as the handshake asked)."""
+
+    aliases: dict[str, str] = Field(default_factory=dict)
+    rules: dict[str, dict[str, bool]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_rules_only(self) -> ModelsSettings:
+        from proxy.core.rules import ALL_RULES
+
+        known = {rule.name for rule in ALL_RULES}
+        for model, switches in self.rules.items():
+            unknown = sorted(set(switches) - known)
+            if unknown:
+                raise ValueError(f"models.rules.{model}: unknown rule(s) {', '.join(unknown)}")
+        return self
 
 
 class RetrySettings(_Strict):
@@ -92,6 +134,7 @@ class Settings(_Strict):
     log_event_types: bool = False
     dry_run: bool = False
     fake_upstream: bool = False
+    fake_upstream_latency: float = Field(0.0, ge=0, le=30)  # seconds to each simulated response.created
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     handshake_timeout: float = Field(10.0, gt=0)
     ping_interval: float = Field(20.0, ge=0)
@@ -113,6 +156,17 @@ class Settings(_Strict):
     retry: RetrySettings = RetrySettings()
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {**_default_prices(), **value}
 
     @field_validator("upstream_url")
     @classmethod
@@ -130,6 +184,19 @@ class Settings(_Strict):
     @property
     def rules_observe_only(self) -> bool:
         return self.dry_run or self.rules.mode == "observe"
+
+    @property
+    def orchestration_observe_only(self) -> bool:
+        return self.dry_run or self.orchestration.mode == "observe"
+
+    @property
+    def deprecations(self) -> list[str]:
+        """Settings that still load but should go; logged once at start-up."""
+        return [QUEUE_DEPRECATED] if "queue_in_band_responses" in self.rules.model_fields_set else []
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    return {name: ModelPrice(**price) for name, price in DEFAULT_PRICES.items()}
 
 
 class ConfigError(Exception):

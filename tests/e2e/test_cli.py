@@ -5,10 +5,12 @@ bad config exits 2 naming the key; precedence flag > env > file on a running pro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -102,3 +104,43 @@ async def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             listening = next(json.loads(x) for x in running.lines if '"proxy_listening"' in x)
             assert listening["upstream"] == expected, shlex.join(extra)
             assert await running.stop() == 0
+
+
+async def test_deprecated_queue_setting_is_named_at_start_and_dry_run_observes_turns(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.toml"
+    config.write_text("[rules]\nqueue_in_band_responses = true\n")
+    args = ("--config", str(config), "--fake-upstream", "--dry-run", "--log-format", "json", *LOOPBACK)
+    async with proxy_process(*args) as running:
+        assert await running.stop() == 0
+    events = {e["event"]: e for e in (json.loads(line) for line in running.lines if line.startswith("{"))}
+    assert "rules.queue_in_band_responses is deprecated" in events["config_deprecated"]["message"]
+    assert events["config_deprecated"]["level"] == "warning"
+    assert events["proxy_listening"]["orchestration_mode"] == "observe"
+
+
+async def test_fake_upstream_latency_and_an_early_cancel_through_the_real_process() -> None:
+    from openai import AsyncOpenAI
+
+    args = ("--fake-upstream", "--fake-upstream-latency", "0.3", "--log-format", "json", *LOOPBACK)
+    async with proxy_process(*args) as running:
+        client = AsyncOpenAI(api_key="sk-test", websocket_base_url=f"ws://127.0.0.1:{running.port}/v1")
+        async with asyncio.timeout(10), client.realtime.connect(model="gpt-realtime") as connection:
+            assert (await connection.recv()).type == "session.created"
+            started = time.monotonic()
+            await connection.response.create(response={"output_modalities": ["text"]})
+            await connection.response.cancel()
+            seen = []
+            async for event in connection:
+                seen.append(event.type)
+                if event.type == "response.created":
+                    waited = time.monotonic() - started
+                if event.type == "response.done":
+                    assert event.response.status == "cancelled"
+                    break
+        assert "error" not in seen and waited >= 0.3
+        assert await running.stop() == 0
+    events = [json.loads(line) for line in running.lines if line.startswith("{")]
+    assert [e["event"] for e in events if e["event"].startswith("cancel_")] == [
+        "cancel_held",
+        "cancel_released",
+    ]

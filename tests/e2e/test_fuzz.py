@@ -64,7 +64,8 @@ async def echo() -> Iterator[EchoUpstream]:
 
 
 async def test_bad_input_forwarded_untouched(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:
-    proxy = await make_proxy(upstream_url=echo.url)
+    # Turn-taking off: this upstream never answers, so a second in-band create would be held.
+    proxy = await make_proxy(upstream_url=echo.url, orchestration={"mode": "off"})
     async with asyncio.timeout(20), connect(proxy.realtime_url, max_size=None) as client:
         conn = await echo.next_conn()
         for frame in BAD_INPUTS:

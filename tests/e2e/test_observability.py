@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+import pytest
 from openai import AsyncOpenAI
 
 from proxy.core.tracker import token_counts
@@ -17,6 +18,34 @@ from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL, RawClient
 
 SECRET = "sk-proj-KNOWNSECRET0123456789"
 EPHEMERAL = "ek_68af2d0c1a2b3c4d5e6f7a8b9c0d1e2f"
+
+
+# Prices chosen so every token kind has its own weight (USD per 1M tokens).
+PRICE = {
+    "text_input": 1.0,
+    "text_cached_input": 0.5,
+    "text_output": 3.0,
+    "audio_input": 10.0,
+    "audio_cached_input": 0.25,
+    "audio_output": 30.0,
+    "image_input": 7.0,
+    "image_cached_input": 0.7,
+}
+
+
+def usd_at_price(usage: dict[str, Any]) -> float:
+    """The bill for one usage block at PRICE, from the API's own fields (independent of the proxy)."""
+    inputs, outputs = usage["input_token_details"], usage["output_token_details"]
+    cached = inputs["cached_tokens_details"]
+    total = 0.0
+    for modality in ("text", "audio"):
+        fresh = inputs[f"{modality}_tokens"] - cached[f"{modality}_tokens"]
+        total += (
+            fresh * PRICE[f"{modality}_input"]
+            + cached[f"{modality}_tokens"] * PRICE[f"{modality}_cached_input"]
+        )
+        total += outputs[f"{modality}_tokens"] * PRICE[f"{modality}_output"]
+    return total / 1_000_000
 
 
 async def until_done(connection: Any) -> Any:
@@ -32,7 +61,9 @@ def sent_by_fake(proxy: RunningProxy) -> list[dict[str, Any]]:
 
 
 async def test_full_session_metrics_are_exact(make_proxy: ProxyFactory) -> None:
-    proxy = await make_proxy(retry={"backoff_base": 0.01, "backoff_cap": 0.02})
+    proxy = await make_proxy(
+        retry={"backoff_base": 0.01, "backoff_cap": 0.02}, prices={"gpt-realtime": PRICE}
+    )
     client = AsyncOpenAI(api_key=SECRET, websocket_base_url=proxy.ws_base)
     audio_chunk = base64.b64encode(bytes(960)).decode()  # 20 ms of PCM16 at 24 kHz
     async with client.realtime.connect(model="gpt-realtime") as connection:
@@ -104,8 +135,11 @@ async def test_full_session_metrics_are_exact(make_proxy: ProxyFactory) -> None:
     assert sample(m, "realtime_proxy_oob_retry_attempts_count") == 1
     assert sample(m, "realtime_proxy_oob_retry_attempts_sum") == 2
     assert sample(m, "realtime_proxy_oob_retry_added_seconds_count") == 1
-    assert sample(m, "realtime_proxy_responses_total", status="completed", error_type="none") == 4
-    assert sample(m, "realtime_proxy_responses_total", status="failed", error_type="server_error") == 1
+    model = {"model": "gpt-realtime"}
+    assert sample(m, "realtime_proxy_responses_total", status="completed", error_type="none", **model) == 4
+    assert (
+        sample(m, "realtime_proxy_responses_total", status="failed", error_type="server_error", **model) == 1
+    )
     assert sample(m, "realtime_proxy_response_duration_seconds_count", status="completed") == 4
     assert sample(m, "realtime_proxy_time_to_first_delta_seconds_count", modality="text") == 2
     assert sample(m, "realtime_proxy_time_to_first_delta_seconds_count", modality="function_call") == 1
@@ -118,9 +152,21 @@ async def test_full_session_metrics_are_exact(make_proxy: ProxyFactory) -> None:
     assert expected_tokens  # the fake reports real usage
     for (direction, modality, cached), count in expected_tokens.items():
         assert (
-            sample(m, "realtime_proxy_tokens_total", direction=direction, modality=modality, cached=cached)
+            sample(
+                m,
+                "realtime_proxy_tokens_total",
+                direction=direction,
+                modality=modality,
+                cached=cached,
+                **model,
+            )
             == count
         )
+    # Cost: the fake's usage at the configured prices, worked out here from the raw usage fields.
+    expected_usd = sum(usd_at_price(done["response"]["usage"]) for done in upstream_dones)
+    assert expected_usd > 0
+    assert sample(m, "realtime_proxy_cost_usd_total", **model) == pytest.approx(expected_usd, rel=1e-12)
+    assert sample(m, "realtime_proxy_cost_usd_total", model="other") == 0
     last_limits = [e for e in sent_by_fake(proxy) if e["type"] == "rate_limits.updated"][-1]["rate_limits"]
     for entry in last_limits:
         assert sample(m, "realtime_proxy_rate_limit_remaining", name=entry["name"]) == entry["remaining"]
@@ -144,6 +190,7 @@ async def test_full_session_metrics_are_exact(make_proxy: ProxyFactory) -> None:
     assert summary["retries"] == {"recovered": 1}
     assert summary["responses"] == {"completed": 4, "failed": 1}
     assert summary["outcome"] == "client_closed" and summary["closed_by"] == "client"
+    assert summary["cost_usd"] == round(expected_usd, 6) and summary["priced_as"] == "gpt-realtime"
 
 
 async def test_no_secret_or_audio_reaches_a_log_line(make_proxy: ProxyFactory) -> None:
@@ -191,3 +238,27 @@ async def test_no_secret_or_audio_reaches_a_log_line(make_proxy: ProxyFactory) -
         assert forbidden not in text
     metrics_text = json.dumps(await proxy.scrape())
     assert SECRET not in metrics_text and EPHEMERAL not in metrics_text
+
+
+async def test_a_sideband_session_is_priced_as_the_model_the_server_names(make_proxy: ProxyFactory) -> None:
+    """A `?call_id=` socket names no model; session.created does, and the session is priced as that."""
+    proxy = await make_proxy(prices={"gpt-realtime": PRICE})
+    client = await RawClient.open(f"{proxy.ws_base}/realtime?call_id=rtc_sideband_1")
+    (created,) = client.seen  # session.created, read by open()
+    assert created["session"]["model"] == "gpt-realtime"
+    await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    done = await client.until("response.done")
+    assert done["response"]["status"] == "completed"
+    await client.close()
+    async with asyncio.timeout(5):
+        while proxy.server.relays:
+            await asyncio.sleep(0.01)
+    expected_usd = usd_at_price(done["response"]["usage"])
+    assert expected_usd > 0
+    m = await proxy.scrape()
+    assert sample(m, "realtime_proxy_cost_usd_total", model="gpt-realtime") == pytest.approx(expected_usd)
+    assert (
+        sample(m, "realtime_proxy_responses_total", status="completed", error_type="none", model="other") == 0
+    )
+    summary = next(line for line in proxy.log_lines() if line["event"] == "session_closed")
+    assert summary["priced_as"] == "gpt-realtime" and summary["model"] is None

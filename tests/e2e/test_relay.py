@@ -29,21 +29,23 @@ async def echo() -> EchoUpstream:
 
 
 @pytest.mark.parametrize(
-    "target",
+    ("target", "upstream"),
     [
-        "/v1/realtime?model=gpt-realtime",
-        "/v1/realtime?call_id=rtc_x",
-        "/openai/v1/realtime?model=dep",
-        "/v1/realtime?intent=transcription&model=gpt-realtime",
+        ("/v1/realtime?model=gpt-realtime", None),
+        ("/v1/realtime?call_id=rtc_x", None),
+        ("/openai/v1/realtime?model=dep", None),
+        ("/v1/realtime/translations?model=gpt-realtime-translate", None),
+        # transcription_handshake_model: the model moves into the session (livekit/agents-js #1756)
+        ("/v1/realtime?intent=transcription&model=gpt-realtime", "/v1/realtime?intent=transcription"),
     ],
 )
 async def test_path_and_query_reach_upstream_verbatim(
-    make_proxy: ProxyFactory, echo: EchoUpstream, target: str
+    make_proxy: ProxyFactory, echo: EchoUpstream, target: str, upstream: str | None
 ) -> None:
     proxy = await make_proxy(upstream_url=echo.url)
     async with asyncio.timeout(10), connect(f"ws://127.0.0.1:{proxy.port}{target}") as client:
         conn = await echo.next_conn()
-        assert conn.path == target
+        assert conn.path == (upstream or target)
         await client.send("ping")
         assert await client.recv() == "ping"
 

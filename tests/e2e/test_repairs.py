@@ -203,7 +203,7 @@ async def test_truncate_past_delivered_audio_is_clamped(proxy: RunningProxy) -> 
     )
     truncated = await client.until("conversation.item.truncated")
     assert truncated["type"] == "conversation.item.truncated", truncated
-    assert 0 < truncated["audio_end_ms"] < 60_000
+    assert truncated["audio_end_ms"] == 0  # the fake delivers 100 ms; the rule keeps a 100 ms margin
     await client.close()
 
 
@@ -341,7 +341,7 @@ async def test_unrepaired_events_pass_byte_for_byte(proxy: RunningProxy) -> None
     assert raw in proxy.fake.connections[-1].received
 
 
-async def test_second_in_band_response_is_queued_when_enabled(make_proxy: ProxyFactory) -> None:
+async def test_deprecated_queue_setting_still_loads_and_serialises(make_proxy: ProxyFactory) -> None:
     proxy = await make_proxy(rules={"queue_in_band_responses": True})
     client = await RawClient.open(proxy.realtime_url)
     await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
@@ -355,7 +355,8 @@ async def test_second_in_band_response_is_queued_when_enabled(make_proxy: ProxyF
     await client.close()
 
 
-async def test_without_queueing_the_api_refuses_the_second(proxy: RunningProxy) -> None:
+async def test_without_turn_taking_the_api_refuses_the_second(make_proxy: ProxyFactory) -> None:
+    proxy = await make_proxy(orchestration={"mode": "off"})
     client = await RawClient.open(proxy.realtime_url)
     await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
     await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})

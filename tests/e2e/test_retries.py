@@ -196,6 +196,7 @@ async def test_in_band_failures_are_not_retried_by_default(proxy: RunningProxy) 
     assert upstream_creates(proxy)[0] == {
         "type": "response.create",
         "response": {"output_modalities": ["text"]},
+        "event_id": "proxy_evt_1",  # turn-taking names in-band creates, to attribute errors
     }
     await client.close()
 
@@ -224,3 +225,27 @@ async def test_escalation_repairs_a_retry_even_with_the_rule_off(make_proxy: Pro
         ("tool_choice_object", "retry_escalation", "client_esc", 2)
     ]
     assert sample(await proxy.scrape(), "realtime_proxy_rewrites_total", rule="tool_choice_object") == 2
+
+
+async def test_one_client_event_id_on_every_line_of_a_repaired_retried_request(
+    make_proxy: ProxyFactory,
+) -> None:
+    """The client sent no event_id; the proxy's own id for the event is the same on its rewrite line and
+    on its retry lines."""
+    proxy = await make_proxy(retry=FAST_RETRY)
+    client = await RawClient.open(proxy.realtime_url)
+    proxy.fake.fail_next_out_of_band(1)
+    request = oob_request("ids", modalities=["text"])
+    del request["event_id"], request["response"]["output_modalities"]
+    await client.send(request)
+    done = await client.until("response.done")
+    assert done["response"]["status"] == "completed"
+    await client.close()
+    async with asyncio.timeout(5):
+        while proxy.server.relays:
+            await asyncio.sleep(0.01)
+    events = ("rewrite", "retry_attempt", "retry_outcome")
+    lines = [line for line in proxy.log_lines() if line["event"] in events]
+    assert [line["event"] for line in lines] == list(events)
+    ids = {line["client_event_id"] for line in lines}
+    assert len(ids) == 1 and next(iter(ids)).startswith("proxy_evt_")

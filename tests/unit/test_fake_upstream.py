@@ -616,6 +616,50 @@ async def test_cancel_in_band(fake: FakeUpstream) -> None:
         assert (error["code"], error["event_id"]) == ("response_cancel_not_active", "c2")
 
 
+async def test_cancel_before_response_created_is_not_active_and_the_response_plays_on(
+    fake: FakeUpstream,
+) -> None:
+    fake.response_delay = 0.05  # the response exists (and is cancellable) only from response.created
+    async with await session(fake) as ws:
+        await send(ws, {"type": "response.create", "response": {"output_modalities": ["text"]}})
+        await send(ws, {"type": "response.cancel", "event_id": "early"})
+        events = await until(ws, "response.done")
+    assert events[0]["type"] == "error"
+    assert events[0]["error"] == {
+        "type": "invalid_request_error",
+        "code": "response_cancel_not_active",
+        "message": "Cancellation failed: no active response found",
+        "param": None,
+        "event_id": "early",
+    }
+    assert events[1]["type"] == "response.created"
+    assert events[-1]["response"]["status"] == "completed"
+
+
+async def test_a_response_can_make_parallel_function_calls(fake: FakeUpstream) -> None:
+    fake.parallel_function_calls = 2
+    lookup = {**SEED_TOOL, "name": "lookup"}
+    tools = {"tools": [SEED_TOOL, lookup], "tool_choice": "required", "output_modalities": ["text"]}
+    async with await session(fake) as ws:
+        await send(ws, {"type": "response.create", "response": tools})
+        events = await until(ws, "response.done")
+        output = events[-1]["response"]["output"]
+        assert [(item["type"], item["name"], item["status"]) for item in output] == [
+            ("function_call", "return_response", "completed"),
+            ("function_call", "lookup", "completed"),
+        ]
+        call_ids = [item["call_id"] for item in output]
+        assert len(set(call_ids)) == 2
+        argument_events = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+        assert [e["call_id"] for e in argument_events] == call_ids
+        assert [e["output_index"] for e in argument_events] == [0, 1]
+        # Both calls are conversation items, so each can be answered with a function_call_output.
+        for call_id in call_ids:
+            item = {"type": "function_call_output", "call_id": call_id, "output": "{}"}
+            await send(ws, {"type": "conversation.item.create", "item": item})
+            assert (await until(ws, "conversation.item.done"))[-1]["item"]["call_id"] == call_id
+
+
 async def test_response_create_rejects_beta_params(fake: FakeUpstream) -> None:
     async with await session(fake) as ws:
         for name, value in [("modalities", ["text"]), ("temperature", 0.7), ("voice", "alloy")]:

@@ -29,7 +29,9 @@ def run_lint(*args: str) -> subprocess.CompletedProcess[str]:
 def test_every_rule_is_found_in_the_crafted_file() -> None:
     report = lint_events(read_events(DATA / "every_rule.jsonl"), build_chain())
     fired = {f.rule for f in report.findings if f.kind in ("rewrite", "refusal")}
-    assert fired == {rule.name for rule in ALL_RULES}
+    # Every rule on by default that applies on the plain realtime route (lint's default context).
+    expected = {r.name for r in ALL_RULES if r.default_enabled and "realtime" in r.routes}
+    assert fired == expected - {"transcription_handshake_model", "transcription_session_update"}
     refusals = {(f.rule, f.event_id) for f in report.findings if f.kind == "refusal"}
     assert refusals == {("empty_commit", "e8"), ("tool_choice_object", "e9")}
     unfixable = [f for f in report.findings if f.kind == "unfixable"]
@@ -45,7 +47,7 @@ def test_cli_text_output_and_exit_code_for_findings() -> None:
     result = run_lint(str(DATA / "every_rule.jsonl"))
     assert result.returncode == 1
     assert "#4 response.create: tool_choice_object would rewrite response.tool_choice" in result.stdout
-    assert "10 client events, 15 rewrites, 2 refusals, 1 unfixable" in result.stdout
+    assert "12 client events, 22 rewrites, 2 refusals, 1 unfixable" in result.stdout
 
 
 def test_cli_clean_json_array_exits_zero() -> None:
@@ -58,7 +60,7 @@ def test_cli_json_format() -> None:
     result = run_lint("--format", "json", str(DATA / "every_rule.jsonl"))
     assert result.returncode == 1
     document = json.loads(result.stdout)
-    assert document["events"] == 10
+    assert document["events"] == 12
     assert {f["kind"] for f in document["findings"]} == {"rewrite", "refusal", "unfixable"}
 
 
@@ -78,3 +80,15 @@ def test_config_switches_rules_off(tmp_path: Path) -> None:
         run_lint("--format", "json", "--config", str(config), str(DATA / "every_rule.jsonl")).stdout
     )
     assert "tool_choice_object" not in {f["rule"] for f in document["findings"]}
+
+
+@pytest.mark.parametrize("field", ["voice", "input_audio_format", "output_audio_format", "turn_detection"])
+def test_flat_audio_finding_names_the_field_it_moved(field: str) -> None:
+    value: object = {"type": "server_vad"} if field == "turn_detection" else "pcm16"
+    if field == "voice":
+        value = "alloy"
+    event = {"type": "session.update", "session": {"type": "realtime", field: value}}
+    report = lint_events([event], build_chain())
+    (flat,) = [f for f in report.findings if f.rule == "flat_audio_settings"]
+    assert (flat.index, flat.path) == (1, f"session.{field}")
+    assert flat.prevents == f"Unknown parameter: 'session.{field}'."

@@ -143,6 +143,16 @@ def test_dashboard_covers_every_metric_family(
     assert not missing, f"metric families without a panel: {missing}"
 
 
+def test_dashboard_breaks_spend_and_responses_down_by_model(dashboard: dict[str, Any]) -> None:
+    exprs = [t["expr"] for p in _data_panels(dashboard) for t in p["targets"]]
+    by_model = [e for e in exprs if re.search(r"sum by \(model\b", e)]
+    assert any("realtime_proxy_cost_usd_total" in e for e in by_model)
+    assert any("realtime_proxy_responses_total" in e for e in by_model)
+    assert any("realtime_proxy_tokens_total" in e for e in by_model)
+    units = {p["fieldConfig"]["defaults"].get("unit") for p in _data_panels(dashboard) if "cost" in str(p)}
+    assert units == {"currencyUSD"}
+
+
 def test_histogram_quantiles_aggregate_by_le(dashboard: dict[str, Any]) -> None:
     for panel in _data_panels(dashboard):
         for target in panel["targets"]:
@@ -263,6 +273,17 @@ def test_kubernetes_agent_points_at_the_sidecar() -> None:
     containers = _k8s_kind("Deployment")["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for c in containers for e in c.get("env", [])}
     assert env["OPENAI_WEBSOCKET_BASE_URL"] == "ws://127.0.0.1:8080/v1"
+
+
+def test_kubernetes_configmap_differs_from_the_shipped_config_only_where_its_comment_says() -> None:
+    """The comment names host and log_format: every other line (settings and comments) is
+    config/proxy.toml's, so a setting added there cannot be forgotten here."""
+    shipped = (CONFIG / "proxy.toml").read_text().splitlines()
+    sidecar = _k8s_kind("ConfigMap")["data"]["proxy.toml"].splitlines()
+    assert len(sidecar) == len(shipped)
+    differing = [(ours, theirs) for ours, theirs in zip(sidecar, shipped, strict=True) if ours != theirs]
+    assert [ours.split("=")[0].strip() for ours, _ in differing] == ["host", "log_format"]
+    assert [theirs.split("=")[0].strip() for _, theirs in differing] == ["host", "log_format"]
 
 
 def test_kubernetes_configmap_is_a_valid_proxy_config(tmp_path: Path) -> None:

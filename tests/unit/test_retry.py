@@ -267,6 +267,7 @@ def test_fail_twice_then_succeed_client_sees_one_consistent_response() -> None:
         "response_id": "resp_1",
         "error_type": "server_error",
         "error_code": None,
+        "client_event_id": "evt_client_1",  # the same id as the request's other log lines
     }
     (outcome,) = pb.outcomes()
     assert outcome["outcome"] == "recovered" and outcome["attempts"] == 3

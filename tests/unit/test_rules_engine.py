@@ -150,10 +150,89 @@ def test_session_tool_in_chat_completions_shape_is_flattened_once() -> None:
 
     state = SessionState()
     state.session_tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-    event = {"type": "response.create", "response": {"tool_choice": {"type": "function", "name": "f"}}}
+    choice = {"type": "function", "name": "f"}
+    event = {"type": "response.create", "response": {"conversation": "none", "tool_choice": choice}}
     first = build_chain().apply(event, state)
     assert first.event["response"] == {
+        "conversation": "none",
         "tool_choice": "required",
         "tools": [{"type": "function", "name": "f", "parameters": {}}],
     }
     assert build_chain().apply(first.event, state).rewrites == []
+
+
+def test_rules_are_skipped_outside_their_route_and_session_type() -> None:
+    from proxy.core.context import ROUTES, SessionContext
+
+    rule = Rule(
+        "scoped",
+        "test",
+        True,
+        True,
+        frozenset({"x.test"}),
+        "nothing",
+        _set_a,
+        routes=frozenset({"realtime"}),
+        session_types=frozenset({"realtime"}),
+    )
+    chain = RuleChain([rule])
+    for route in ROUTES:
+        event = {"type": "x.test", "a": 1}
+        result = chain.apply(event, SessionState(SessionContext(route=route)))
+        assert (result.event is event) == (route != "realtime"), route
+    live = SessionState()
+    live.observe_server(
+        "session.created", {"type": "session.created", "session": {"type": "transcription"}}, ""
+    )
+    event = {"type": "x.test", "a": 1}
+    assert chain.apply(event, live).event is event
+
+
+def test_no_built_in_rule_applies_to_translation_sessions() -> None:
+    assert [r.name for r in ALL_RULES if "translation" in r.routes or "translation" in r.session_types] == []
+    for rule in ALL_RULES:
+        assert rule.evidence, rule.name
+
+
+def test_per_model_switches() -> None:
+    chain = build_chain({"drop_temperature": False}, per_model={"gpt-realtime-2": {"drop_temperature": True}})
+    event = {"type": "session.update", "session": {"type": "realtime", "temperature": 1}}
+    assert chain.apply(event, SessionState()).event is event
+    state = SessionState()
+    state.observe_server(
+        "session.created", {"type": "session.created", "session": {"model": "gpt-realtime-2"}}, ""
+    )
+    assert chain.apply(event, state).event["session"] == {"type": "realtime"}
+    assert chain.enabled("drop_temperature", "gpt-realtime-2") and not chain.enabled("drop_temperature")
+    with pytest.raises(ValueError, match="nope"):
+        build_chain(per_model={"m": {"nope": True}})
+
+
+def test_a_rule_that_changes_the_type_hands_over_to_the_new_types_rules() -> None:
+    def to_b(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+        event["type"] = "b"
+        out.append(Rewrite("to_b", "type", "a", "b", True))
+
+    first = _rule("to_b", to_b, frozenset({"a"}))
+    after = _rule("set_a", _set_a, frozenset({"b"}))
+    chain = RuleChain([first, after])
+    result = chain.apply({"type": "a", "a": 1}, SessionState())
+    assert result.event == {"type": "b", "a": 2, "nested": {"touched": True}}
+    assert [r.rule for r in result.rewrites] == ["to_b", "set_a"]
+    before = RuleChain([after, first])  # a "b" rule that ran before the translation is not re-run
+    assert [r.rule for r in before.apply({"type": "a", "a": 1}, SessionState()).rewrites] == ["to_b"]
+
+
+def test_per_model_switch_falls_back_to_the_handshake_model() -> None:
+    """session.created may report a dated snapshot the [models.rules] table does not name."""
+    from proxy.core.context import SessionContext
+
+    chain = build_chain(per_model={"gpt-realtime": {"drop_temperature": False}})
+    event = {"type": "session.update", "session": {"type": "realtime", "temperature": 1}}
+    state = SessionState(SessionContext(model="gpt-realtime"))
+    state.observe_server(
+        "session.created", {"type": "session.created", "session": {"model": "gpt-realtime-2025-08-28"}}, ""
+    )
+    assert chain.apply(event, state).event is event
+    other = SessionState(SessionContext(model="gpt-realtime-2"))
+    assert chain.apply(event, other).event["session"] == {"type": "realtime"}

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from proxy.core.context import SessionContext
 from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
 from proxy.core.session_state import SessionState
 
@@ -85,9 +86,26 @@ def test_session_type_added_realtime() -> None:
         {"audio": {"input": {"transcription": {"model": "whisper-1"}, "format": {"type": "audio/pcm"}}}},
     ],
 )
-def test_session_type_guesses_transcription(session: dict[str, Any]) -> None:
-    result = run("session_type_missing", {"type": "session.update", "session": session})
-    assert result.event["session"]["type"] == "transcription"
+def test_session_type_never_guesses_transcription(session: dict[str, Any]) -> None:
+    """Before session.created, an update that fits either session type is left alone: a guessed
+    "transcription" on a realtime session is refused ("Passing a transcription session update
+    event to a realtime session is not allowed")."""
+    event = {"type": "session.update", "session": session}
+    assert run("session_type_missing", event).event is event
+    on_route = SessionState(SessionContext(route="transcription"))
+    assert run("session_type_missing", event, on_route).event["session"]["type"] == "transcription"
+    live = SessionState()
+    live.observe_server(
+        "session.created", {"type": "session.created", "session": {"type": "transcription"}}, ""
+    )
+    assert run("session_type_missing", event, live).event["session"]["type"] == "transcription"
+
+
+def test_session_type_skips_translation_sessions() -> None:
+    """A translation session's update has no `type`; adding one is refused."""
+    state = SessionState(SessionContext(route="translation"))
+    event = {"type": "session.update", "session": {"audio": {"output": {"language": "de"}}}}
+    assert build_chain().apply(event, state).event is event
 
 
 def test_session_type_prefers_known_session_type() -> None:

@@ -124,12 +124,46 @@ def test_truncate_clamped_to_delivered() -> None:
         "audio_end_ms": 5000,
     }
     result = run("truncate_past_audio", event, state)
-    assert result.event == {**event, "audio_end_ms": 1234}
-    assert result.rewrites == [Rewrite("truncate_past_audio", "audio_end_ms", 5000, 1234, False)]
+    assert result.event == {**event, "audio_end_ms": 1134}  # 100 ms margin: the server's item is shorter
+    assert result.rewrites == [Rewrite("truncate_past_audio", "audio_end_ms", 5000, 1134, False)]
+    near_end = run("truncate_past_audio", {**event, "audio_end_ms": 1200}, state)
+    assert near_end.event["audio_end_ms"] == 1134
+    state.delivered_audio_ms["item_1"] = 60.0
+    assert run("truncate_past_audio", {**event, "audio_end_ms": 50}, state).event["audio_end_ms"] == 0
+
+
+def test_truncate_of_an_item_that_delivered_no_audio_is_answered() -> None:
+    state = SessionState()
+    state.delivered_audio_ms["item_a"] = 500.0
+    # An out-of-band response first (its items are not in the conversation), then an in-band one.
+    for response_id, conversation, item_ids in (
+        ("resp_o", None, ["item_o"]),
+        ("resp_1", "c", ["item_t", "item_a"]),
+    ):
+        created = {
+            "type": "response.created",
+            "response": {"id": response_id, "conversation_id": conversation},
+        }
+        state.observe_server("response.created", created, "")
+        for item_id in item_ids:
+            item = {"id": item_id, "role": "assistant", "content": []}
+            done = {"type": "response.output_item.done", "response_id": response_id, "item": item}
+            state.observe_server("response.output_item.done", done, "")
+    assert list(state.items_without_audio) == ["item_t"]  # not the out-of-band item, not the audio item
+    event = {"type": "conversation.item.truncate", "item_id": "item_t", "content_index": 0, "audio_end_ms": 0}
+    result = run("truncate_past_audio", event, state)
+    assert result.refusal == Refusal(
+        "truncate_past_audio",
+        "unsupported_content_type",
+        "Only model output audio messages can be truncated",
+        "item_id",
+    )
+    audio_item = {**event, "item_id": "item_a"}
+    assert run("truncate_past_audio", audio_item, state).event is audio_item
 
 
 @pytest.mark.parametrize(
-    ("item_id", "end"), [("item_1", 1000), ("item_2", 5000), ("item_1", True), (5, 5000), ("item_1", "9")]
+    ("item_id", "end"), [("item_1", 900), ("item_2", 5000), ("item_1", True), (5, 5000), ("item_1", "9")]
 )
 def test_truncate_left_alone(item_id: Any, end: Any) -> None:
     state = SessionState()

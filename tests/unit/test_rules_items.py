@@ -26,7 +26,7 @@ def message(role: str, *types: str) -> dict[str, Any]:
     [
         ("user", ["text", "audio", "input_image"], ["input_text", "input_audio", "input_image"]),
         ("system", ["text"], ["input_text"]),
-        ("assistant", ["text", "input_text", "audio"], ["output_text", "output_text", "output_audio"]),
+        ("assistant", ["text", "input_text"], ["output_text", "output_text"]),
     ],
 )
 def test_content_part_types_by_role(role: str, given: list[str], expected: list[str]) -> None:
@@ -121,3 +121,39 @@ def test_ga_item_untouched_by_full_chain() -> None:
         "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]},
     }
     assert build_chain().apply(event, SessionState()).event is event
+
+
+def test_assistant_output_audio_becomes_output_text_with_its_transcript() -> None:
+    item = {
+        "type": "message",
+        "role": "assistant",
+        "content": [
+            {"type": "output_audio", "transcript": "said before"},
+            {"type": "output_text", "text": "kept"},
+            {"type": "audio", "transcript": "beta spelling"},
+        ],
+    }
+    result = run("content_part_types", {"type": "conversation.item.create", "item": item})
+    assert result.event["item"]["content"] == [
+        {"type": "output_text", "text": "said before"},
+        {"type": "output_text", "text": "kept"},
+        {"type": "output_text", "text": "beta spelling"},
+    ]
+    assert [(r.path, r.before, r.after, r.lossless) for r in result.rewrites] == [
+        ("item.content[2].type", "audio", "output_audio", True),
+        ("item.content[0]", "output_audio", "output_text", True),
+        ("item.content[2]", "output_audio", "output_text", True),
+    ]
+
+
+def test_assistant_output_audio_without_transcript_is_dropped_lossy() -> None:
+    item = {"type": "message", "role": "assistant", "content": [{"type": "output_audio", "audio": "AAAA"}]}
+    event = {"type": "response.create", "response": {"conversation": "none", "input": [item]}}
+    result = run("content_part_types", event)
+    assert result.event["response"]["input"][0]["content"] == [{"type": "output_text", "text": ""}]
+    assert result.rewrites == [
+        Rewrite("content_part_types", "response.input[0].content[0]", "output_audio", None, False)
+    ]
+    user = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": "AAAA"}]}
+    untouched = {"type": "conversation.item.create", "item": user}
+    assert run("content_part_types", untouched).event is untouched

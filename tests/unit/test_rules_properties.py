@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from proxy.core.context import ROUTES, Route, SessionContext
 from proxy.core.rules import build_chain
 from proxy.core.session_state import SessionState
 
@@ -115,8 +116,12 @@ random_events = st.builds(
 
 @st.composite
 def states(draw: st.DrawFn) -> SessionState:
-    state = SessionState()
+    route = draw(st.sampled_from(ROUTES))
+    model = draw(st.sampled_from([None, "gpt-realtime", "whisper-1"]))
+    transcription_model = model if route == "transcription" else None
+    state = SessionState(SessionContext(route=route, model=model, transcription_model=transcription_model))
     state.session_tools = draw(st.lists(function_tool, max_size=3))
+    state.tools_source = draw(st.sampled_from([None, "client", "server"]))
     state.session_type = draw(st.sampled_from([None, "realtime", "transcription"]))
     state.voice = draw(st.sampled_from([None, "alloy", "marin"]))
     state.assistant_audio_produced = draw(st.booleans())
@@ -156,6 +161,19 @@ def test_random_json_never_crashes(body: dict[str, Any], etype: str | None, stat
     if etype is not None:
         body = {**body, "type": etype}
     check(body, state)
+
+
+@SETTINGS
+@given(random_events, states(), st.sampled_from(["translation", "azure_preview"]))
+def test_nothing_changes_on_translation_and_azure_preview_routes(
+    event: dict[str, Any], state: SessionState, route: Route
+) -> None:
+    """Routes whose shape is not GA (translation sessions, the beta-shaped Azure preview)."""
+    state.context = SessionContext(route=route)
+    result = CHAIN.apply(event, state)
+    assert result.event is event and result.rewrites == [] and result.failures == []
+    if route == "translation":
+        assert result.refusal is None
 
 
 @SETTINGS

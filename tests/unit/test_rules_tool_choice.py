@@ -63,32 +63,106 @@ def test_narrows_response_tools_chat_completions_form() -> None:
     event = {
         "type": "response.create",
         "response": {
+            "conversation": "none",
             "tools": [LOOKUP, RETURN_RESPONSE],
             "tool_choice": {"type": "function", "function": {"name": "lookup"}},
         },
     }
     result = run("tool_choice_object", event)
-    assert result.event["response"] == {"tools": [LOOKUP], "tool_choice": "required"}
+    assert result.event["response"] == {"conversation": "none", "tools": [LOOKUP], "tool_choice": "required"}
     assert result.rewrites[1] == Rewrite(
         "tool_choice_object", "response.tools", ["lookup", "return_response"], ["lookup"], True
     )
 
 
-def test_uses_session_tools_in_band() -> None:
+def confirmed(*tools: dict[str, Any], **session: Any) -> SessionState:
+    """A state whose tool list the API reported in session.updated."""
     state = SessionState()
-    state.session_tools = [RETURN_RESPONSE, LOOKUP]
-    event = {"type": "response.create", "response": {"tool_choice": {"type": "function", "name": "lookup"}}}
+    body = {"type": "realtime", "tools": list(tools), **session}
+    state.observe_server("session.updated", {"type": "session.updated", "session": body}, "")
+    return state
+
+
+def test_uses_session_tools_out_of_band() -> None:
+    state = confirmed(RETURN_RESPONSE, LOOKUP)
+    choice = {"type": "function", "name": "lookup"}
+    event = {"type": "response.create", "response": {"conversation": "none", "tool_choice": choice}}
     result = run("tool_choice_object", event, state)
-    assert result.event["response"] == {"tool_choice": "required", "tools": [LOOKUP]}
+    assert result.event["response"] == {"conversation": "none", "tool_choice": "required", "tools": [LOOKUP]}
     assert result.event["response"]["tools"][0] is not state.session_tools[1]
-    assert result.rewrites[1] == Rewrite("tool_choice_object", "response.tools", None, ["lookup"], True)
+    assert result.rewrites == [
+        Rewrite("tool_choice_object", "response.tool_choice", choice, "required", True),
+        Rewrite("tool_choice_object", "response.tools", None, ["lookup"], True),
+    ]
 
 
-def test_unknown_function_is_refused() -> None:
+def test_in_band_is_a_switch_off_by_default() -> None:
+    state = confirmed(RETURN_RESPONSE, LOOKUP)
+    event = {"type": "response.create", "response": {"tool_choice": {"type": "function", "name": "lookup"}}}
+    assert run("tool_choice_object", event, state).event is event
+    assert not rule_by_name("tool_choice_object_in_band").default_enabled
+    result = run("tool_choice_object_in_band", event, state)
+    assert result.event["response"] == {"tool_choice": "required", "tools": [LOOKUP]}
+    assert [r.rule for r in result.rewrites] == ["tool_choice_object_in_band"] * 2
+    oob = {"type": "response.create", "response": {**event["response"], "conversation": "none"}}
+    assert run("tool_choice_object_in_band", oob, state).event is oob
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        SessionState(),  # session.created not seen: the tool list is unknown
+        confirmed(RETURN_RESPONSE, prompt={"id": "pmpt_1"}),  # a prompt template may add tools
+        confirmed(RETURN_RESPONSE, {"type": "mcp", "server_label": "s"}),  # MCP tools are not listed
+    ],
+    ids=["unknown", "prompt", "mcp"],
+)
+def test_unknown_tool_set_forwards_unchanged(state: SessionState) -> None:
     event = {
         "type": "response.create",
-        "response": {"tools": [LOOKUP], "tool_choice": {"type": "function", "name": "x"}},
+        "response": {"conversation": "none", "tool_choice": {"type": "function", "name": "lookup"}},
     }
+    result = run("tool_choice_object", event, state)
+    assert result.event is event and result.refusal is None and result.rewrites == []
+
+
+def test_client_update_not_yet_confirmed_and_sideband_are_incomplete() -> None:
+    from proxy.core.context import SessionContext
+
+    event = {
+        "type": "response.create",
+        "response": {"conversation": "none", "tool_choice": {"type": "function", "name": "x"}},
+    }
+    state = confirmed(RETURN_RESPONSE)
+    state.observe_client("session.update", {"type": "session.update", "session": {"tools": [LOOKUP]}}, "")
+    assert run("tool_choice_object", event, state).refusal is None
+    sideband = confirmed(RETURN_RESPONSE)
+    sideband.context = SessionContext(route="sideband")
+    assert run("tool_choice_object", event, sideband).refusal is None
+    own_with_prompt = {
+        "type": "response.create",
+        "response": {**event["response"], "tools": [LOOKUP], "prompt": {}},
+    }
+    assert run("tool_choice_object", own_with_prompt).refusal is None
+
+
+def test_unknown_function_is_refused_when_certain() -> None:
+    event = {
+        "type": "response.create",
+        "response": {
+            "conversation": "none",
+            "tools": [LOOKUP],
+            "tool_choice": {"type": "function", "name": "x"},
+        },
+    }
+    assert run(
+        "tool_choice_object",
+        {
+            "type": "response.create",
+            "response": {"conversation": "none", "tool_choice": {"type": "function", "name": "x"}},
+        },
+        confirmed(LOOKUP),
+    ).refusal
     result = run("tool_choice_object", event)
     assert result.event is event
     assert result.refusal == Refusal(
@@ -184,12 +258,14 @@ def test_flattened_tools_then_forced_choice_in_full_chain() -> None:
     event = {
         "type": "response.create",
         "response": {
+            "conversation": "none",
             "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
             "tool_choice": {"type": "function", "function": {"name": "f"}},
         },
     }
     result = build_chain().apply(event, SessionState())
     assert result.event["response"] == {
+        "conversation": "none",
         "tools": [{"type": "function", "name": "f", "parameters": {}}],
         "tool_choice": "required",
     }

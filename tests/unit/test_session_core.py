@@ -14,10 +14,8 @@ import pytest
 
 from proxy.core.actions import (
     BetaTranslated,
-    Dequeued,
     FirstDelta,
     FrameSeen,
-    Queued,
     ResponseDone,
     RetryAttempt,
     RetryOutcome,
@@ -27,6 +25,7 @@ from proxy.core.actions import (
     ToUpstream,
     UpstreamError,
 )
+from proxy.core.orchestration_events import OrchestrationOptions, ResponseHeld, ResponseReleased
 from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from proxy.core.rules import build_chain
 from proxy.core.session import CoreOptions, SessionCore
@@ -198,14 +197,16 @@ def test_held_in_band_create_is_released_by_response_done_through_the_later_stag
     done = frame_of(
         {"type": "response.done", "response": {"id": "r1", "status": "completed", "conversation_id": "c"}}
     )
-    with Playbook(core(queue_in_band=True)) as play:
+    with Playbook(core(orchestration=OrchestrationOptions())) as play:
         play.client({"type": "response.create"}).expect(
             ToUpstream(frame_of({"type": "response.create", "event_id": "proxy_evt_1"}))
         )
-        play.client({"type": "response.create", "event_id": "b"}).expect(Queued("b", 1))
+        play.client({"type": "response.create", "event_id": "b"}).expect(
+            ResponseHeld("b", "active_response", 1)
+        )
         play.server(done, now=2.0).expect(
             ResponseDone("r1", "completed", None, None, None, False, []),  # no response.created: untimed
-            Dequeued("b"),
+            ResponseReleased("b", "response_done", 2.0),
             ToUpstream(frame_of({"type": "response.create", "event_id": "b"})),
             ToClient(done),
         )
@@ -237,7 +238,7 @@ def test_out_of_band_retry_timer_and_close_are_routed_to_the_retry_stage() -> No
         step.expect(
             ResponseDone("r1", "failed", "server_error", None, None, True, []),
             StartTimer(delay, "rp1"),
-            RetryAttempt(2, delay, "r1", "server_error", None),
+            RetryAttempt(2, delay, "r1", "server_error", None, "c1"),
         )
         resent = {**tagged, "event_id": "rp1_a2"}
         play.timer("rp1", now=1.0 + delay).expect(ToUpstream(frame_of(resent)))

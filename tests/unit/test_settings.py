@@ -85,3 +85,57 @@ def test_tls_pair_and_unreadable_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml", environ={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(write(tmp_path, "port = = 1\n"), environ={})
+
+
+def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
+    from proxy.core.orchestration_events import OrchestrationOptions
+    from proxy.edge.session_builder import orchestration_options
+
+    assert orchestration_options(load_settings(None, environ={})) == OrchestrationOptions()
+    config = write(
+        tmp_path,
+        "[orchestration]\nmode = 'repair'\ncoalesce_tool_calls = false\nmax_held_creates = 3\n"
+        "tool_output_timeout = 2.5\n",
+    )
+    environ = {"REALTIME_PROXY_ORCHESTRATION__HOLD_EARLY_CANCELS": "false"}
+    assert orchestration_options(load_settings(config, environ=environ)) == OrchestrationOptions(
+        coalesce_tool_calls=False, hold_early_cancels=False, max_held=3, tool_output_timeout=2.5
+    )
+    observe = load_settings(None, environ={"REALTIME_PROXY_ORCHESTRATION__MODE": "observe"})
+    assert orchestration_options(observe) == OrchestrationOptions(observe_only=True)
+    dry_run = load_settings(None, environ={}, flags={"dry_run": True})
+    assert orchestration_options(dry_run) == OrchestrationOptions(observe_only=True)
+    assert orchestration_options(load_settings(write(tmp_path, "[orchestration]\nmode = 'off'\n"))) is None
+    with pytest.raises(ConfigError, match=r"orchestration.mode"):
+        load_settings(write(tmp_path, "[orchestration]\nmode = 'queue'\n"), environ={})
+    with pytest.raises(ConfigError, match=r"orchestration.max_held: unknown setting"):
+        load_settings(write(tmp_path, "[orchestration]\nmax_held = 3\n"), environ={})
+
+
+def test_the_old_queue_setting_still_loads_with_a_deprecation() -> None:
+    from proxy.core.orchestration_events import OrchestrationOptions
+    from proxy.edge.session_builder import orchestration_options
+
+    assert load_settings(None, environ={}).deprecations == []
+    legacy = load_settings(None, environ={}, flags={"rules": {"queue_in_band_responses": True}})
+    assert legacy.deprecations and "rules.queue_in_band_responses is deprecated" in legacy.deprecations[0]
+    assert orchestration_options(legacy) == OrchestrationOptions()
+    # With serialisation switched off in [orchestration], the old key still asks for it.
+    both = {"rules": {"queue_in_band_responses": True}, "orchestration": {"serialise_responses": False}}
+    assert orchestration_options(load_settings(None, environ={}, flags=both)) == OrchestrationOptions()
+    off = {"rules": {"queue_in_band_responses": False}}
+    assert load_settings(None, environ={}, flags=off).deprecations == legacy.deprecations
+
+
+def test_models_table(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.toml"
+    config.write_text(
+        '[models.aliases]\n"gpt-4o-realtime-preview" = "gpt-realtime"\n'
+        '[models.rules."gpt-realtime-2"]\ntool_choice_object = false\n'
+    )
+    settings = load_settings(config, environ={})
+    assert settings.models.aliases == {"gpt-4o-realtime-preview": "gpt-realtime"}
+    assert settings.models.rules == {"gpt-realtime-2": {"tool_choice_object": False}}
+    config.write_text('[models.rules."gpt-realtime-2"]\nno_such_rule = true\n')
+    with pytest.raises(ConfigError, match="no_such_rule"):
+        load_settings(config, environ={})

@@ -53,8 +53,10 @@ FLAT_AUDIO = Rule(
     lossless=True,
     default_enabled=True,
     event_types=_CONFIG_TYPES,
-    prevents="Unknown parameter: 'session.voice'. (and the other flat beta audio fields)",
+    prevents="Unknown parameter: '{path}'.",  # the flat field moved (voice, input_audio_format, ...)
     apply=_flat_audio,
+    evidence="openai/types/realtime/realtime_audio_config_param.py; "
+    "https://github.com/openai/openai-python/issues/2638",
 )
 
 _FORMATS: dict[str, dict[str, Any]] = {
@@ -96,4 +98,29 @@ AUDIO_FORMAT_STRINGS = Rule(
     event_types=_CONFIG_TYPES,
     prevents="Invalid type for 'session.audio.input.format': expected an object, but got a string instead.",
     apply=_format_strings,
+    evidence="openai/types/realtime/realtime_audio_formats_param.py",
+)
+
+
+def _null_speed(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    session = event.get("session")
+    audio = child(session, "audio", create=False) if isinstance(session, dict) else None
+    output = child(audio, "output", create=False) if audio is not None else None
+    for path, holder in (("session.audio.output.speed", output), ("session.speed", session)):
+        if isinstance(holder, dict) and "speed" in holder and holder["speed"] is None:
+            del holder["speed"]
+            out.append(Rewrite("null_speed", path, None, None, False))
+
+
+NULL_SPEED = Rule(
+    name="null_speed",
+    description='Drop `speed: null` (clients mean "not set"; the API wants a number, 0.25-1.5).',
+    lossless=False,  # a client that meant "back to the default 1.0" keeps the current speed instead
+    default_enabled=True,
+    event_types=frozenset({"session.update"}),
+    prevents="Invalid type for 'session.speed': expected a decimal, but got null instead.",
+    apply=_null_speed,
+    session_types=frozenset({"realtime"}),
+    evidence="https://github.com/livekit/agents/issues/2577; "
+    "openai/types/realtime/realtime_audio_config_output_param.py (speed: float)",
 )

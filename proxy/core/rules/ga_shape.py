@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.core.rules._util import brief, targets
-from proxy.core.rules.model import Rewrite, Rule
+from proxy.core.rules.model import REALTIME, Rewrite, Rule
 from proxy.core.session_state import SessionState
 
 _CONFIG_TYPES = frozenset({"session.update", "response.create"})
+SDK = "openai/types/realtime/"
 
 
 def _rename(rule: str, prefix: str, obj: dict[str, Any], old: str, new: str, out: list[Rewrite]) -> None:
@@ -49,6 +50,9 @@ MODALITIES = Rule(
     event_types=_CONFIG_TYPES,
     prevents="Unknown parameter: 'session.modalities'. / Invalid modalities: ['text', 'audio'].",
     apply=_modalities,
+    session_types=REALTIME,
+    evidence=f"{SDK}realtime_session_create_request_param.py (output_modalities); "
+    "https://github.com/TanStack/ai/pull/699",
 )
 
 # Fields only a realtime (speech-to-speech) session has; their absence plus a transcription
@@ -60,25 +64,22 @@ _REALTIME_ONLY = frozenset(
 )  # fmt: skip
 
 
-def _guess_type(session: dict[str, Any]) -> str:
-    if any(key in session for key in _REALTIME_ONLY):
-        return "realtime"
+def _realtime_only(session: dict[str, Any]) -> bool:
     audio = session.get("audio")
-    audio_in = audio.get("input") if isinstance(audio, dict) else None
-    if isinstance(audio, dict) and "output" in audio:
-        return "realtime"
-    transcribes = "input_audio_transcription" in session or (
-        isinstance(audio_in, dict) and "transcription" in audio_in
-    )
-    return "transcription" if transcribes else "realtime"
+    return any(key in session for key in _REALTIME_ONLY) or (isinstance(audio, dict) and "output" in audio)
 
 
 def _session_type(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
     session = event.get("session")
     if not isinstance(session, dict) or "type" in session:
         return
-    # The type of a live session cannot change: trust what the server said it is.
-    kind = state.session_type or _guess_type(session)
+    # The type of a live session cannot change: the server's word (or the route's) decides.
+    # Unknown (session.created not seen yet on a route that does not fix it): "realtime" only
+    # when the update configures something only a realtime session has, since a transcription
+    # session would refuse it anyway; never a guessed "transcription".
+    kind = state.known_session_type or ("realtime" if _realtime_only(session) else None)
+    if kind is None:
+        return
     session["type"] = kind
     out.append(Rewrite("session_type_missing", "session.type", None, kind, True))
 
@@ -86,14 +87,16 @@ def _session_type(event: dict[str, Any], state: SessionState, out: list[Rewrite]
 SESSION_TYPE = Rule(
     name="session_type_missing",
     description=(
-        'Add session.type: the live session\'s type if known, else "transcription" when the update '
-        'only configures input transcription, else "realtime".'
+        "Add session.type: the live session's type (session.created, or the transcription route); "
+        'before it is known, "realtime" only for realtime-only fields, else unchanged.'
     ),
     lossless=True,
     default_enabled=True,
     event_types=frozenset({"session.update"}),
     prevents="Missing required parameter: 'session.type'.",
     apply=_session_type,
+    evidence=f"{SDK}session_update_event_param.py (session.type required); "
+    "https://github.com/TanStack/ai/pull/699",
 )
 
 
@@ -112,6 +115,9 @@ DROP_TEMPERATURE = Rule(
     event_types=_CONFIG_TYPES,
     prevents="Unknown parameter: 'session.temperature'.",
     apply=_drop_temperature,
+    session_types=REALTIME,
+    evidence=f"{SDK}realtime_session_create_request_param.py (no temperature); "
+    "https://github.com/TanStack/ai/pull/699",
 )
 
 
@@ -130,4 +136,6 @@ MAX_TOKENS = Rule(
     event_types=_CONFIG_TYPES,
     prevents="Unknown parameter: 'session.max_response_output_tokens'.",
     apply=_max_tokens,
+    session_types=REALTIME,
+    evidence=f"{SDK}realtime_session_create_request_param.py (max_output_tokens)",
 )

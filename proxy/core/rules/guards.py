@@ -6,10 +6,13 @@ import math
 from typing import Any
 
 from proxy.core.rules._util import brief
-from proxy.core.rules.model import Refuse, Rewrite, Rule
+from proxy.core.rules.model import APPEND_ROUTES, REALTIME, Refuse, Rewrite, Rule
 from proxy.core.session_state import SessionState
 
 MIN_COMMIT_MS = 100.0
+# The server's audio item can be shorter than the audio the client received (by ~85 ms,
+# pipecat #2106): a truncate this close to the delivered end may still fail.
+TRUNCATE_MARGIN_MS = 100
 
 
 def _voice_after_audio(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
@@ -32,6 +35,8 @@ VOICE_AFTER_AUDIO = Rule(
     event_types=frozenset({"session.update"}),
     prevents="cannot_update_voice: Cannot update a conversation's voice if assistant audio is present.",
     apply=_voice_after_audio,
+    session_types=REALTIME,
+    evidence="openai/types/realtime/realtime_audio_config_output_param.py (voice docstring)",
 )
 
 
@@ -53,6 +58,8 @@ EMPTY_COMMIT = Rule(
     event_types=frozenset({"input_audio_buffer.commit"}),
     prevents="input_audio_buffer_commit_empty: buffer too small. Expected at least 100ms of audio",
     apply=_empty_commit,
+    routes=APPEND_ROUTES,  # sideband sockets get their audio as media, not as appends
+    evidence="openai/types/realtime/input_audio_buffer_commit_event_param.py (docstring)",
 )
 
 
@@ -60,20 +67,34 @@ def _truncate(event: dict[str, Any], state: SessionState, out: list[Rewrite]) ->
     item_id, end = event.get("item_id"), event.get("audio_end_ms")
     if not isinstance(item_id, str) or not isinstance(end, int | float) or isinstance(end, bool):
         return
+    if item_id in state.items_without_audio:
+        # It can only fail; the client gets the API's own answer without the round trip.
+        raise Refuse(
+            code="unsupported_content_type",
+            message="Only model output audio messages can be truncated",
+            param="item_id",
+        )
     delivered = state.delivered_audio_ms.get(item_id)
-    if delivered is None or end <= delivered:
+    if delivered is None:
         return
-    clamped = math.floor(delivered)
-    event["audio_end_ms"] = clamped
-    out.append(Rewrite("truncate_past_audio", "audio_end_ms", end, clamped, False))
+    limit = max(0, math.floor(delivered) - TRUNCATE_MARGIN_MS)
+    if end <= limit:
+        return
+    event["audio_end_ms"] = limit
+    out.append(Rewrite("truncate_past_audio", "audio_end_ms", end, limit, False))
 
 
 TRUNCATE_PAST_AUDIO = Rule(
     name="truncate_past_audio",
-    description="Clamp conversation.item.truncate audio_end_ms to the audio actually delivered for the item.",
+    description=f"Clamp truncate audio_end_ms to the delivered audio minus {TRUNCATE_MARGIN_MS} ms; answer a "
+    "truncate of an assistant item that delivered no audio with the API's own error.",
     lossless=False,
     default_enabled=True,
     event_types=frozenset({"conversation.item.truncate"}),
-    prevents="item_truncate_invalid_audio_end_ms",
+    prevents="item_truncate_invalid_audio_end_ms: Audio content of Xms is already shorter than Yms / "
+    "unsupported_content_type: Only model output audio messages can be truncated",
     apply=_truncate,
+    session_types=REALTIME,  # GA routes only: beta audio deltas are named differently
+    evidence="https://github.com/pipecat-ai/pipecat/issues/2106; "
+    "https://github.com/livekit/agents/issues/6157; https://github.com/openai/openai-agents-python/pull/2374",
 )

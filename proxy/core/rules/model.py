@@ -50,6 +50,14 @@ class Refuse(Exception):
 
 RuleFn = Callable[[dict[str, Any], SessionState, list[Rewrite]], None]
 
+# Scopes. Translation sessions take none of the GA conversation shapes and the Azure preview
+# route speaks the beta shape: no GA-shape rule may touch them. Sideband sockets carry no
+# input audio appends; the empty-commit guard is shape-independent (same events in beta).
+GA_ROUTES: frozenset[str] = frozenset({"realtime", "transcription", "sideband", "azure"})
+APPEND_ROUTES: frozenset[str] = frozenset({"realtime", "transcription", "azure", "azure_preview"})
+REALTIME: frozenset[str] = frozenset({"realtime"})
+REALTIME_OR_TRANSCRIPTION: frozenset[str] = frozenset({"realtime", "transcription"})
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -58,5 +66,17 @@ class Rule:
     lossless: bool
     default_enabled: bool
     event_types: frozenset[str]
-    prevents: str  # the API error this prevents (code and/or message)
+    prevents: str  # the API error this prevents (code and/or message); "{path}": the field rewritten
     apply: RuleFn  # mutates the working copy, appends Rewrites, may raise Refuse
+    # Where it applies: the chain skips the rule on other routes, and once the session type is
+    # known (session.created, or fixed by the route) on other session types.
+    routes: frozenset[str] = GA_ROUTES
+    session_types: frozenset[str] = REALTIME_OR_TRANSCRIPTION
+    evidence: str = ""  # where the failure was reported: public link(s) or the SDK type
+    models: tuple[str, ...] = ()  # models it is known to be needed for; () = every model
+
+    def in_scope(self, state: SessionState) -> bool:
+        if state.context.route not in self.routes:
+            return False
+        kind = state.known_session_type
+        return kind is None or kind in self.session_types

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient
+from typing import Any
+
+from proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient, ToUpstream
 from proxy.core.attribution import EventIds
 from proxy.core.repair import RepairStage, refusal_event
 from proxy.core.rules import RuleChain, build_chain
 from proxy.core.rules.model import Rule
+from proxy.core.session import CoreOptions, SessionCore
 from proxy.core.session_state import SessionState
 from tests.playbook import Passes, Playbook, frame_of
 
@@ -88,7 +91,12 @@ def test_refusal_answers_the_client_and_ends_the_message() -> None:
     event = {
         "type": "response.create",
         "event_id": "c1",
-        "response": {"tool_choice": {"type": "function", "name": "nope"}},
+        # Out-of-band, with its own (complete) tool list: the proxy knows the call cannot work.
+        "response": {
+            "conversation": "none",
+            "tools": [],
+            "tool_choice": {"type": "function", "name": "nope"},
+        },
     }
     play = Playbook(stage())
     with play:
@@ -125,13 +133,17 @@ def test_a_rule_that_raises_forwards_the_original_and_reports_it() -> None:
         )
 
 
-def test_events_over_the_size_bound_skip_the_rules() -> None:
+def test_events_over_the_size_bound_are_not_parsed_and_skip_the_rules(monkeypatch: Any) -> None:
+    def no_parsing(frame: Any) -> None:
+        raise AssertionError("an event over the bound must not be parsed")
+
+    monkeypatch.setattr("proxy.core.classify.parse_object", no_parsing)
     frame = frame_of(
-        {"type": "session.update", "event_id": "h", "session": {"temperature": 1, "instructions": "x" * 200}}
+        {"type": "session.update", "event_id": "h", "session": {"temperature": 1, "x": "x" * 200}}
     )
-    with Playbook(stage(max_bytes=100)) as play:
+    with Playbook(SessionCore(build_chain(), options=CoreOptions(max_parse_bytes=100))) as play:
         play.client(frame).expect(
-            RepairSkipped("h", "session.update", "too_large", len(frame)), Passes(frame)
+            RepairSkipped(None, "session.update", "too_large", len(frame)), ToUpstream(frame)
         )
 
 
@@ -139,3 +151,37 @@ def test_unparsed_event_passes_untouched() -> None:
     frame = '{"type": "session.update", broken'
     with Playbook(stage()) as play:
         play.client(frame).expect(Passes(frame))
+
+
+def test_a_translated_event_continues_under_its_new_type() -> None:
+    """transcription_session.update (beta) becomes session.update: later stages see the new type."""
+    from proxy.core.context import SessionContext
+    from tests.playbook import Playbook as _Playbook
+
+    repair = RepairStage(
+        build_chain(), SessionState(SessionContext(route="transcription")), EventIds(), 1 << 20
+    )
+    event = {"type": "transcription_session.update", "event_id": "t1", "session": {"include": None}}
+    with _Playbook(repair) as play:
+        step = play.client(event)
+        step.expect(
+            Rewrite(
+                "t1",
+                "transcription_session.update",
+                "transcription_session_update",
+                "transcription_session.update",
+                None,
+                "session.update",
+                True,
+                True,
+            ),
+            Passes(
+                frame_of(
+                    {
+                        "type": "session.update",
+                        "event_id": "t1",
+                        "session": {"include": None, "type": "transcription"},
+                    }
+                )
+            ),
+        )

@@ -22,7 +22,7 @@ def test_a_response_is_timed_from_create_to_first_delta_and_done() -> None:
         play.server(DELTA, now=10.25).expect(FirstDelta("r1", "text", 0.25), Passes(DELTA))
         play.server(DELTA, now=10.3).expect(Passes(DELTA))  # only the first delta counts
         play.server(DONE, now=11.0).expect(
-            ResponseDone("r1", "completed", None, None, 1.0, False, []), Passes(DONE)
+            ResponseDone("r1", "completed", None, None, 1.0, False, [], client_event_id="c1"), Passes(DONE)
         )
 
 

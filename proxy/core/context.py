@@ -1,0 +1,120 @@
+"""Where a session is: its route, session type and model, derived from the handshake (pure).
+
+The Realtime API has several WebSocket routes and they do not take the same events (the Azure
+preview route even speaks the beta shape): a
+translation session's `session.update` has no `type` and takes only `audio.*`
+(`openai/types/realtime/realtime_translation_*`), a sideband socket (`?call_id=`) carries no
+input audio appends, a transcription socket (`?intent=transcription`) has no responses. Rules
+declare the routes and session types they apply to and the chain skips them elsewhere.
+
+The edge derives a `SessionContext` from the client's request target once, stores it on the
+session state, and asks `upstream_target` for the request target to open upstream (model
+aliases, and the transcription handshake repair: `?intent=transcription&model=X` is refused by
+the API, so `model` leaves the query and goes into the session's transcription config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import parse_qsl, urlencode
+
+Route = Literal["realtime", "transcription", "translation", "sideband", "azure", "azure_preview"]
+ROUTES: Final[tuple[Route, ...]] = (
+    "realtime",
+    "transcription",
+    "translation",
+    "sideband",
+    "azure",
+    "azure_preview",
+)
+SESSION_TYPES: Final = ("realtime", "transcription", "translation")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    route: Route = "realtime"
+    model: str | None = None  # the model the session was opened with, after aliasing
+    requested_model: str | None = None  # as the client named it (model= or Azure deployment=)
+    transcription_model: str | None = None  # moved out of a transcription handshake's query
+
+    @property
+    def implied_session_type(self) -> str | None:
+        """The session type the route fixes, None where only session.created can tell.
+
+        A plain /v1/realtime socket opened with an ephemeral key minted for a transcription
+        session is a transcription session: the route alone does not say "realtime"."""
+        if self.route == "translation":
+            return "translation"
+        if self.route == "transcription":
+            return "transcription"
+        return None
+
+
+def _split(request_target: str) -> tuple[str, list[tuple[str, str]]]:
+    path, _, query = request_target.partition("?")
+    return path, parse_qsl(query, keep_blank_values=True)
+
+
+def route_of(path: str, query: Mapping[str, str]) -> Route:
+    trimmed = path.rstrip("/")
+    if trimmed.endswith("/realtime/translations"):
+        return "translation"
+    if "call_id" in query:
+        return "sideband"
+    if query.get("intent") == "transcription":
+        return "transcription"
+    if trimmed.startswith("/openai/v1/"):
+        return "azure"  # Azure OpenAI GA: the GA shape, ?model=<deployment>
+    if trimmed.startswith("/openai/") or "deployment" in query:
+        # Azure preview (/openai/realtime?api-version=...&deployment=...) speaks the beta shape:
+        # GA-shape repairs would break its valid requests ("Unknown parameter: 'session.type'.",
+        # https://github.com/pipecat-ai/pipecat/pull/1324).
+        return "azure_preview"
+    return "realtime"
+
+
+def session_context(
+    request_target: str,
+    *,
+    aliases: Mapping[str, str] | None = None,
+    move_transcription_model: bool = False,
+) -> SessionContext:
+    """The context of the session a client opens with `request_target` (path and query)."""
+    path, pairs = _split(request_target)
+    query = dict(pairs)
+    route = route_of(path, query)
+    requested = query.get("model")
+    # Azure deployment names are the operator's own: never aliased.
+    model = (aliases or {}).get(requested, requested) if requested is not None else query.get("deployment")
+    requested = requested if requested is not None else query.get("deployment")
+    moved = route == "transcription" and move_transcription_model and "model" in query
+    return SessionContext(
+        route=route,
+        model=model,
+        requested_model=requested,
+        transcription_model=query["model"] if moved else None,
+    )
+
+
+def upstream_target(request_target: str, context: SessionContext, aliases: Mapping[str, str]) -> str:
+    """The request target to open upstream: the client's, with `model` aliased and, on a
+    transcription socket whose model was moved into the session, without `model`.
+
+    Unchanged (the same string) when nothing applies, so the common path stays verbatim."""
+    path, pairs = _split(request_target)
+    changed = False
+    kept: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if key == "model" and context.transcription_model is not None:
+            changed = True
+            continue
+        if key == "model" and value in aliases:
+            kept.append((key, aliases[value]))
+            changed = True
+            continue
+        kept.append((key, value))
+    if not changed:
+        return request_target
+    return f"{path}?{urlencode(kept)}" if kept else path
