@@ -138,6 +138,7 @@ class Settings(_Strict):
     fake_upstream: bool = False
     fake_upstream_latency: float = Field(0.0, ge=0, le=30)  # seconds to each simulated response.created
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_parse_bytes: int = Field(1024 * 1024, ge=1024)  # larger client events go on unparsed, unrepaired
     handshake_timeout: float = Field(10.0, gt=0)
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, ge=0)
