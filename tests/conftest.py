@@ -38,6 +38,11 @@ class RunningProxy:
         return self.server.port
 
     @property
+    def base_url(self) -> str:
+        """What an SDK's base_url is set to: REST and WebSocket on the one client port."""
+        return f"http://127.0.0.1:{self.server.port}/v1"
+
+    @property
     def ws_base(self) -> str:
         return f"ws://127.0.0.1:{self.server.port}/v1"
 

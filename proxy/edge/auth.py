@@ -101,11 +101,12 @@ class Admission:
         self.inject_paths = frozenset(settings.inject_paths)
 
     def admit(
-        self, headers: Headers, subprotocols: list[str], path: str = "/v1/realtime"
+        self, headers: Headers, subprotocols: list[str], path: str | None = "/v1/realtime"
     ) -> tuple[Headers, list[str]]:
         """The headers and subprotocols to use upstream, or AdmissionRefused (before any upstream
         contact). `path` is the client's request target; in inject mode only `auth.inject_paths` may
-        carry the key: `/v1/files` with a valid proxy token would otherwise spend it elsewhere."""
+        carry the key: `/v1/files` with a valid proxy token would otherwise spend it elsewhere.
+        None: the caller has already checked where the key may go (plain HTTP: `http.inject_routes`)."""
         check_headers(headers, subprotocols)
         origin = headers.get("Origin")
         if self.origins and origin is not None and origin.rstrip("/") not in self.origins:
@@ -114,7 +115,7 @@ class Admission:
             )
         if not self.inject:
             return headers, subprotocols
-        if path.partition("?")[0] not in self.inject_paths:
+        if path is not None and path.partition("?")[0] not in self.inject_paths:
             raise AdmissionRefused(
                 403, "path_not_allowed", "This path may not be used through the proxy.", "rejected_path"
             )

@@ -19,6 +19,7 @@ from websockets.http11 import Request, Response
 from proxy.core.rules import Rule
 from proxy.edge.admit import UpstreamPlan, admit, capacity_refusal, failure_response, handshake_result
 from proxy.edge.auth import Admission
+from proxy.edge.http import HttpService
 from proxy.edge.listener import ClientLeg
 from proxy.edge.relay import Relay
 from proxy.edge.session_builder import PendingSession, SessionBuilder, upstream_host
@@ -77,7 +78,9 @@ class ProxyServer:
             s.compression,
             tls,
         )
-        self.http_factory: Callable[[], asyncio.Protocol] | None = None  # non-upgrade requests go here
+        # Non-upgrade requests go here: plain HTTP to the upstream, session configs repaired on the way.
+        self.http = HttpService(s, self.chain, self.admission, self.metrics, upstream_ssl=tls)
+        self.http_factory: Callable[[], asyncio.Protocol] | None = self.http.factory
         self.connections: set[ClientLeg] = set()
         self.relays: set[Relay] = set()
         self.handshaking = 0  # admitted handshakes waiting for the upstream: they hold a session slot
@@ -171,6 +174,7 @@ class ProxyServer:
         if self.server is None:
             return
         self.server.close()
+        http_drained = asyncio.ensure_future(self.http.close(grace))  # idle ones now, busy ones by `grace`
         for leg in [c for c in self.connections if c.sink is None and not c.upgrading]:
             leg.abort()  # idle connections that never sent a request
         if self.relays:
@@ -190,6 +194,7 @@ class ProxyServer:
             relay.abort()
         for leg in list(self.connections):
             leg.abort()
+        await http_drained  # plain HTTP requests in flight had the same grace, alongside
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):
                 await self.server.wait_closed()

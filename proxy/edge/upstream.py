@@ -16,6 +16,15 @@ from websockets.datastructures import Headers
 FORWARDED_HEADERS = frozenset(
     {"authorization", "api-key", "openai-organization", "openai-project", "openai-beta", "user-agent"}
 )
+# Plain HTTP requests also need their body's description and content negotiation.
+HTTP_FORWARDED_HEADERS = FORWARDED_HEADERS | {
+    "accept",
+    "accept-encoding",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "idempotency-key",
+}
 # Headers of a refused upstream handshake worth passing back to the client.
 RELAYED_REFUSAL_HEADERS = frozenset({"content-type", "retry-after", "x-request-id", "openai-processing-ms"})
 
@@ -70,13 +79,13 @@ def upstream_url(base: str, request_target: str) -> str:
     return url
 
 
-def forwarded_headers(headers: Headers) -> list[tuple[str, str]]:
+def forwarded_headers(headers: Headers, allowed: frozenset[str] = FORWARDED_HEADERS) -> list[tuple[str, str]]:
     # RFC 9110 §7.6.1: headers named in Connection are hop-by-hop, even an otherwise allowed X-*.
     hop = {t.strip().lower() for v in headers.get_all("Connection") for t in v.split(",")}
     return [
         (name, value)
         for name, value in headers.raw_items()
-        if name.lower() not in hop and (name.lower() in FORWARDED_HEADERS or name.lower().startswith("x-"))
+        if name.lower() not in hop and (name.lower() in allowed or name.lower().startswith("x-"))
     ]
 
 

@@ -9,12 +9,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from proxy.edge.http.connection import ConnectionLimits, HttpConnection
+
+from .http_api import FakeHttpApi
+from .listener import Dispatcher, websocket_factory
 from .session import FakeSession
 from .translation import FakeTranslationSession
 
@@ -119,6 +123,8 @@ class FakeUpstream:
         self._failures: list[tuple[str, str | None]] = []
         self._live: dict[int, ServerConnection] = {}
         self._server: Server | None = None
+        self.http = FakeHttpApi(self)  # plain HTTP routes, served on the same port
+        self._http_live: set[HttpConnection] = set()
 
     @property
     def url(self) -> str:
@@ -151,25 +157,35 @@ class FakeUpstream:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._server = await serve(
-            self._handler,
-            self.host,
-            self.port,
-            process_request=self._process_request,
-            select_subprotocol=self._select_subprotocol,
-            max_size=self.max_size,
-            compression=None,  # keep frames byte-comparable and cheap for benchmarks
+        server = Server(self._handler, process_request=self._process_request, server_header=None)
+        ws_factory = websocket_factory(
+            server,
+            self._select_subprotocol,
+            max_size=self.max_size,  # no compression: frames stay byte-comparable and cheap for benchmarks
             ping_interval=None,  # the client drives keepalive; see stop_answering_pings
             # websockets stops reading a connection whose queue is full, so it would not see the
             # proxy's EOF after a Close while frames are still queued, and waited out its 10 s
             # close timeout: queue more than a test's burst.
             max_queue=256,
         )
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        limits = ConnectionLimits(keepalive_timeout=30.0)
+
+        def http_factory() -> HttpConnection:
+            return HttpConnection(self.http.handle, limits, self._http_live)
+
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(
+            lambda: Dispatcher(ws_factory, http_factory), self.host, self.port
+        )
+        server.wrap(listener)
+        self._server = server
+        self.port = next(iter(listener.sockets)).getsockname()[1]
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for connection in list(self._http_live):
+                connection.abort()
             await self._server.wait_closed()
             self._server = None
 
@@ -201,7 +217,8 @@ class FakeUpstream:
             error = {"message": f"Invalid URL (GET {record.path})", "type": "invalid_request_error"}
             return json_response(404, {"error": {**error, "code": None, "param": None}})
         key = _api_key(record)
-        if key is None or (self.api_key is not None and key != self.api_key):
+        minted = self.http.client_secrets
+        if key is None or (self.api_key is not None and key != self.api_key and key not in minted):
             message = (
                 f"Incorrect API key provided: {_mask(key or '')}. "
                 "You can find your API key at https://platform.openai.com/account/api-keys."

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from proxy import __version__
 from proxy.core.traffic import TrafficCounts
 from proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -229,6 +230,20 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
             registry=r,
         )
+        self.http_requests_total = Counter(
+            f"{p}_http_requests_total", "Plain HTTP requests by route class and status class",
+            ["route", "status"], registry=r,
+        )  # fmt: skip
+        self.http_request_duration = Histogram(
+            f"{p}_http_request_duration_seconds",
+            "Plain HTTP request: first byte of the request to the last byte of the response",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.http_bytes_total = Counter(
+            f"{p}_http_bytes_total", "Plain HTTP body bytes relayed", ["route", "direction"], registry=r
+        )
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -268,3 +283,9 @@ class Metrics:
             self.beta_sessions_total.labels(mode)
         for action in ORCHESTRATION_ACTIONS:
             self.orchestration_total.labels(action)
+        for route in HTTP_ROUTE_CLASSES:
+            self.http_request_duration.labels(route)
+            for direction in ("request", "response"):
+                self.http_bytes_total.labels(route, direction)
+            for status in ("2xx", "4xx", "5xx"):
+                self.http_requests_total.labels(route, status)

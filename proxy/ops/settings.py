@@ -121,6 +121,43 @@ class AuthSettings(_Strict):
         return tuple(d.lower() for d in value)
 
 
+HTTP_ROUTE_CLASSES = (
+    "realtime_client_secrets",
+    "translations_client_secrets",
+    "realtime_calls",
+    "realtime_call_action",
+    "other",
+)
+
+
+class HttpSettings(_Strict):
+    """Plain HTTP on the client port: pass-through to the upstream, repairs on the Realtime routes."""
+
+    # Route classes that may carry the injected key in auth.mode = "inject" ("other": every route).
+    inject_routes: tuple[str, ...] = (
+        "realtime_client_secrets",
+        "translations_client_secrets",
+        "realtime_calls",
+        "realtime_call_action",
+    )
+    max_repair_body_bytes: int = Field(1024 * 1024, ge=1024)  # session-config routes are read whole
+    max_header_bytes: int = Field(16 * 1024, ge=1024)  # as the listener allows for the first request
+    connect_timeout: float = Field(10.0, gt=0)
+    upstream_read_timeout: float = Field(600.0, gt=0)  # between upstream bytes (SSE can idle)
+    client_idle_timeout: float = Field(60.0, gt=0)  # a stalled request body or a client not reading
+    header_timeout: float = Field(30.0, gt=0)  # from the first byte of a request to its complete head
+    keepalive_timeout: float = Field(75.0, gt=0)  # idle client connection between requests
+    max_upstream_connections: int = Field(200, ge=1)
+
+    @field_validator("inject_routes")
+    @classmethod
+    def _known_routes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(HTTP_ROUTE_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown route class(es) {unknown} (known: {', '.join(HTTP_ROUTE_CLASSES)})")
+        return value
+
+
 class CompatSettings(_Strict):
     beta_clients: Literal["translate", "reject", "passthrough"] = "translate"
 
@@ -160,6 +197,7 @@ class Settings(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
@@ -226,7 +264,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         value: Any = raw
-        if path[-1] in {"token_sha256", "allowed_origins", "escalate_rules", "inject_paths"}:
+        if path[-1] in {"token_sha256", "allowed_origins", "escalate_rules", "inject_paths", "inject_routes"}:
             value = [item.strip() for item in raw.split(",") if item.strip()]
         node = result
         for part in path[:-1]:

@@ -43,6 +43,7 @@ async def test_plain_requests_get_json_and_no_upstream(
     make_proxy: ProxyFactory, fake: FakeUpstream, request_head: bytes, status: int, code: str
 ) -> None:
     proxy = await make_proxy()
+    proxy.server.http_factory = None  # the listener's own answer when no HTTP handler is wired
     got, headers, body = parse(await exchange(proxy.port, request_head + b"\r\n{}"))
     assert got == status
     assert headers["content-type"] == "application/json"
@@ -52,6 +53,7 @@ async def test_plain_requests_get_json_and_no_upstream(
 
 async def test_head_gets_no_body(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
     proxy = await make_proxy()
+    proxy.server.http_factory = None  # the listener's own answer when no HTTP handler is wired
     got, headers, body = parse(await exchange(proxy.port, b"HEAD /v1/realtime HTTP/1.1\r\nHost: x\r\n\r\n"))
     assert (got, body) == (426, b"")
     assert int(headers["content-length"]) > 0
