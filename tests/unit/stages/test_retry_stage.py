@@ -1,0 +1,61 @@
+"""The retry stage alone: how it adapts the retrier to the pipeline (what it tags, holds, ends and
+forwards); the retrier's own state machine has its playbooks in tests/unit/test_retry.py."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from proxy.core.actions import RetryAttempt, RetryOutcome, StartTimer, ToUpstream
+from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
+from proxy.core.retry_stage import RetryStage
+from proxy.core.stage import Forward, Message
+from tests.playbook import Passes, Playbook, frame_of
+
+OOB = {"type": "response.create", "event_id": "c1", "response": {"conversation": "none"}}
+TAGGED = {**OOB, "response": {"conversation": "none", "metadata": {METADATA_KEY: "rp1"}}}
+
+
+def response(status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "r1", "status": status, "conversation_id": None, "metadata": {METADATA_KEY: "rp1"}, **extra}
+
+
+def stage() -> RetryStage:
+    return RetryStage(ResponseRetrier(RetryPolicy(), random.Random(1)))
+
+
+def test_in_band_create_and_other_events_pass_untouched() -> None:
+    create = '{"type":"response.create","response":{"conversation":"auto"}}'
+    delta = '{"type":"response.output_audio.delta","response_id":"r9","delta":"AAAA"}'
+    with Playbook(stage()) as play:
+        play.client(create).expect(Passes(create))
+        play.server(delta).expect(Passes(delta))  # nothing tracked: the hot path is untouched
+
+
+def test_out_of_band_create_is_tagged_and_its_created_held_until_output() -> None:
+    created = {"type": "response.created", "response": response("in_progress")}
+    delta = '{"type":"response.output_text.delta","response_id":"r1","delta":"hi"}'
+    restored = {"type": "response.created", "response": {**response("in_progress"), "metadata": None}}
+    with Playbook(stage()) as play:
+        play.client(OOB).expect(Passes(frame_of(TAGGED)))
+        play.server(created).expect()  # held: nothing goes to the client yet
+        play.server(delta).expect(
+            Forward(Message("server", frame_of(restored), "response.created")),
+            Forward(Message("server", delta, "response.output_text.delta")),
+        )
+
+
+def test_a_transient_failure_is_swallowed_and_resent_on_the_timer() -> None:
+    failed = {
+        "type": "response.done",
+        "response": response(
+            "failed", status_details={"type": "failed", "error": {"type": "server_error"}}, output=[]
+        ),
+    }
+    with Playbook(stage()) as play:
+        play.client(OOB, now=0.0).expect(Passes(frame_of(TAGGED)))
+        step = play.server(failed, now=1.0)
+        delay = step.actions[0].delay
+        step.expect(StartTimer(delay, "rp1"), RetryAttempt(2, delay, "r1", "server_error", None, "c1"))
+        play.timer("rp1", now=1.0 + delay).expect(ToUpstream(frame_of({**TAGGED, "event_id": "rp1_a2"})))
+        play.close(now=3.0).expect(RetryOutcome("cancelled", 2, 2.0, None, "c1", "client_closed"))
