@@ -50,6 +50,7 @@ class SessionStats:
     sent: int = 0
     received: int = 0
     out_of_order: int = 0
+    duplicated: int = 0
     corrupt: int = 0
     achieved_rate: float = 0.0
     max_late_ms: float = 0.0
@@ -211,6 +212,7 @@ async def _receive(
     window: asyncio.Semaphore | None,
 ) -> None:
     expected = 0
+    seen: set[int] = set()
     rtts = stats.rtts
     clock = time.monotonic_ns
     with contextlib.suppress(ConnectionClosed):
@@ -221,6 +223,9 @@ async def _receive(
             seq, t_ns = _parse_id(message, head)
             rtts.append(now - t_ns)
             stats.received += 1
+            if seq in seen:
+                stats.duplicated += 1
+            seen.add(seq)
             if seq != expected:
                 stats.out_of_order += 1
             expected = seq + 1
@@ -259,8 +264,9 @@ def summarise(stats: list[SessionStats], rate: float) -> dict[str, Any]:
         "sessions": len(stats),
         "sent": sum(s.sent for s in stats),
         "received": sum(s.received for s in stats),
-        "lost": sum(s.sent - s.received for s in stats),
+        "lost": sum(s.sent - (s.received - s.duplicated) for s in stats),
         "out_of_order": sum(s.out_of_order for s in stats),
+        "duplicated": sum(s.duplicated for s in stats),
         "corrupt": sum(s.corrupt for s in stats),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),

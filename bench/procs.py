@@ -22,14 +22,20 @@ class Server:
     """A child process writing its output to a file; `port` is read from its first JSON line."""
 
     def __init__(
-        self, name: str, argv: list[str], workdir: Path, *, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -76,22 +82,32 @@ def start_upstream(workdir: Path, *, use_uvloop: bool = True) -> Server:
 
 
 def start_target(target: str, upstream_port: int, workdir: Path) -> Server:
-    """Start the relay under test: bare, bare-uvloop, proxy, proxy-uvloop or nginx."""
+    """Start the relay under test: bare, bare-uvloop, bare-sansio, proxy, proxy-uvloop, proxy-w<N>
+    (N workers), proxy-before or nginx."""
     upstream = f"ws://127.0.0.1:{upstream_port}"
-    if target.startswith("bare"):
+    extra_env: dict[str, str] = {}
+    cwd = ROOT
+    if target == "bare-sansio":
+        argv = [PY, "-m", "bench.bare_sansio", "--upstream-url", upstream]
+    elif target.startswith("bare"):
         argv = [PY, "-m", "bench.bare_relay", "--upstream-url", upstream]
         argv += ["--uvloop"] if target.endswith("uvloop") else []
     elif target.startswith("proxy"):
         argv = [PY, "-m", "proxy", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
         argv += ["--upstream-url", upstream, "--log-format", "json", "--log-level", "info"]
+        if target.startswith("proxy-before"):  # another checkout of the proxy (same-run before/after)
+            cwd = Path(os.environ["BENCH_BASELINE_SRC"])  # `-m` puts the working directory first
+            extra_env["PYTHONPATH"] = str(cwd)
+        else:  # one process per column; proxy-w<N>: N workers (the multi-process curve)
+            extra_env["REALTIME_PROXY_WORKERS"] = target[7:] if target.startswith("proxy-w") else "1"
     elif target == "nginx":
         return _start_nginx(upstream_port, workdir)
     else:
         raise ValueError(target)
     # Each proxy column pins its loop, so it is compared with the bare relay on the same loop.
     loop = "uvloop" if target.endswith("uvloop") else "asyncio"
-    env = {"REALTIME_PROXY_METRICS_HOST": "127.0.0.1", "REALTIME_PROXY_EVENT_LOOP": loop}
-    server = Server(target, argv, workdir, env=env)
+    env = {"REALTIME_PROXY_METRICS_HOST": "127.0.0.1", "REALTIME_PROXY_EVENT_LOOP": loop, **extra_env}
+    server = Server(target, argv, workdir, env=env, cwd=cwd)
     server.wait_port()
     return server
 

@@ -27,6 +27,15 @@ def memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (the workers of a multi-process proxy)."""
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(p) for p in f.read().split()]
+    return found
+
+
 @dataclass
 class CpuWindow:
     """CPU seconds used by a set of processes between `start()` and `stop()`."""

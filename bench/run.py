@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import importlib.util
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 from bench import load, report
 from bench.procs import Server, nginx_available, start_target, start_upstream
-from bench.procstat import CpuWindow, memory_kib
+from bench.procstat import CpuWindow, children, memory_kib
 
 RESULTS = Path(__file__).resolve().parent / "results"
 URL_PATH = "/v1/realtime?model=gpt-realtime"
@@ -27,7 +28,7 @@ URL_PATH = "/v1/realtime?model=gpt-realtime"
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"voice_n": [10, 50], "duration": 2.0, "burst": 10_000, "idle": 200}
-    return {"voice_n": [10, 100, 300], "duration": 10.0, "burst": 100_000, "idle": 1000}
+    return {"voice_n": [10, 100, 200, 300], "duration": 10.0, "burst": 100_000, "idle": 1000}
 
 
 def measure(
@@ -41,7 +42,7 @@ def measure(
     out: dict[str, Any] = {"target": target, "scenario": scenario, "sessions": sessions}
     try:
         time.sleep(0.3)  # let the relay settle before the memory baseline
-        base_rss = memory_kib(relay.pid)["VmRSS"] if relay else 0
+        base_rss = _tree_memory(relay.pid)["VmRSS"] if relay else 0
         n_workers = 2 if sessions >= 100 else 1
         for first, count in load.split(sessions, n_workers):
             spec = load.LoadSpec(
@@ -64,10 +65,12 @@ def measure(
         pids = {"upstream": upstream.pid, **{f"client{i}": p.pid for i, (p, _) in enumerate(workers)}}
         if relay is not None:
             pids["relay"] = relay.pid
+            # A multi-process proxy: its workers do the relaying; the supervisor only supervises.
+            pids.update({f"relay-worker{i}": pid for i, pid in enumerate(children(relay.pid))})
         if scenario == "idle":
             time.sleep(1.0)
             if relay is not None:
-                mem = memory_kib(relay.pid)
+                mem = _tree_memory(relay.pid)
                 out.update(rss_kib=mem["VmRSS"], hwm_kib=mem["VmHWM"], base_rss_kib=base_rss)
             return out
         window = CpuWindow(pids)
@@ -79,10 +82,10 @@ def measure(
         out["window_s"] = time.monotonic() - began
         used = window.stop()
         if relay is not None:
-            mem = memory_kib(relay.pid)
+            mem = _tree_memory(relay.pid)
             out.update(rss_kib=mem["VmRSS"], hwm_kib=mem["VmHWM"], base_rss_kib=base_rss)
         out["cpu_s"] = {
-            "relay": used.get("relay"),
+            "relay": sum(v for k, v in used.items() if k.startswith("relay")) if relay else None,
             "upstream": used["upstream"],
             "clients": sum(v for k, v in used.items() if k.startswith("client")),
         }
@@ -104,6 +107,15 @@ def measure(
             relay.stop()
 
 
+def _tree_memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of the relay and its workers, summed."""
+    total = {"VmRSS": 0, "VmHWM": 0}
+    for each in [pid, *children(pid)]:
+        for key, value in memory_kib(each).items():
+            total[key] += value
+    return total
+
+
 def _recv(pipe: Any, timeout: float) -> Any:
     if not pipe.poll(timeout):
         raise TimeoutError(f"load worker did not answer within {timeout} s")
@@ -114,10 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short CI smoke run (< 90 s)")
     parser.add_argument("--uvloop", action="store_true", help="also measure bare relay and proxy on uvloop")
-    parser.add_argument("--targets", help="comma-separated subset of direct,bare,proxy,...")
+    parser.add_argument(
+        "--targets", help="comma-separated subset of direct,bare,bare-sansio,proxy,proxy-w2,..."
+    )
+    parser.add_argument(
+        "--workers-curve", help="also run the proxy with these worker counts, e.g. 1,2 (targets proxy-w<N>)"
+    )
     parser.add_argument("--scenarios", default="voice,burst,idle")
     parser.add_argument("--duration", type=float, help="override seconds per voice run")
     parser.add_argument("--sessions", help="override voice session counts, e.g. 10,100")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="another checkout of this repo (e.g. `git worktree add /tmp/before main`): adds the "
+        "target proxy-before, run from that source in the same run",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for latest.md / latest.json")
     args = parser.parse_args(argv)
     params = plan(args.quick)
@@ -125,20 +148,25 @@ def main(argv: list[str] | None = None) -> int:
         params["duration"] = args.duration
     if args.sessions:
         params["voice_n"] = [int(x) for x in args.sessions.split(",")]
-    targets = ["direct", "bare", "proxy"]
+    targets = [t for t in (args.targets or "direct,bare,bare-sansio,proxy").split(",") if t]
     notes: list[str] = []
     if args.uvloop:
         targets += ["bare-uvloop", "proxy-uvloop"]
+    if args.workers_curve:
+        targets += [f"proxy-w{n}" for n in args.workers_curve.split(",") if n]
+    if args.baseline_src:
+        os.environ["BENCH_BASELINE_SRC"] = str(args.baseline_src.resolve())
+        targets.append("proxy-before")
     if nginx_available():
-        targets.append("nginx")
+        if not args.targets:
+            targets.append("nginx")
     else:
         notes.append("nginx: not on PATH, column skipped.")
     if importlib.util.find_spec("litellm") is None:
         notes.append("LiteLLM: not importable, column skipped.")
     else:
         notes.append("LiteLLM: importable, but no adapter is implemented in bench/ (column skipped).")
-    if args.targets:
-        targets = [t for t in args.targets.split(",") if t]
+    targets = list(dict.fromkeys(targets))  # a target named twice runs once
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

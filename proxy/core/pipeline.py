@@ -18,6 +18,8 @@ from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, leading_ty
 from proxy.core.stage import Direction, Forward, Message, Stage, StageAction
 from proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
+_SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
 Hook = Callable[[Message, float], list[StageAction]]
 Route = tuple[tuple[Stage, Hook], ...]
 
@@ -66,8 +68,9 @@ class Pipeline:
             counts.frames["binary"] += 1
             counts.bytes += len(frame)
             return None
-        # Classification, inline: this runs for every audio frame.
-        event_type = sniff_type(frame)
+        # Classification, inline: this runs for every audio frame. The API writes one `type` per
+        # event; a client's frame may repeat it, so only theirs gets the stricter sniff.
+        event_type = sniff_type(frame) if lane is self._client else leading_type(frame)
         event = None
         if event_type is None or event_type in lane.parsed:
             if len(frame) <= self._max_parse:
@@ -80,14 +83,10 @@ class Pipeline:
         route = lane.routes.get(event_type)
         if route is None:
             route = _route(lane, event_type)
+            if event_type in lane.known:
+                lane.routes[event_type] = route
         message = Message(lane.direction, frame, event_type, event)
-        actions: list[Action] = []
-        for stage, hook in route:
-            produced = hook(message, now)
-            if produced:
-                actions.extend(self._resolve(stage, produced, now))
-            if message.done:
-                break
+        actions = self._pass(message, route, now)
         if self._log_event_types:
             actions.insert(0, FrameSeen(C2U if lane is self._client else U2C, event_type, len(frame)))
         elif not actions and not message.changed and message.frame is frame and not message.done:
@@ -165,10 +164,9 @@ def _out(message: Message, actions: list[Action]) -> list[Action]:
 def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
     client = direction == "client"
     parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
+    parsed = _SHARED_TYPE_SETS.setdefault(parsed, parsed)  # one copy for all sessions (idle memory)
     known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
-    lane = _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)
-    # Routes for the known types up front; an unknown type is routed per frame (not cached:
-    # clients choose those strings).
-    for event_type in known:
-        lane.routes[event_type] = _route(lane, event_type)
-    return lane
+    # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:
+    # building all of them up front cost ~11 KiB per idle session); an unknown type is routed per
+    # frame (not cached: clients choose those strings).
+    return _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
 class HealthServer:
-    def __init__(self, registry: CollectorRegistry, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None,
+        is_ready: Callable[[], bool | Awaitable[bool]],
+        *,
+        scrape: Callable[[], Awaitable[bytes]] | None = None,
+    ) -> None:
+        """`scrape` replaces the registry's exposition (the supervisor of several workers sums theirs)."""
         self.registry = registry
         self.is_ready = is_ready
+        self.scrape = scrape
         self.server: asyncio.Server | None = None
 
     @property
@@ -41,7 +49,7 @@ class HealthServer:
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
             method = parts[0] if parts else ""
-            status, content_type, body = self._route(method, path)
+            status, content_type, body = await self._route(method, path)
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -58,15 +66,19 @@ class HealthServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _route(self, method: str, path: str) -> tuple[str, str, bytes]:
+    async def _route(self, method: str, path: str) -> tuple[str, str, bytes]:
         if method not in ("GET", "HEAD"):
             return "405 Method Not Allowed", "text/plain", b"method not allowed\n"
         if path == "/metrics":
+            if self.scrape is not None:
+                return "200 OK", CONTENT_TYPE_LATEST, await self.scrape()
+            assert self.registry is not None
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.registry)
         if path == "/healthz":
             return "200 OK", "text/plain", b"ok\n"
         if path == "/readyz":
-            if self.is_ready():
+            ready = self.is_ready()
+            if ready if isinstance(ready, bool) else await ready:
                 return "200 OK", "text/plain", b"ready\n"
             return "503 Service Unavailable", "text/plain", b"not ready\n"
         return "404 Not Found", "text/plain", b"not found\n"

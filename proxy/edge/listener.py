@@ -74,6 +74,7 @@ class _Server(ServerProtocol):
 
 class ClientLeg(Leg):
     side = "client"
+    __slots__ = ("_head_timer", "gateway", "head", "on_lost", "remote", "server_ws", "upgrading")
 
     def __init__(self, gateway: Gateway) -> None:
         ws = _Server(

@@ -35,6 +35,12 @@ class Limits:
 
 
 class Relay:
+    __slots__ = (
+        "_watchdog", "_window_frames", "_window_start", "bytes", "client", "closed_by", "core", "done",
+        "finishing", "frames", "last_activity", "limits", "loop", "observe", "on_done", "outcome",
+        "started", "timers", "upstream",
+    )  # fmt: skip
+
     def __init__(
         self,
         client: Leg,

@@ -90,10 +90,12 @@ class ProxyServer:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    async def start(self, ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        self.server = await loop.create_server(lambda: ClientLeg(self), s.host, s.port, ssl=ssl_context)
+        self.server = await loop.create_server(
+            lambda: ClientLeg(self), s.host, s.port, ssl=ssl_context, reuse_port=reuse_port or None
+        )
         self.ready = True
 
     # -- handshake ----------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class ProxyServer:
         self.handshaking -= 1
         self.metrics.upstream_connect.observe(time.monotonic() - started)
         self.metrics.handshakes_total.labels("ok").inc()
+        leg.on_lost = None  # the task is done: do not keep it alive for the session's lifetime
         if not leg.accept(request, upstream.subprotocol):
             upstream.close(1001, "client connection lost")
             return

@@ -109,6 +109,7 @@ class SessionBuilder:
                 beta_client=pending.beta_client,
                 orchestration=orchestration_options(s),
                 log_event_types=s.log_event_types,
+                max_parse_bytes=s.max_parse_bytes,
             ),
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.

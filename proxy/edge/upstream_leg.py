@@ -72,12 +72,13 @@ class _PooledMaskProtocol(ClientProtocol):
 
 class UpstreamLeg(Leg):
     side = "upstream"
+    __slots__ = ("client_ws", "early", "headers", "opened")
 
     def __init__(self, ws: ClientProtocol, timing: LegTiming, headers: Iterable[tuple[str, str]]) -> None:
         super().__init__(ws, timing)
         self.client_ws = ws
         self.headers = list(headers)
-        self.opened: asyncio.Future[Response] = self.loop.create_future()
+        self.opened: asyncio.Future[None] = self.loop.create_future()
         self.early: list[Frame] = []
 
     @property
@@ -112,7 +113,7 @@ class UpstreamLeg(Leg):
             return
         exc = self.ws.handshake_exc
         if exc is None:
-            self.opened.set_result(response)
+            self.opened.set_result(None)  # the response is not kept: a session holds no headers
         elif response.status_code != 101:
             refused = UpstreamRefused(response.status_code, response.headers, response.body or b"")
             self.opened.set_exception(refused)
@@ -171,6 +172,7 @@ async def open_upstream(
         async with asyncio.timeout(options.open_timeout):
             await loop.create_connection(lambda: leg, uri.host, uri.port, ssl=ssl_context)
             await leg.opened
+        leg.headers = []
     except UpstreamFailure:
         _give_up(leg)
         raise

@@ -41,6 +41,11 @@ class Leg(asyncio.Protocol):
     """A WebSocket connection after its opening handshake. Subclasses handle the handshake."""
 
     side = "leg"
+    # Slots, not a dict per instance: two legs per session, thousands of idle sessions.
+    __slots__ = (
+        "_close_handle", "_parts", "_ping", "_ping_handle", "_pings_sent", "_text", "closed", "ended",
+        "loop", "peer", "read_paused", "sink", "timing", "transport", "write_blocked_since", "ws",
+    )  # fmt: skip
 
     def __init__(self, ws: Protocol, timing: LegTiming) -> None:
         self.ws = ws
@@ -144,18 +149,33 @@ class Leg(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        for data in self.ws.data_to_send():
-            if data:
-                transport.write(data)
-            elif self.side == "client" or not transport.can_write_eof():
-                transport.close()  # a server closes the TCP connection first (RFC 6455 §7.1.1)
-            else:
-                transport.write_eof()
+        chunks = self.ws.data_to_send()
+        if len(chunks) == 1 and chunks[0]:
+            transport.write(chunks[0])
+        elif chunks:
+            self._write_all(transport, chunks)
         ws = self.ws
         state = ws.state
         if self._close_handle is None and state is not OPEN and (state is not CONNECTING or ws.eof_sent):
             # Never wait without bound for a peer to finish closing (it may have stopped reading).
             self._close_handle = self.loop.call_later(self.timing.close_timeout, self.abort)
+
+    def _write_all(self, transport: asyncio.Transport, chunks: list[bytes]) -> None:
+        """One write (one syscall) for the frames queued together; the empty chunk means EOF."""
+        pending: list[bytes] = []
+        for data in chunks:
+            if data:
+                pending.append(data)
+                continue
+            if pending:
+                transport.write(b"".join(pending))
+                pending = []
+            if self.side == "client" or not transport.can_write_eof():
+                transport.close()  # a server closes the TCP connection first (RFC 6455 §7.1.1)
+            else:
+                transport.write_eof()
+        if pending:
+            transport.write(b"".join(pending))
 
     def close(self, code: int, reason: str) -> None:
         if self.ws.state is OPEN:

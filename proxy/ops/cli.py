@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", help="PEM certificate: serve wss:// to clients")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--workers", type=int, help="processes sharing the port (default 0: one per available CPU)"
+    )
     parser.add_argument("--record-dir", help="write each session's client events as redacted JSONL here")
     return parser
 
@@ -104,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     for message in settings.deprecations:
         get_logger().warning("config_deprecated", message=message)
     try:
-        return _run_loop(settings.event_loop, _serve(settings))
+        return _run_loop(settings.event_loop, _serve(settings, argv))
     except KeyboardInterrupt:
         return 0
-    except (ValueError, OSError) as exc:  # bad key file, port in use, bad TLS files
+    except (ValueError, OSError, RuntimeError) as exc:  # bad key file, port in use, bad TLS, workers
         get_logger().error("startup_failed", error=str(exc))
         return 1
 
@@ -137,10 +140,15 @@ def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, argv: list[str]) -> int:
     from proxy.edge.health import HealthServer
     from proxy.edge.server import ProxyServer
     from proxy.ops.metrics import Metrics
+    from proxy.ops.workers import WORKER_ENV, supervise, worker_count
+
+    count = worker_count(settings)
+    if count > 1:
+        return await supervise(settings, count, argv)
 
     log = get_logger()
     fake: Any = None
@@ -155,7 +163,7 @@ async def _serve(settings: Settings) -> int:
     metrics = Metrics(models=settings.prices)
     tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
     server = ProxyServer(settings, metrics=metrics, tracing=tracing)
-    await server.start(_server_ssl(settings))
+    await server.start(_server_ssl(settings), reuse_port=bool(os.environ.get(WORKER_ENV)))
     health = HealthServer(metrics.registry, lambda: server.ready)
     await health.start(settings.metrics_host, settings.metrics_port)
     # Handlers before "proxy_listening": a supervisor may send SIGTERM as soon as it sees the line,

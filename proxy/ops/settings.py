@@ -138,11 +138,13 @@ class Settings(_Strict):
     fake_upstream: bool = False
     fake_upstream_latency: float = Field(0.0, ge=0, le=30)  # seconds to each simulated response.created
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_parse_bytes: int = Field(1024 * 1024, ge=1024)  # larger client events go on unparsed, unrepaired
     handshake_timeout: float = Field(10.0, gt=0)
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, ge=0)
     shutdown_grace: float = Field(10.0, ge=0)
-    max_sessions: int = Field(1000, ge=1)
+    max_sessions: int = Field(1000, ge=1)  # per worker process
+    workers: int = Field(0, ge=0)  # processes sharing the port; 0: one per available CPU (cgroup-aware)
     idle_timeout: float = Field(0.0, ge=0)
     max_session_duration: float = Field(0.0, ge=0)
     max_client_frames_per_second: float = Field(0.0, ge=0)

@@ -216,6 +216,7 @@ async def proxy_process(
     # The venv's editable-install finder may predate proxy/__init__.py (it then maps `proxy` as a
     # namespace package and `from proxy import __version__` fails): put the source tree first.
     full_env["PYTHONPATH"] = str(REPO)
+    full_env["REALTIME_PROXY_WORKERS"] = "1"  # one process, so that pid, fds and RSS are the proxy's
     full_env.update(env or {})
     proc = await asyncio.create_subprocess_exec(
         *proxy_command(*args, module=module),

@@ -328,3 +328,15 @@ async def test_slow_client_bounds_proxy_memory_and_blocks_upstream() -> None:
             received += len(frame)
         assert running.rss_kib() - baseline < 30 * 1024
         await client.close()
+
+
+async def test_permessage_deflate_when_enabled(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:
+    proxy = await make_proxy(upstream_url=echo.url, compression=True)
+    async with asyncio.timeout(10), connect(proxy.realtime_url, compression="deflate") as client:
+        assert [e.name for e in client.protocol.extensions] == ["permessage-deflate"]
+        for frame in ["x" * 5000, b"\0" * 5000, "ünïcödé"]:
+            await client.send(frame)
+            assert await client.recv() == frame
+    conn = echo.conns[0]
+    await asyncio.wait_for(conn.closed.wait(), 5)
+    assert conn.received == ["x" * 5000, b"\0" * 5000, "ünïcödé"]
