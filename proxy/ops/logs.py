@@ -33,6 +33,9 @@ _SECRET_PATTERNS = (
         r"(?i)(\b(?:proxy-)?authorization|\b(?:x-)?api[-_]?key|\b(?:set-)?cookie)((?:\s+header)?[\"']?\s*[:=,]\s*[\"']?)"
         r"[^\"'\r\n&]+"
     ),
+    # websockets' messages for a header it could not parse or accept quote the raw value
+    # (`invalid HTTP header value: Token x`, `invalid Sec-WebSocket-Protocol header: ...`).
+    re.compile(r"(?i)(\binvalid [A-Za-z0-9-]+(?: HTTP)? header(?: value| line| name)?: )()[^\r\n]*"),
 )
 # Audio (base64) pasted into free text, e.g. a tool description or an upstream error message.
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{256,}={0,2}")

@@ -145,6 +145,23 @@ async def test_duplicated_or_malformed_auth_headers_get_a_json_4xx(mode: str) ->
     _no_secret_in(running.lines, "SECRET")
 
 
+async def test_header_values_websockets_cannot_parse_are_refused_and_not_logged() -> None:
+    """Control characters: websockets refuses the request head and says why, quoting the value."""
+    unparseable = [
+        {"Authorization": ["Token tok-SECRET-token\x7f"]},
+        {"Cookie": ["session=SECRET-cookie\x00"]},
+        {"X-Custom-Token": ["tok-SECRET-custom\x01"]},
+    ]
+    async with proxy_process("--fake-upstream", *LOOPBACK, "--log-level", "debug") as running:
+        for extra in unparseable:
+            status, body = await raw_lines_upgrade(running.port, extra)
+            assert (status, error_body(body)["error"]["code"]) == (400, "invalid_request"), extra
+        assert await running.stop() == 0
+    failed = [json.loads(line) for line in running.lines if '"client_handshake_failed"' in line]
+    assert len(failed) == 3
+    _no_secret_in(running.lines, "SECRET")
+
+
 async def test_keys_and_audio_in_upstream_error_messages_are_not_logged() -> None:
     """The API quotes unknown parameter names in its errors: a key or audio pasted as one is logged
     redacted."""

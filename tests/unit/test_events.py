@@ -66,6 +66,7 @@ def test_the_founding_bug_hidden_behind_an_append_type_is_seen_as_a_response_cre
     [
         ('{"type":"input_audio_buffer.append","audio":"' + AUDIO + '"}', "input_audio_buffer.append"),
         ('{"type":"input_audio_buffer.append","audio":"' + AUDIO[:3000] + '"}', "input_audio_buffer.append"),
+        ('  {"type":"input_audio_buffer.append","audio":"' + AUDIO + '"}', "input_audio_buffer.append"),
         ('{"event_id":"e_1","type":"input_audio_buffer.append","audio":"AAAA"}', "input_audio_buffer.append"),
         (' { "type" : "response.cancel" , "response_id" : "r" }', "response.cancel"),
         ('{"type":"response.output_text.delta","delta":"say \\"hi\\"\\n"}', "response.output_text.delta"),

@@ -53,6 +53,9 @@ def test_credential_headers_written_in_free_text_lose_their_values() -> None:
         "proxy-authorization=Basic SECRET&x=1": "proxy-authorization=[REDACTED]&x=1",
         "Incorrect API key provided: sk-pro*******SECRET.": "Incorrect API key provided: [REDACTED].",
         "the api-key was rotated": "the api-key was rotated",
+        "invalid HTTP header value: Token SECRET": "invalid HTTP header value: [REDACTED]",
+        "invalid HTTP header line: X-Token: SECRET": "invalid HTTP header line: [REDACTED]",
+        "invalid Origin header: x;SECRET": "invalid Origin header: [REDACTED]",
     }
     assert {text: redact_value(text) for text in cases} == cases
 
