@@ -8,28 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.core.events import parse_object
+from proxy.core.events import MAX_REPAIR_DEPTH, parse_object, too_deep
 
-MAX_EVENT_DEPTH = 64  # real Realtime events nest < 20 deep; JSON encoders give up near 255
-
-
-def nesting_depth_exceeds(value: Any, limit: int) -> bool:
-    """True when containers nest deeper than `limit` (iterative: no recursion limit to hit)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+# Real Realtime events nest < 20 deep; the rules recurse and orjson refuses to serialise past 254 levels.
+MAX_EVENT_DEPTH = MAX_REPAIR_DEPTH
 
 
 def parse_declared(frame: str, sniffed: str | None) -> tuple[str | None, dict[str, Any] | None]:
-    """The event type and parse of a frame some stage declared (or whose type did not lead)."""
-    event = parse_object(frame)
-    if event is not None and nesting_depth_exceeds(event, MAX_EVENT_DEPTH):
-        event = None
+    """The event type and parse of a frame some stage declared (or whose type did not lead).
+    Too deep a frame is not parsed at all (checked on the raw text: free for ordinary events)."""
+    event = None if too_deep(frame, MAX_EVENT_DEPTH) else parse_object(frame)
     if sniffed is None and event is not None and isinstance(event.get("type"), str):
         sniffed = event["type"]
     return sniffed, event

@@ -77,7 +77,7 @@ def _has_type_string(text: str, start: int) -> bool:
 
 # Deeper events are forwarded as they are (the API answers them): the rules recurse, and orjson
 # refuses to serialise past 254 levels, so a repaired copy of such an event could not be sent.
-MAX_REPAIR_DEPTH = 128
+MAX_REPAIR_DEPTH = 64
 _DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
 

@@ -64,7 +64,7 @@ class Pipeline:
 
     def _frame(self, lane: _Lane, frame: str | bytes, now: float) -> list[Action] | None:
         counts = lane.counts
-        if isinstance(frame, bytes):  # the API speaks JSON text; binary passes untouched
+        if not isinstance(frame, str):  # binary (bytes, or a bytearray from the legs) passes untouched
             counts.frames["binary"] += 1
             counts.bytes += len(frame)
             return None

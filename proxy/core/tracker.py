@@ -5,11 +5,12 @@ Pure: the session core feeds it events and `now`, it answers with observations.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from proxy.core.actions import FirstDelta, Frame, ResponseDone
 from proxy.core.events import sniff_string_field
+
+_PENDING = 64  # creates awaiting their response.created, the oldest dropped beyond
 
 FIRST_DELTA_MODALITY = {
     "response.output_audio.delta": "audio",
@@ -48,7 +49,8 @@ class ResponseTracker:
     responses), then times each response's first delta and its response.done."""
 
     def __init__(self) -> None:
-        self._pending_creates: deque[tuple[str | None, float]] = deque(maxlen=64)
+        # At most _PENDING entries; a list, not a deque: a deque costs 600 B per idle session.
+        self._pending_creates: list[tuple[str | None, float]] = []
         self._started: dict[str, tuple[str | None, float]] = {}  # response id -> (create's event id, time)
         self._awaiting_delta: set[str] = set()
 
@@ -58,6 +60,8 @@ class ResponseTracker:
 
     def on_client_create(self, event_id: str | None, now: float) -> None:
         self._pending_creates.append((event_id, now))
+        if len(self._pending_creates) > _PENDING:
+            del self._pending_creates[0]
 
     def on_client_create_rejected(self, event_id: str | None) -> None:
         """An upstream error named this response.create: it will get no response.created."""
@@ -67,7 +71,7 @@ class ResponseTracker:
                 return
 
     def on_created(self, response_id: str, now: float) -> None:
-        self._started[response_id] = self._pending_creates.popleft() if self._pending_creates else (None, now)
+        self._started[response_id] = self._pending_creates.pop(0) if self._pending_creates else (None, now)
         self._awaiting_delta.add(response_id)
 
     def on_delta(self, event_type: str, frame: Frame, now: float) -> FirstDelta | None:

@@ -153,10 +153,10 @@ class ClientLeg(Leg):
         self.head = bytearray()
         request = next((e for e in ws.events_received() if isinstance(e, Request)), None)
         if request is None:
-            cause = ws.handshake_exc.__cause__ if ws.handshake_exc else None
-            log.info(
-                "client_handshake_failed", client=self.remote, error=str(cause or ws.handshake_exc)[:200]
-            )
+            cause = (ws.handshake_exc.__cause__ if ws.handshake_exc else None) or ws.handshake_exc
+            # The exception's type and the header it names, never its text: that may quote a value.
+            header = getattr(cause, "name", None)  # websockets' InvalidHeader names it; a bad value does not
+            log.info("client_handshake_failed", client=self.remote, error=type(cause).__name__, header=header)
             self._refuse_raw(400, "invalid_request", "The WebSocket handshake request is malformed.")
             return
         refused = malformed_headers(request.headers)  # auth.py: JSON 400 that never quotes a header value

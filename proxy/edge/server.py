@@ -23,11 +23,7 @@ from proxy.edge.http import HttpService
 from proxy.edge.listener import ClientLeg
 from proxy.edge.relay import Relay
 from proxy.edge.session_builder import PendingSession, SessionBuilder, upstream_host
-from proxy.edge.upstream import (
-    UpstreamFailure,
-    UpstreamOptions,
-    client_ssl_context,
-)
+from proxy.edge.upstream import UpstreamFailure, upstream_options
 from proxy.edge.upstream_leg import open_upstream
 from proxy.edge.wire import LegTiming
 from proxy.ops.logs import get_logger
@@ -65,20 +61,9 @@ class ProxyServer:
             s.max_frame_bytes,
             s.compression,
         )
-        tls = upstream_ssl or (
-            client_ssl_context(verify=s.upstream_tls_verify, ca_bundle=s.upstream_ca_bundle)
-            if s.upstream_url.startswith("wss://")
-            else None
-        )
-        self.upstream_options = UpstreamOptions(
-            s.max_frame_bytes,
-            s.handshake_timeout,
-            s.ping_interval or None,
-            s.ping_timeout or None,
-            s.compression,
-            tls,
-        )
+        self.upstream_options = upstream_options(s, upstream_ssl)
         # Non-upgrade requests go here: plain HTTP to the upstream, session configs repaired on the way.
+        tls = self.upstream_options.ssl_context
         self.http = HttpService(s, self.chain, self.admission, self.metrics, upstream_ssl=tls)
         self.http_factory: Callable[[], asyncio.Protocol] | None = self.http.factory
         self.connections: set[ClientLeg] = set()

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 
+from proxy.ops.settings import Settings
+
 # Auth and identity headers the API reads; everything else (hop-by-hop, cookies, Host, Origin,
 # Sec-WebSocket-*) stays on the client leg.
 FORWARDED_HEADERS = frozenset(
@@ -104,6 +106,24 @@ class UpstreamOptions:
     ping_timeout: float | None
     compression: bool
     ssl_context: ssl.SSLContext | None
+
+
+def upstream_options(settings: Settings, upstream_ssl: ssl.SSLContext | None = None) -> UpstreamOptions:
+    """How to reach the configured upstream: limits, pings, and TLS (verified unless configured off)."""
+    s = settings
+    tls = upstream_ssl or (
+        client_ssl_context(verify=s.upstream_tls_verify, ca_bundle=s.upstream_ca_bundle)
+        if s.upstream_url.startswith("wss://")
+        else None
+    )
+    return UpstreamOptions(
+        s.max_frame_bytes,
+        s.handshake_timeout,
+        s.ping_interval or None,
+        s.ping_timeout or None,
+        s.compression,
+        tls,
+    )
 
 
 def client_ssl_context(*, verify: bool, ca_bundle: str) -> ssl.SSLContext:

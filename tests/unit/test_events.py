@@ -260,3 +260,15 @@ def test_any_bytes_like_frame_is_classified_without_error(wrap: Any) -> None:
         True,
     )
     assert sniff_type(wrap(bytes(range(256)))) is None
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray])
+def test_a_binary_frame_passes_the_core_untouched_whatever_its_bytes_type(wrap: Any) -> None:
+    from proxy.core.rules import build_chain
+    from proxy.core.session import SessionCore
+
+    core = SessionCore(build_chain())
+    frame = wrap(b'{"type":"response.create","response":{"tool_choice":{"type":"function","name":"f"}}}')
+    assert core.from_client(frame, 0.0) is None
+    assert core.from_upstream(wrap(b'{"type":"response.done","response":{}}'), 0.0) is None
+    assert core.traffic.by_direction["client_to_upstream"].frames["binary"] == 1
