@@ -56,3 +56,19 @@ def test_memory_is_bounded_to_the_most_recent_events() -> None:
         ids.remember(f"e{n}", ["r"])
     assert ids.rules_for("e43") is None and ids.rules_for("e44") == ["r"] and ids.rules_for("e299") == ["r"]
     assert ids.rules_for(7) is None
+
+
+def test_an_error_whose_error_is_not_an_object_is_observed_as_unnamed() -> None:
+    frame = '{"type":"error","error":"overloaded"}'
+    with Playbook(AttributionStage(EventIds())) as play:
+        play.server(frame).expect(UpstreamError(None, None, None, None, None, None), Passes(frame))
+
+
+def test_an_error_naming_a_client_event_by_a_non_string_id_names_no_rules() -> None:
+    ids = EventIds()
+    ids.remember("c1", ["drop_temperature"])
+    frame = frame_of({"type": "error", "error": {"type": "invalid_request_error", "event_id": ["c1"]}})
+    with Playbook(AttributionStage(ids)) as play:
+        play.server(frame).expect(
+            UpstreamError("invalid_request_error", None, None, None, ["c1"], None), Passes(frame)
+        )

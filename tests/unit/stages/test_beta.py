@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proxy.core.actions import BetaTranslated
 from proxy.core.compat.stage import BetaStage
-from tests.playbook import Passes, Playbook, frame_of
+from tests.playbook import Passes, Playbook, frame_of, message
 
 
 def test_beta_only_session_field_is_dropped_on_the_way_up() -> None:
@@ -33,3 +33,24 @@ def test_events_the_beta_api_shares_pass_byte_for_byte() -> None:
     frame = '{"type": "input_audio_buffer.speech_started", "audio_start_ms": 5}'
     with Playbook(BetaStage()) as play:
         play.server(frame).expect(Passes(frame))
+
+
+def test_a_translated_client_event_goes_on_under_its_ga_type() -> None:
+    """Later stages route the message by its type: after translation that is the GA one."""
+    msg = message(
+        "client", {"type": "transcription_session.update", "event_id": "e1", "session": {"include": []}}
+    )
+    actions = BetaStage().on_client(msg, 0.0)
+    assert (actions, msg.type, msg.out()) == (
+        [BetaTranslated("client_to_ga", "transcription_session.update", "session.update")],
+        "session.update",
+        frame_of(
+            {"type": "session.update", "event_id": "e1", "session": {"include": [], "type": "transcription"}}
+        ),
+    )
+
+
+def test_a_renamed_server_event_keeps_its_bytes_apart_from_the_type() -> None:
+    delta = '{"type": "response.output_audio.delta", "response_id": "r", "delta": "AAAA"}'
+    with Playbook(BetaStage()) as play:
+        play.server(delta).expect(Passes(delta.replace("output_audio.delta", "audio.delta")))

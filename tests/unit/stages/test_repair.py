@@ -6,12 +6,12 @@ from typing import Any
 
 from proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient, ToUpstream
 from proxy.core.attribution import EventIds
-from proxy.core.repair import RepairStage, refusal_event
+from proxy.core.repair import RepairStage
 from proxy.core.rules import RuleChain, build_chain
 from proxy.core.rules.model import Rule
 from proxy.core.session import CoreOptions, SessionCore
 from proxy.core.session_state import SessionState
-from tests.playbook import Passes, Playbook, frame_of
+from tests.playbook import Passes, Playbook, frame_of, message
 
 
 def stage(chain: RuleChain | None = None, max_bytes: int = 1 << 20) -> RepairStage:
@@ -106,8 +106,50 @@ def test_refusal_answers_the_client_and_ends_the_message() -> None:
         message = refusal.message
         step.expect(
             Refusal("c1", "response.create", "tool_choice_object", "invalid_tool_choice", message, True),
+            ToClient(  # the error the API itself sends, with the proxy's own id for the server event
+                frame_of(
+                    {
+                        "type": "error",
+                        "event_id": "proxy_evt_1",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "invalid_tool_choice",
+                            "message": message,
+                            "param": "response.tool_choice",
+                            "event_id": "c1",
+                        },
+                    }
+                )
+            ),
+        )
+
+
+def test_a_refused_event_with_a_non_string_id_is_answered_with_a_null_event_id() -> None:
+    event = {
+        "type": "response.create",
+        "event_id": 7,
+        "response": {"conversation": "none", "tools": [], "tool_choice": {"type": "function", "name": "x"}},
+    }
+    play = Playbook(stage())
+    with play:
+        step = play.client(event)
+        message = step.actions[0].message
+        step.expect(
+            Refusal(None, "response.create", "tool_choice_object", "invalid_tool_choice", message, True),
             ToClient(
-                refusal_event("proxy_evt_1", "c1", "invalid_tool_choice", message, "response.tool_choice")
+                frame_of(
+                    {
+                        "type": "error",
+                        "event_id": "proxy_evt_1",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "invalid_tool_choice",
+                            "message": message,
+                            "param": "response.tool_choice",
+                            "event_id": None,
+                        },
+                    }
+                )
             ),
         )
 
@@ -185,3 +227,47 @@ def test_a_translated_event_continues_under_its_new_type() -> None:
                 )
             ),
         )
+
+
+def test_the_repaired_message_goes_on_under_the_translated_type() -> None:
+    """Later stages route the message by its type: after the rule's translation, session.update."""
+    from proxy.core.context import SessionContext
+
+    repair = RepairStage(
+        build_chain(), SessionState(SessionContext(route="transcription")), EventIds(), 1 << 20
+    )
+    msg = message("client", {"type": "transcription_session.update", "event_id": "t1", "session": {}})
+    repair.on_client(msg, 0.0)
+    assert (msg.type, msg.changed) == ("session.update", True)
+
+
+def test_only_unparsed_frames_over_the_bound_are_reported_as_skipped() -> None:
+    at_bound = '{"type":"session.update",' + "x" * 20  # not JSON: the core never parses it
+    over = at_bound + "x"
+    with Playbook(stage(max_bytes=len(at_bound))) as play:
+        play.client(at_bound).expect(Passes(at_bound))  # unparsed but within the bound: the API answers it
+        play.client(over).expect(RepairSkipped(None, "session.update", "too_large", len(over)), Passes(over))
+
+
+def test_observations_name_the_client_event_only_by_a_string_id() -> None:
+    ids = EventIds()
+    repair = RepairStage(build_chain(observe_only=True), SessionState(), ids, 1 << 20)
+    frame = '{"type":"session.update","event_id":5,"session":{"type":"realtime","temperature":1}}'
+    with Playbook(repair) as play:
+        play.client(frame).expect(
+            Rewrite(None, "session.update", "drop_temperature", "session.temperature", 1, None, False, False),
+            Passes(frame),
+        )
+
+
+def test_only_events_a_rule_touched_are_remembered_for_attribution() -> None:
+    ids = EventIds()
+    untouched = '{"type":"session.update","event_id":"e1","session":{"type":"realtime"}}'
+    touched = '{"type":"session.update","event_id":"e2","session":{"type":"realtime","temperature":1}}'
+    with Playbook(RepairStage(build_chain(), SessionState(), ids, 1 << 20)) as play:
+        play.client(untouched).expect(Passes(untouched))
+        play.client(touched).expect(
+            Rewrite("e2", "session.update", "drop_temperature", "session.temperature", 1, None, False, True),
+            Passes('{"type":"session.update","event_id":"e2","session":{"type":"realtime"}}'),
+        )
+    assert (ids.rules_for("e1"), ids.rules_for("e2")) == (None, ["drop_temperature"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from proxy.core.actions import RetryAttempt, RetryOutcome, StartTimer, ToUpstream
+from proxy.core.actions import CancelTimer, RetryAttempt, RetryOutcome, StartTimer, ToUpstream
 from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from proxy.core.retry_stage import RetryStage
 from proxy.core.stage import Forward, Message
@@ -39,10 +39,15 @@ def test_out_of_band_create_is_tagged_and_its_created_held_until_output() -> Non
     with Playbook(stage()) as play:
         play.client(OOB).expect(Passes(frame_of(TAGGED)))
         play.server(created).expect()  # held: nothing goes to the client yet
-        play.server(delta).expect(
+        released = play.server(delta).expect(
             Forward(Message("server", frame_of(restored), "response.created")),
             Forward(Message("server", delta, "response.output_text.delta")),
         )
+    # The stages after this one route what it forwards by type (`Message.__eq__` compares bytes).
+    assert [forward.message.type for forward in released.actions] == [
+        "response.created",
+        "response.output_text.delta",
+    ]
 
 
 def test_a_transient_failure_is_swallowed_and_resent_on_the_timer() -> None:
@@ -59,3 +64,60 @@ def test_a_transient_failure_is_swallowed_and_resent_on_the_timer() -> None:
         step.expect(StartTimer(delay, "rp1"), RetryAttempt(2, delay, "r1", "server_error", None, "c1"))
         play.timer("rp1", now=1.0 + delay).expect(ToUpstream(frame_of({**TAGGED, "event_id": "rp1_a2"})))
         play.close(now=3.0).expect(RetryOutcome("cancelled", 2, 2.0, None, "c1", "client_closed"))
+
+
+FAILED = {
+    "type": "response.done",
+    "response": response(
+        "failed", status_details={"type": "failed", "error": {"type": "server_error"}}, output=[]
+    ),
+}
+
+
+def test_a_cancel_during_the_backoff_is_answered_here_and_the_resend_dropped() -> None:
+    cancel = {"type": "response.cancel", "event_id": "x1", "response_id": "r1"}
+    cancelled = {
+        "type": "response.done",
+        "response": {
+            **response("cancelled"),
+            "metadata": None,
+            "status_details": {"type": "cancelled", "reason": "client_cancelled"},
+            "output": [],
+        },
+    }
+    with Playbook(stage()) as play:
+        play.client(OOB, now=0.0).expect(Passes(frame_of(TAGGED)))
+        step = play.server(FAILED, now=1.0)
+        delay = step.actions[0].delay
+        step.expect(StartTimer(delay, "rp1"), RetryAttempt(2, delay, "r1", "server_error", None, "c1"))
+        play.client(cancel, now=1.5).expect(  # nothing runs upstream: the cancel goes no further
+            CancelTimer("rp1"),
+            Forward(Message("server", frame_of(cancelled), None)),
+            RetryOutcome("cancelled", 1, 0.5, "r1", "c1", "client_cancelled"),
+        )
+        play.timer("rp1", now=2.0).expect()  # a timer that fires anyway re-sends nothing
+        play.close(now=3.0).expect()
+
+
+def test_a_cancel_of_a_running_or_unknown_response_goes_upstream() -> None:
+    created = {"type": "response.created", "response": response("in_progress")}
+    cancel_running = frame_of({"type": "response.cancel", "response_id": "r1"})
+    cancel_unknown = frame_of({"type": "response.cancel", "response_id": "r7"})
+    with Playbook(stage()) as play:
+        play.client(OOB, now=0.0).expect(Passes(frame_of(TAGGED)))
+        play.server(created, now=0.5).expect()
+        play.client(cancel_unknown, now=0.6).expect(Passes(cancel_unknown))
+        play.client(cancel_running, now=0.7).expect(Passes(cancel_running))
+        # The client cancelled it: its failure is not retried but delivered, the held created first.
+        untagged = {"metadata": None}
+        play.server(FAILED, now=1.0).expect(
+            Forward(
+                Message(
+                    "server", frame_of({**created, "response": {**created["response"], **untagged}}), None
+                )
+            ),
+            Forward(
+                Message("server", frame_of({**FAILED, "response": {**FAILED["response"], **untagged}}), None)
+            ),
+            RetryOutcome("cancelled", 1, 0.0, "r1", "c1", "client_cancelled"),
+        )
