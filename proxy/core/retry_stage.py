@@ -6,7 +6,7 @@ restored `response.done`) continues through the stages after this one (beta tran
 from __future__ import annotations
 
 from proxy.core.actions import Action, ToClient
-from proxy.core.events import sniff_type
+from proxy.core.events import leading_type
 from proxy.core.retry import SERVER_PARSED_TYPES, ResponseRetrier
 from proxy.core.stage import BaseStage, Forward, Message, StageAction
 
@@ -54,7 +54,7 @@ class RetryStage(BaseStage):
     @staticmethod
     def _to_client(actions: list[Action]) -> list[StageAction]:
         return [
-            Forward(Message("server", a.frame, sniff_type(a.frame)))
+            Forward(Message("server", a.frame, leading_type(a.frame)))
             if isinstance(a, ToClient) and isinstance(a.frame, str)
             else a
             for a in actions

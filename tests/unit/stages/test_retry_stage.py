@@ -90,11 +90,14 @@ def test_a_cancel_during_the_backoff_is_answered_here_and_the_resend_dropped() -
         step = play.server(FAILED, now=1.0)
         delay = step.actions[0].delay
         step.expect(StartTimer(delay, "rp1"), RetryAttempt(2, delay, "r1", "server_error", None, "c1"))
-        play.client(cancel, now=1.5).expect(  # nothing runs upstream: the cancel goes no further
+        answered = play.client(cancel, now=1.5).expect(  # nothing runs upstream: the cancel goes no further
             CancelTimer("rp1"),
             Forward(Message("server", frame_of(cancelled), None)),
             RetryOutcome("cancelled", 1, 0.5, "r1", "c1", "client_cancelled"),
         )
+        # Typed like the API's frames (the nested "type" in status_details must not hide it), so
+        # a later stage that declares response.done sees it.
+        assert [a.message.type for a in answered.actions if isinstance(a, Forward)] == ["response.done"]
         play.timer("rp1", now=2.0).expect()  # a timer that fires anyway re-sends nothing
         play.close(now=3.0).expect()
 
