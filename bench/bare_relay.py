@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -69,14 +69,21 @@ async def main_async(port: int, upstream_base: str) -> None:
         await server.serve_forever()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bare_relay")
+def relay_main(
+    prog: str, serve_relay: Callable[[int, str], Coroutine[Any, Any, None]], argv: list[str] | None
+) -> int:
+    """The command line every bench relay shares: a port, the upstream, the event loop."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream-url", required=True, help="e.g. ws://127.0.0.1:9000")
     parser.add_argument("--uvloop", action="store_true", help="use uvloop (default: stdlib asyncio)")
     args = parser.parse_args(argv)
-    run_loop(main_async(args.port, args.upstream_url.rstrip("/")), use_uvloop=args.uvloop)
+    run_loop(serve_relay(args.port, args.upstream_url.rstrip("/")), use_uvloop=args.uvloop)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return relay_main("python -m bench.bare_relay", main_async, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ compression, pings 20 s / 20 s).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Callable
 
 from websockets.http11 import Request
 
-from bench.bare_relay import run_loop
+from bench.bare_relay import relay_main
 from proxy.core.closing import LegClosed, close_for_peer
 from proxy.edge.listener import ClientLeg
 from proxy.edge.upstream import UpstreamFailure, UpstreamOptions, offered_subprotocols
@@ -86,13 +85,7 @@ async def main_async(port: int, upstream_base: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bare_sansio")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--upstream-url", required=True, help="e.g. ws://127.0.0.1:9000")
-    parser.add_argument("--uvloop", action="store_true", help="use uvloop (default: stdlib asyncio)")
-    args = parser.parse_args(argv)
-    run_loop(main_async(args.port, args.upstream_url.rstrip("/")), use_uvloop=args.uvloop)
-    return 0
+    return relay_main("python -m bench.bare_sansio", main_async, argv)
 
 
 if __name__ == "__main__":

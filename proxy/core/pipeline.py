@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from proxy.core.classify import parse_declared
-from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, leading_type, sniff_type
+from proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, label_for, leading_type, sniff_type
 from proxy.core.stage import Direction, Forward, Message, Stage, StageAction
 from proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
@@ -77,8 +77,7 @@ class Pipeline:
                 event_type, event = parse_declared(frame, event_type)
             elif event_type is None:  # too large to parse (so never repaired): named by its leading type
                 event_type = leading_type(frame)
-        label = event_type if event_type in lane.known else "invalid" if event_type is None else "other"
-        counts.frames[label] += 1
+        counts.frames[label_for(event_type, lane.known)] += 1
         counts.bytes += len(frame)
         route = lane.routes.get(event_type)
         if route is None:

@@ -28,11 +28,6 @@ class TrafficCounts:
             U2C: DirectionCounts(SERVER_EVENT_TYPES),
         }
 
-    def add(self, direction: str, label: str, size: int) -> None:
-        counts = self.by_direction[direction]
-        counts.frames[label] = counts.frames.get(label, 0) + 1
-        counts.bytes += size
-
     @property
     def frames(self) -> dict[tuple[str, str], int]:
         """Frames by (direction, label): a view for scrapes and tests, not for the hot path."""
