@@ -2,7 +2,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md requirements.lock requirements-otel.lock ./
-COPY proxy ./proxy
+COPY realtime_proxy ./realtime_proxy
 # The locked, hash-checked set the tests ran on, then the project itself ('.') without resolving again.
 # Extras: `--build-arg EXTRAS=fast,otel` installs requirements-otel.lock instead, which adds
 # OpenTelemetry trace export (see README, Traces); `fast` (uvloop) is in both locks.

@@ -1,4 +1,4 @@
-"""The floor of the proxy's own transport: its sans-I/O legs (`proxy.edge.wire`) with no core, no
+"""The floor of the proxy's own transport: its sans-I/O legs (`realtime_proxy.edge.wire`) with no core, no
 rules, no metrics, no logging: every message forwarded as received, closes mirrored.
 
 Run: `python -m bench.bare_sansio --upstream-url ws://127.0.0.1:P`; prints one JSON line
@@ -16,11 +16,11 @@ from collections.abc import Callable
 from websockets.http11 import Request
 
 from bench.bare_relay import relay_main
-from proxy.core.closing import LegClosed, close_for_peer
-from proxy.edge.listener import ClientLeg
-from proxy.edge.upstream import UpstreamFailure, UpstreamOptions, offered_subprotocols
-from proxy.edge.upstream_leg import open_upstream
-from proxy.edge.wire import Leg, LegTiming
+from realtime_proxy.core.closing import LegClosed, close_for_peer
+from realtime_proxy.edge.listener import ClientLeg
+from realtime_proxy.edge.upstream import UpstreamFailure, UpstreamOptions, offered_subprotocols
+from realtime_proxy.edge.upstream_leg import open_upstream
+from realtime_proxy.edge.wire import Leg, LegTiming
 
 OPTIONS = UpstreamOptions(16 * 1024 * 1024, 10.0, 20.0, 20.0, False, None)
 

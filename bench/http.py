@@ -40,7 +40,7 @@ SCENARIOS = {  # name: (method, path, body)
 
 
 async def serve_upstream() -> None:
-    from proxy.fake_upstream import FakeUpstream
+    from realtime_proxy.fake_upstream import FakeUpstream
 
     async with FakeUpstream() as fake:
         fake.http.sse_interval = 0.0
@@ -52,7 +52,7 @@ def aiohttp_forward(forwarder: Any) -> Any:
     """The Forwarder's upstream step written with aiohttp instead of httpx, for comparison."""
     import aiohttp
 
-    from proxy.edge.http.forward import Refused, relayed_headers
+    from realtime_proxy.edge.http.forward import Refused, relayed_headers
 
     session = aiohttp.ClientSession(
         auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding")
@@ -77,12 +77,12 @@ def aiohttp_forward(forwarder: Any) -> Any:
 
 
 async def serve_proxy(upstream_port: int, client: str) -> None:
-    from proxy.core.rules import build_chain
-    from proxy.edge.auth import Admission
-    from proxy.edge.http import HttpService
-    from proxy.ops.logs import configure_logging
-    from proxy.ops.metrics import Metrics
-    from proxy.ops.settings import load_settings
+    from realtime_proxy.core.rules import build_chain
+    from realtime_proxy.edge.auth import Admission
+    from realtime_proxy.edge.http import HttpService
+    from realtime_proxy.ops.logs import configure_logging
+    from realtime_proxy.ops.metrics import Metrics
+    from realtime_proxy.ops.settings import load_settings
 
     configure_logging(log_format="json", level="info")  # as deployed: one JSON line per request
     settings = load_settings(None, environ={}, flags={"upstream_url": f"ws://127.0.0.1:{upstream_port}"})

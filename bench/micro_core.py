@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import orjson
 
-from proxy.core.events import parse_object, sniff_type
-from proxy.core.retry import ResponseRetrier, RetryPolicy
-from proxy.core.rules import build_chain
-from proxy.core.session import SessionCore
-from proxy.core.traffic import TrafficCounts
+from realtime_proxy.core.events import parse_object, sniff_type
+from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.core.session import SessionCore
+from realtime_proxy.core.traffic import TrafficCounts
 
 AUDIO = base64.b64encode(random.Random(0).randbytes(960)).decode()
 APPEND = f'{{"type":"input_audio_buffer.append","event_id":"b_1_123456789","audio":"{AUDIO}"}}'

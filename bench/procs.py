@@ -93,7 +93,7 @@ def start_target(target: str, upstream_port: int, workdir: Path) -> Server:
         argv = [PY, "-m", "bench.bare_relay", "--upstream-url", upstream]
         argv += ["--uvloop"] if target.endswith("uvloop") else []
     elif target.startswith("proxy"):
-        argv = [PY, "-m", "proxy", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+        argv = [PY, "-m", "realtime_proxy", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
         argv += ["--upstream-url", upstream, "--log-format", "json", "--log-level", "info"]
         if target.startswith("proxy-before"):  # another checkout of the proxy (same-run before/after)
             cwd = Path(os.environ["BENCH_BASELINE_SRC"])  # `-m` puts the working directory first

@@ -15,12 +15,12 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.edge.health import HealthServer
-from proxy.edge.server import ProxyServer
-from proxy.fake_upstream import FakeUpstream
-from proxy.ops.logs import configure_logging
-from proxy.ops.metrics import Metrics
-from proxy.ops.settings import load_settings
+from realtime_proxy.edge.health import HealthServer
+from realtime_proxy.edge.server import ProxyServer
+from realtime_proxy.fake_upstream import FakeUpstream
+from realtime_proxy.ops.logs import configure_logging
+from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.ops.settings import load_settings
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from proxy.core.events import parse_object, sniff_type
-from proxy.core.stage import Direction, Message
+from realtime_proxy.core.events import parse_object, sniff_type
+from realtime_proxy.core.stage import Direction, Message
 
 
 @dataclass(frozen=True)

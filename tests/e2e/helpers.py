@@ -201,7 +201,7 @@ class ProxyProcess:
 
 def proxy_command(*args: str, module: bool = False) -> list[str]:
     if module:
-        return [sys.executable, "-m", "proxy", *args]
+        return [sys.executable, "-m", "realtime_proxy", *args]
     script = shutil.which("realtime-proxy", path=str(SCRIPTS)) or shutil.which("realtime-proxy")
     assert script is not None, "the realtime-proxy script is not installed (pip install --no-deps -e .)"
     return [script, *args]
@@ -213,8 +213,8 @@ async def proxy_process(
 ) -> AsyncIterator[ProxyProcess]:
     """Run the real CLI on ports 0/0 and wait for its `proxy_listening` JSON line."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_PROXY_")}
-    # The venv's editable-install finder may predate proxy/__init__.py (it then maps `proxy` as a
-    # namespace package and `from proxy import __version__` fails): put the source tree first.
+    # The venv's editable-install finder may predate realtime_proxy/__init__.py (it then maps `proxy` as a
+    # namespace package and `from realtime_proxy import __version__` fails): put the source tree first.
     full_env["PYTHONPATH"] = str(REPO)
     full_env["REALTIME_PROXY_WORKERS"] = "1"  # one process, so that pid, fds and RSS are the proxy's
     full_env.update(env or {})

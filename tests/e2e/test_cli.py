@@ -1,4 +1,4 @@
-"""The real CLI as a subprocess: `realtime-proxy` and `python -m proxy` start with --fake-upstream on
+"""The real CLI as a subprocess: `realtime-proxy` and `python -m realtime_proxy` start with --fake-upstream on
 ports 0/0 and serve /healthz, /readyz, /metrics; the Dockerfile's ENTRYPOINT+CMD is the command tested
 here (with the image's config path) and its HEALTHCHECK hits /healthz on the configured metrics port;
 bad config exits 2 naming the key; precedence flag > env > file on a running process."""

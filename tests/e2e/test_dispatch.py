@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream import FakeUpstream
 from tests.conftest import ProxyFactory
 from tests.e2e.helpers import error_body
 

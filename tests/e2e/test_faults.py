@@ -1,7 +1,7 @@
 """Failure behaviour through the real proxy in front of the fake upstream: upstream TCP drop mid-response,
 upstream stops answering pings, handshake hang, upstream close 1011/4000/1001 with a reason, client
-vanishing without a Close frame, SIGTERM on a real `python -m proxy`. After each, the other side got a
-clear close code and reason, `realtime_proxy_sessions_total` counted the session exactly once, and
+vanishing without a Close frame, SIGTERM on a real `python -m realtime_proxy`. After each, the other side
+got a clear close code and reason, `realtime_proxy_sessions_total` counted the session exactly once, and
 nothing leaked (no relay left, asyncio task count back to baseline; open fds for subprocesses)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream import FakeUpstream
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.e2e.helpers import (
     AUTH,

@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from proxy.core.events import CLIENT_EVENT_TYPES
-from proxy.edge.server import ProxyServer
-from proxy.fake_upstream import FakeUpstream
-from proxy.ops.logs import configure_logging
-from proxy.ops.settings import load_settings
+from realtime_proxy.core.events import CLIENT_EVENT_TYPES
+from realtime_proxy.edge.server import ProxyServer
+from realtime_proxy.fake_upstream import FakeUpstream
+from realtime_proxy.ops.logs import configure_logging
+from realtime_proxy.ops.settings import load_settings
 from tests.conftest import ProxyFactory
 from tests.e2e.helpers import EchoUpstream, UpstreamConn, eventually, open_session
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from proxy.edge.health import HealthServer
-from proxy.ops.metrics import Metrics
+from realtime_proxy.edge.health import HealthServer
+from realtime_proxy.ops.metrics import Metrics
 
 
 async def raw_request(port: int, method: str, path: str) -> bytes:

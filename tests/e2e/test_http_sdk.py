@@ -15,11 +15,11 @@ import orjson
 import pytest
 from openai import APIStatusError, AsyncOpenAI, BadRequestError, DefaultAsyncHttpxClient
 
-from proxy.core.rules import Refuse, Rule
-from proxy.edge.server import ProxyServer
-from proxy.fake_upstream import FakeUpstream
-from proxy.fake_upstream.http_realtime import SDP_ANSWER
-from proxy.ops.settings import load_settings
+from realtime_proxy.core.rules import Refuse, Rule
+from realtime_proxy.edge.server import ProxyServer
+from realtime_proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream.http_realtime import SDP_ANSWER
+from realtime_proxy.ops.settings import load_settings
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.helpers import self_signed
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.edge.server import ProxyServer
-from proxy.fake_upstream import FakeUpstream
-from proxy.ops.settings import load_settings
+from realtime_proxy.edge.server import ProxyServer
+from realtime_proxy.fake_upstream import FakeUpstream
+from realtime_proxy.ops.settings import load_settings
 from tests.conftest import API_KEY
 from tests.e2e.helpers import self_signed
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from proxy.core.tracker import token_counts
+from realtime_proxy.core.tracker import token_counts
 from tests.conftest import ProxyFactory, RunningProxy, sample
 from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL, RawClient
 

@@ -14,7 +14,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
-from proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream import FakeUpstream
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.helpers import eventually
 from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL

@@ -8,9 +8,9 @@ import json
 import os
 import sys
 
-from proxy.core.rules import ALL_RULES
-from proxy.fake_upstream import FakeUpstream
-from proxy.ops.probe_cases import NOT_PROBED, PROBES
+from realtime_proxy.core.rules import ALL_RULES
+from realtime_proxy.fake_upstream import FakeUpstream
+from realtime_proxy.ops.probe_cases import NOT_PROBED, PROBES
 
 
 async def run_cli(*args: str, key: str | None) -> tuple[int, str, str]:
@@ -20,7 +20,7 @@ async def run_cli(*args: str, key: str | None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "proxy",
+        "realtime_proxy",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

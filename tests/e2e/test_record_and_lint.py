@@ -9,8 +9,8 @@ import json
 import os
 from pathlib import Path
 
-from proxy.core.rules import build_chain
-from proxy.ops.lint import lint_events, read_events
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.ops.lint import lint_events, read_events
 from tests.conftest import API_KEY, ProxyFactory
 from tests.e2e.realtime_client import RawClient
 

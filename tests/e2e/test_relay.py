@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream import FakeUpstream
 from tests.conftest import ProxyFactory
 from tests.e2e.helpers import SECRET, EchoUpstream, error_body, eventually, proxy_process, raw_upgrade
 

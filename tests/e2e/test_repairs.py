@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from proxy.core.rules import Rule
+from realtime_proxy.core.rules import Rule
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.realtime_client import RawClient, pcm_silence_b64
 
@@ -289,7 +289,7 @@ async def test_a_test_rule_plugs_into_the_hook(make_proxy: ProxyFactory) -> None
     """The client->upstream hook: an extra rule rewrites through the same chain as built-in ones."""
 
     def shout(event: dict[str, Any], state: Any, rewrites: list[Any]) -> None:
-        from proxy.core.rules import Rewrite
+        from realtime_proxy.core.rules import Rewrite
 
         session = event.get("session")
         if isinstance(session, dict) and isinstance(session.get("instructions"), str):

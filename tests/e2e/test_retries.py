@@ -11,7 +11,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from proxy.core.retry import METADATA_KEY
+from realtime_proxy.core.retry import METADATA_KEY
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.realtime_client import RawClient
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from proxy.ops.probe_cases import PROBES, Probe
+from realtime_proxy.ops.probe_cases import PROBES, Probe
 from tests.conftest import ProxyFactory, RunningProxy, sample
 from tests.e2e.realtime_client import RawClient
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from proxy.ops.tracing import tracing_from_environment
+from realtime_proxy.ops.tracing import tracing_from_environment
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.e2e.realtime_client import RETURN_RESPONSE_TOOL
 
@@ -246,8 +246,8 @@ def test_not_configured_means_no_tracer_and_no_opentelemetry_import() -> None:
 
     code = (
         "import os, sys\n"
-        "from proxy.ops.tracing import tracing_from_environment\n"
-        "import proxy.edge.server, proxy.ops.observe, proxy.ops.cli\n"
+        "from realtime_proxy.ops.tracing import tracing_from_environment\n"
+        "import realtime_proxy.edge.server, realtime_proxy.ops.observe, realtime_proxy.ops.cli\n"
         "assert tracing_from_environment(os.environ) is None\n"
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], sorted(sys.modules)\n"
     )
@@ -277,7 +277,8 @@ def test_an_endpoint_without_the_extra_installed_warns_and_runs_untraced(
 
     import structlog.testing
 
-    monkeypatch.setitem(sys.modules, "proxy.ops.otel", None)  # as if opentelemetry were not installed
+    # as if opentelemetry were not installed
+    monkeypatch.setitem(sys.modules, "realtime_proxy.ops.otel", None)
     with structlog.testing.capture_logs() as logs:
         assert tracing_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) is None
     assert [(line["event"], line["log_level"]) for line in logs] == [("tracing_unavailable", "warning")]

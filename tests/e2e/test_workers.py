@@ -10,8 +10,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from proxy.ops.metrics_merge import merge_exposition
-from proxy.ops.workers import available_cpus
+from realtime_proxy.ops.metrics_merge import merge_exposition
+from realtime_proxy.ops.workers import available_cpus
 from tests.e2e.helpers import EchoUpstream, closed_with, eventually, http_get, proxy_process
 
 ARGS = ("--host", "127.0.0.1", "--port", "0", "--metrics-port", "0")

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from websockets.datastructures import Headers
+from websockets.http11 import Request
+from websockets.streams import StreamReader
 
-from proxy.edge.auth import (
+from realtime_proxy.edge.auth import (
     KEY_SUBPROTOCOL,
     Admission,
     AdmissionRefused,
@@ -18,7 +20,7 @@ from proxy.edge.auth import (
     presented_token,
     token_digest,
 )
-from proxy.ops.settings import AuthSettings
+from realtime_proxy.ops.settings import AuthSettings
 
 TOKEN = "tok-123"
 DIGEST = hashlib.sha256(TOKEN.encode()).hexdigest()
@@ -108,11 +110,27 @@ def test_upstream_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 REFUSED_HEADER = (400, "invalid_header", "rejected_header")
 
 
+def _parsed(headers: list[tuple[str, str]]) -> Headers:
+    """The headers as websockets' own parser hands them to the listener, raw bytes and all (up to
+    websockets 16 non-ASCII bytes arrive as surrogates, from 17 as ISO-8859-1 characters)."""
+    lines = [b"GET /v1/realtime HTTP/1.1", b"Host: x"]
+    lines += [f"{k}: {v}".encode("utf-8", "surrogateescape") for k, v in headers]
+    reader = StreamReader()
+    reader.feed_data(b"\r\n".join([*lines, b"", b""]))
+    parser = Request.parse(reader.read_line)
+    try:
+        next(parser)
+    except StopIteration as done:
+        request: Request = done.value
+        return request.headers
+    raise AssertionError("the request head did not parse")
+
+
 def _refusal(
     admission: Admission, headers: list[tuple[str, str]], offered: list[str], path: str
 ) -> tuple[int, str, str]:
     with pytest.raises(AdmissionRefused) as info:
-        admission.admit(Headers(headers), offered, path)
+        admission.admit(_parsed(headers), offered, path)
     assert "SECRET" not in info.value.message  # names the header, never its value
     return info.value.status, info.value.code, info.value.result
 

@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.frames import Close
 
-from proxy.core.closing import MAX_REASON_BYTES, LegClosed, clip_reason, close_for_peer, outcome_of, sendable
+from realtime_proxy.core.closing import (
+    MAX_REASON_BYTES,
+    LegClosed,
+    clip_reason,
+    close_for_peer,
+    outcome_of,
+    sendable,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +76,7 @@ def test_peer_close_is_always_sendable(code: int, reason: str, side: str) -> Non
 def test_protocol_errors_the_proxy_sent_are_their_own_outcome() -> None:
     from websockets.frames import Close
 
-    from proxy.core.closing import LegClosed, outcome_of
+    from realtime_proxy.core.closing import LegClosed, outcome_of
 
     for code in (1002, 1007, 1009):
         assert outcome_of(LegClosed("client", None, Close(code, "bad"))) == "protocol_error"

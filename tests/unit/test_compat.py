@@ -18,8 +18,8 @@ from openai.types import realtime as ga
 from openai.types.beta import realtime as beta
 from pydantic import TypeAdapter
 
-from proxy.core import compat, events
-from proxy.core.compat import (
+from realtime_proxy.core import compat, events
+from realtime_proxy.core.compat import (
     BETA_SUBPROTOCOL,
     CLIENT_TYPES,
     DROP,
@@ -31,7 +31,7 @@ from proxy.core.compat import (
     server_type_to_beta,
     strip_beta_markers,
 )
-from proxy.core.compat import events as compat_events
+from realtime_proxy.core.compat import events as compat_events
 
 BETA_EVENTS: TypeAdapter[Any] = TypeAdapter(beta.RealtimeServerEvent)
 GA_EVENTS: TypeAdapter[Any] = TypeAdapter(ga.RealtimeServerEvent)

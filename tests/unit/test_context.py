@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.core.context import SessionContext, session_context, upstream_target
+from realtime_proxy.core.context import SessionContext, session_context, upstream_target
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_transcription_model_moves_out_of_the_query() -> None:
 
 
 def test_the_chain_moves_the_transcription_model_only_when_its_rule_runs() -> None:
-    from proxy.core.rules import build_chain
+    from realtime_proxy.core.rules import build_chain
 
     target = "/v1/realtime?intent=transcription&model=whisper-1"
     assert build_chain().session_context(target, {}).transcription_model == "whisper-1"

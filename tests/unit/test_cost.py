@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from proxy.fake_upstream.usage import usage
-from proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL, ModelPrice, SessionCost, model_key, response_cost
-from proxy.ops.settings import ConfigError, load_settings
+from realtime_proxy.fake_upstream.usage import usage
+from realtime_proxy.ops.cost import (
+    DEFAULT_PRICES,
+    OTHER_MODEL,
+    ModelPrice,
+    SessionCost,
+    model_key,
+    response_cost,
+)
+from realtime_proxy.ops.settings import ConfigError, load_settings
 
 PRICE = ModelPrice(
     text_input=4.0,

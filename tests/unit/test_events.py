@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.core.events import (
+from realtime_proxy.core.events import (
     MAX_REPAIR_DEPTH,
     label_for,
     leading_type,
@@ -264,8 +264,8 @@ def test_any_bytes_like_frame_is_classified_without_error(wrap: Any) -> None:
 
 @pytest.mark.parametrize("wrap", [bytes, bytearray])
 def test_a_binary_frame_passes_the_core_untouched_whatever_its_bytes_type(wrap: Any) -> None:
-    from proxy.core.rules import build_chain
-    from proxy.core.session import SessionCore
+    from realtime_proxy.core.rules import build_chain
+    from realtime_proxy.core.session import SessionCore
 
     core = SessionCore(build_chain())
     frame = wrap(b'{"type":"response.create","response":{"tool_choice":{"type":"function","name":"f"}}}')

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream import FakeUpstream
 
 AUTH = {"Authorization": "Bearer sk-test"}
 MODEL_PATH = "/v1/realtime?model=gpt-realtime"

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from proxy.fake_upstream import FakeUpstream
-from proxy.fake_upstream.http_realtime import SDP_ANSWER
+from realtime_proxy.fake_upstream import FakeUpstream
+from realtime_proxy.fake_upstream.http_realtime import SDP_ANSWER
 
 KEY = "sk-fake-http-123456789"
 SDP = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"

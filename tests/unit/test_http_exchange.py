@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from proxy.edge.http.exchange import BODY_HIGH_WATER, BodyTimeout, BodyTooLarge, Exchange, RequestHead
+from realtime_proxy.edge.http.exchange import (
+    BODY_HIGH_WATER,
+    BodyTimeout,
+    BodyTooLarge,
+    Exchange,
+    RequestHead,
+)
 
 
 class RecordingWire:

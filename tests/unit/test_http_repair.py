@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from proxy.core.rules import build_chain
-from proxy.edge.http.multipart import boundary_of, named_part, part_spans
-from proxy.edge.http.repair import repair_body
-from proxy.edge.http.routes import BodyKind, classify
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.edge.http.multipart import boundary_of, named_part, part_spans
+from realtime_proxy.edge.http.repair import repair_body
+from realtime_proxy.edge.http.routes import BodyKind, classify
 
 CHAIN = build_chain()
 SDP = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n--not-a-boundary\r\na=x\r\n"

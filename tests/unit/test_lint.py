@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from proxy.core.rules import ALL_RULES, build_chain
-from proxy.ops.lint import lint_events, read_events
+from realtime_proxy.core.rules import ALL_RULES, build_chain
+from realtime_proxy.ops.lint import lint_events, read_events
 
 DATA = Path(__file__).parents[1] / "data"
 
 
 def run_lint(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "proxy", "lint", *args],
+        [sys.executable, "-m", "realtime_proxy", "lint", *args],
         capture_output=True,
         text=True,
         timeout=60,

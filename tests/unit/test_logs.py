@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from proxy.ops.logs import REDACTED, configure_logging, get_logger, redact_value, safe_headers
+from realtime_proxy.ops.logs import REDACTED, configure_logging, get_logger, redact_value, safe_headers
 
 
 def test_secret_keys_and_patterns_are_redacted() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_events import (
     ORCHESTRATION_OBSERVATIONS,
     CancelAbsorbed,
     CancelHeld,
@@ -18,8 +18,8 @@ from proxy.core.orchestration_events import (
     ResponseHeld,
     ResponseReleased,
 )
-from proxy.ops.metrics import Metrics
-from proxy.ops.observe import SessionObserver
+from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.ops.observe import SessionObserver
 
 
 class Log:

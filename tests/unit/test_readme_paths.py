@@ -25,7 +25,7 @@ def test_readme_points_only_at_files_a_clone_has() -> None:
     missing = [
         p
         for p in sorted(paths)
-        if p not in GENERATED and not ((ROOT / p).exists() or (ROOT / "proxy" / p).exists())
+        if p not in GENERATED and not ((ROOT / p).exists() or (ROOT / "realtime_proxy" / p).exists())
     ]
     assert not missing
 

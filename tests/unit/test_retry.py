@@ -12,7 +12,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.core.actions import (
+from realtime_proxy.core.actions import (
     Action,
     CancelTimer,
     Observation,
@@ -24,9 +24,9 @@ from proxy.core.actions import (
     ToClient,
     ToUpstream,
 )
-from proxy.core.events import dump, parse_object, sniff_type
-from proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
-from proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.events import dump, parse_object, sniff_type
+from realtime_proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
+from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
 
 CLIENT_METADATA = {"response_type": "out-of-band"}
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from proxy.core.actions import RuleError, StartTimer, ToClient, ToUpstream
-from proxy.core.events import dump
-from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
+from realtime_proxy.core.actions import RuleError, StartTimer, ToClient, ToUpstream
+from realtime_proxy.core.events import dump
+from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from tests.unit.test_retry import (
     CLIENT_METADATA,
     Playbook,

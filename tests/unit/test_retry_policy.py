@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.core.retry_policy import (
+from realtime_proxy.core.retry_policy import (
     RetryPolicy,
     backoff_delays,
     failure_error,

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.core.rules import ChainResult, Rewrite, RuleChain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 PCM = {"type": "audio/pcm", "rate": 24000}
 

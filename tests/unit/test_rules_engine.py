@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from proxy.core.rules import (
+from realtime_proxy.core.rules import (
     ALL_RULES,
     Refusal,
     Refuse,
@@ -16,7 +16,7 @@ from proxy.core.rules import (
     build_chain,
     rule_by_name,
 )
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.session_state import SessionState
 
 
 def _rule(name: str, fn: Any, types: frozenset[str] = frozenset({"x.test"})) -> Rule:
@@ -146,7 +146,7 @@ def test_all_rules_enabled_by_default() -> None:
 def test_session_tool_in_chat_completions_shape_is_flattened_once() -> None:
     """Found by hypothesis: a narrowed session tool in Chat Completions shape made the chain
     non-idempotent when flattening ran before narrowing."""
-    from proxy.core.session_state import SessionState
+    from realtime_proxy.core.session_state import SessionState
 
     state = SessionState()
     state.session_tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
@@ -162,7 +162,7 @@ def test_session_tool_in_chat_completions_shape_is_flattened_once() -> None:
 
 
 def test_rules_are_skipped_outside_their_route_and_session_type() -> None:
-    from proxy.core.context import ROUTES, SessionContext
+    from realtime_proxy.core.context import ROUTES, SessionContext
 
     rule = Rule(
         "scoped",
@@ -225,7 +225,7 @@ def test_a_rule_that_changes_the_type_hands_over_to_the_new_types_rules() -> Non
 
 def test_per_model_switch_falls_back_to_the_handshake_model() -> None:
     """session.created may report a dated snapshot the [models.rules] table does not name."""
-    from proxy.core.context import SessionContext
+    from realtime_proxy.core.context import SessionContext
 
     chain = build_chain(per_model={"gpt-realtime": {"drop_temperature": False}})
     event = {"type": "session.update", "session": {"type": "realtime", "temperature": 1}}

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from proxy.core.context import SessionContext
-from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 GA_SESSION = {
     "type": "session.update",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from proxy.core.rules import Rewrite, RuleChain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.rules import Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 
 def test_parts_after_an_item_reference_in_response_input_are_repaired() -> None:

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 
 def run(name: str, event: dict[str, Any]) -> ChainResult:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from proxy.core.rules import Refuse, Rewrite, Rule, RuleChain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.rules import Refuse, Rewrite, Rule, RuleChain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 
 def apply(rule: str, event: dict[str, Any]) -> Any:

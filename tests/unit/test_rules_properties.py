@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.core.context import ROUTES, Route, SessionContext
-from proxy.core.rules import build_chain
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.context import ROUTES, Route, SessionContext
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.core.session_state import SessionState
 
 CHAIN = build_chain()
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

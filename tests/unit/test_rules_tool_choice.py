@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from proxy.core.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 RETURN_RESPONSE = {
     "type": "function",
@@ -127,7 +127,7 @@ def test_unknown_tool_set_forwards_unchanged(state: SessionState) -> None:
 
 
 def test_client_update_not_yet_confirmed_and_sideband_are_incomplete() -> None:
-    from proxy.core.context import SessionContext
+    from realtime_proxy.core.context import SessionContext
 
     event = {
         "type": "response.create",
@@ -253,7 +253,7 @@ def test_chat_completions_tools_on_response_and_wrong_types() -> None:
 
 
 def test_flattened_tools_then_forced_choice_in_full_chain() -> None:
-    from proxy.core.rules import build_chain
+    from realtime_proxy.core.rules import build_chain
 
     event = {
         "type": "response.create",

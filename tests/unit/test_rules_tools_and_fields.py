@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from proxy.core.context import SessionContext
-from proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from realtime_proxy.core.session_state import SessionState
 
 LOOKUP = {"type": "function", "name": "lookup", "description": "d", "parameters": {"type": "object"}}
 
@@ -191,7 +191,7 @@ def test_transcription_session_update_left_alone_unless_certain() -> None:
 
 
 def test_null_speed_dropped_flat_or_nested() -> None:
-    from proxy.core.rules import build_chain
+    from realtime_proxy.core.rules import build_chain
 
     event = {"type": "session.update", "session": {"type": "realtime", "speed": None, "instructions": "x"}}
     result = build_chain().apply(event, SessionState())  # flat_audio_settings nests it first

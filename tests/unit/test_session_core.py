@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from proxy.core.actions import (
+from realtime_proxy.core.actions import (
     BetaTranslated,
     FirstDelta,
     FrameSeen,
@@ -25,10 +25,10 @@ from proxy.core.actions import (
     ToUpstream,
     UpstreamError,
 )
-from proxy.core.orchestration_events import OrchestrationOptions, ResponseHeld, ResponseReleased
-from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
-from proxy.core.rules import build_chain
-from proxy.core.session import CoreOptions, SessionCore
+from realtime_proxy.core.orchestration_events import OrchestrationOptions, ResponseHeld, ResponseReleased
+from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.core.session import CoreOptions, SessionCore
 from tests.playbook import Playbook, Untouched, frame_of
 
 AUDIO = base64.b64encode(bytes(960)).decode()
@@ -48,7 +48,7 @@ def test_audio_takes_the_fast_path_without_parsing(monkeypatch: Any) -> None:
     def no_parsing(frame: Any) -> None:
         raise AssertionError("audio frames must not be parsed")
 
-    monkeypatch.setattr("proxy.core.classify.parse_object", no_parsing)
+    monkeypatch.setattr("realtime_proxy.core.classify.parse_object", no_parsing)
     with Playbook(session) as play:
         play.client(APPEND).expect(Untouched())
         play.server(DELTA).expect(Untouched())

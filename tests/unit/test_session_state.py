@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.core.session_state import SessionState, b64_span_len, bytes_per_ms
+from realtime_proxy.core.session_state import SessionState, b64_span_len, bytes_per_ms
 
 TOOL = {"type": "function", "name": "f", "parameters": {}}
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from proxy.core.events import dump
-from proxy.core.session_state import MIN_BYTES_PER_MS, SessionState, b64_span_len, bytes_per_ms
+from realtime_proxy.core.events import dump
+from realtime_proxy.core.session_state import MIN_BYTES_PER_MS, SessionState, b64_span_len, bytes_per_ms
 
 TOOL = {"type": "function", "name": "f", "parameters": {}}
 

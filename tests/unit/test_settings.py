@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.ops.settings import ConfigError, Settings, env_overrides, load_settings
+from realtime_proxy.ops.settings import ConfigError, Settings, env_overrides, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -88,8 +88,8 @@ def test_tls_pair_and_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
-    from proxy.core.orchestration_events import OrchestrationOptions
-    from proxy.edge.session_builder import orchestration_options
+    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.edge.session_builder import orchestration_options
 
     assert orchestration_options(load_settings(None, environ={})) == OrchestrationOptions()
     config = write(
@@ -113,8 +113,8 @@ def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
 
 
 def test_the_old_queue_setting_still_loads_with_a_deprecation() -> None:
-    from proxy.core.orchestration_events import OrchestrationOptions
-    from proxy.edge.session_builder import orchestration_options
+    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.edge.session_builder import orchestration_options
 
     assert load_settings(None, environ={}).deprecations == []
     legacy = load_settings(None, environ={}, flags={"rules": {"queue_in_band_responses": True}})

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from proxy.core.actions import FirstDelta, ResponseDone
-from proxy.core.events import dump
-from proxy.core.tracker import ResponseTracker, token_counts
+from realtime_proxy.core.actions import FirstDelta, ResponseDone
+from realtime_proxy.core.events import dump
+from realtime_proxy.core.tracker import ResponseTracker, token_counts
 
 
 def delta(response_id: str, event_type: str = "response.output_text.delta") -> str:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.datastructures import Headers
 
-from proxy.edge.upstream import (
+from realtime_proxy.edge.upstream import (
     BadRequestTarget,
     UpstreamOptions,
     UpstreamRefused,
@@ -23,7 +23,7 @@ from proxy.edge.upstream import (
     offered_subprotocols,
     upstream_url,
 )
-from proxy.edge.upstream_leg import open_upstream
+from realtime_proxy.edge.upstream_leg import open_upstream
 
 BASE = "wss://api.openai.com"
 

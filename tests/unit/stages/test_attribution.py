@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxy.core.actions import UpstreamError
-from proxy.core.attribution import AttributionStage, EventIds
+from realtime_proxy.core.actions import UpstreamError
+from realtime_proxy.core.attribution import AttributionStage, EventIds
 from tests.playbook import Passes, Playbook, frame_of
 
 

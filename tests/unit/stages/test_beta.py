@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxy.core.actions import BetaTranslated
-from proxy.core.compat.stage import BetaStage
+from realtime_proxy.core.actions import BetaTranslated
+from realtime_proxy.core.compat.stage import BetaStage
 from tests.playbook import Passes, Playbook, frame_of, message
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from proxy.core.classify import MAX_EVENT_DEPTH, parse_declared
-from proxy.core.rules import build_chain
-from proxy.core.session import SessionCore
+from realtime_proxy.core.classify import MAX_EVENT_DEPTH, parse_declared
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.core.session import SessionCore
 
 
 def nested(depth: int) -> Any:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.core.actions import CancelTimer, ResponseDone, StartTimer, ToClient, ToUpstream, UpstreamError
-from proxy.core.attribution import EventIds
-from proxy.core.orchestration import TIMER, OrchestrationStage
-from proxy.core.orchestration_events import (
+from realtime_proxy.core.actions import (
+    CancelTimer,
+    ResponseDone,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+    UpstreamError,
+)
+from realtime_proxy.core.attribution import EventIds
+from realtime_proxy.core.orchestration import TIMER, OrchestrationStage
+from realtime_proxy.core.orchestration_events import (
     CancelAbsorbed,
     CancelHeld,
     CancelReleased,
@@ -20,9 +27,9 @@ from proxy.core.orchestration_events import (
     ResponseReleased,
     cancelled_done,
 )
-from proxy.core.rules import build_chain
-from proxy.core.session import CoreOptions, SessionCore
-from proxy.core.stage import Forward
+from realtime_proxy.core.rules import build_chain
+from realtime_proxy.core.session import CoreOptions, SessionCore
+from realtime_proxy.core.stage import Forward
 from tests.playbook import Passes, Playbook, Untouched, frame_of, message
 
 CONV = "conv_1"

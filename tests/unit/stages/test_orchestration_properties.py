@@ -13,11 +13,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.core.actions import CancelTimer, StartTimer
-from proxy.core.attribution import EventIds
-from proxy.core.orchestration import OrchestrationStage
-from proxy.core.orchestration_events import CreateCoalesced, CreateDropped, OrchestrationOptions
-from proxy.core.stage import Forward, Message
+from realtime_proxy.core.actions import CancelTimer, StartTimer
+from realtime_proxy.core.attribution import EventIds
+from realtime_proxy.core.orchestration import OrchestrationStage
+from realtime_proxy.core.orchestration_events import CreateCoalesced, CreateDropped, OrchestrationOptions
+from realtime_proxy.core.stage import Forward, Message
 from tests.playbook import message
 
 CONV = "conv_1"

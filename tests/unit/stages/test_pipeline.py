@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.core.actions import FrameSeen, RateLimits, StartTimer, ToClient, ToUpstream
-from proxy.core.pipeline import Pipeline
-from proxy.core.stage import BaseStage, Forward, Message, Stage, StageAction
-from proxy.core.traffic import C2U, U2C, TrafficCounts
+from realtime_proxy.core.actions import FrameSeen, RateLimits, StartTimer, ToClient, ToUpstream
+from realtime_proxy.core.pipeline import Pipeline
+from realtime_proxy.core.stage import BaseStage, Forward, Message, Stage, StageAction
+from realtime_proxy.core.traffic import C2U, U2C, TrafficCounts
 
 APPEND = '{"type":"input_audio_buffer.append","audio":"AAAA"}'
 UPDATE = '{"type":"session.update","session":{}}'

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient, ToUpstream
-from proxy.core.attribution import EventIds
-from proxy.core.repair import RepairStage
-from proxy.core.rules import RuleChain, build_chain
-from proxy.core.rules.model import Rule
-from proxy.core.session import CoreOptions, SessionCore
-from proxy.core.session_state import SessionState
+from realtime_proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient, ToUpstream
+from realtime_proxy.core.attribution import EventIds
+from realtime_proxy.core.repair import RepairStage
+from realtime_proxy.core.rules import RuleChain, build_chain
+from realtime_proxy.core.rules.model import Rule
+from realtime_proxy.core.session import CoreOptions, SessionCore
+from realtime_proxy.core.session_state import SessionState
 from tests.playbook import Passes, Playbook, frame_of, message
 
 
@@ -179,7 +179,7 @@ def test_events_over_the_size_bound_are_not_parsed_and_skip_the_rules(monkeypatc
     def no_parsing(frame: Any) -> None:
         raise AssertionError("an event over the bound must not be parsed")
 
-    monkeypatch.setattr("proxy.core.classify.parse_object", no_parsing)
+    monkeypatch.setattr("realtime_proxy.core.classify.parse_object", no_parsing)
     frame = frame_of(
         {"type": "session.update", "event_id": "h", "session": {"temperature": 1, "x": "x" * 200}}
     )
@@ -197,7 +197,7 @@ def test_unparsed_event_passes_untouched() -> None:
 
 def test_a_translated_event_continues_under_its_new_type() -> None:
     """transcription_session.update (beta) becomes session.update: later stages see the new type."""
-    from proxy.core.context import SessionContext
+    from realtime_proxy.core.context import SessionContext
     from tests.playbook import Playbook as _Playbook
 
     repair = RepairStage(
@@ -231,7 +231,7 @@ def test_a_translated_event_continues_under_its_new_type() -> None:
 
 def test_the_repaired_message_goes_on_under_the_translated_type() -> None:
     """Later stages route the message by its type: after the rule's translation, session.update."""
-    from proxy.core.context import SessionContext
+    from realtime_proxy.core.context import SessionContext
 
     repair = RepairStage(
         build_chain(), SessionState(SessionContext(route="transcription")), EventIds(), 1 << 20

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from proxy.core.actions import CancelTimer, RetryAttempt, RetryOutcome, StartTimer, ToUpstream
-from proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
-from proxy.core.retry_stage import RetryStage
-from proxy.core.stage import Forward, Message
+from realtime_proxy.core.actions import CancelTimer, RetryAttempt, RetryOutcome, StartTimer, ToUpstream
+from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
+from realtime_proxy.core.retry_stage import RetryStage
+from realtime_proxy.core.stage import Forward, Message
 from tests.playbook import Passes, Playbook, frame_of
 
 OOB = {"type": "response.create", "event_id": "c1", "response": {"conversation": "none"}}

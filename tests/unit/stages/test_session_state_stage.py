@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.core.session_state import SessionState, SessionStateStage
+from realtime_proxy.core.session_state import SessionState, SessionStateStage
 from tests.playbook import Passes, Playbook, frame_of
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from proxy.core.actions import FirstDelta, RateLimits, ResponseDone
-from proxy.core.tracker import ResponseTracker
-from proxy.core.tracking import TrackingStage
+from realtime_proxy.core.actions import FirstDelta, RateLimits, ResponseDone
+from realtime_proxy.core.tracker import ResponseTracker
+from realtime_proxy.core.tracking import TrackingStage
 from tests.playbook import Passes, Playbook, frame_of
 
 CREATED = frame_of({"type": "response.created", "response": {"id": "r1", "conversation_id": "c"}})

@@ -1,3 +1,0 @@
-from proxy.ops.cli import main
-
-raise SystemExit(main())

@@ -1,5 +1,0 @@
-"""The pure core: synchronous stages that know nothing of sockets, clocks or loggers.
-
-Nothing under `proxy.core` awaits, reads the clock or touches a socket: time comes in as `now`,
-and every decision goes out as a typed action (`proxy.core.actions`) for an edge to carry out.
-"""

@@ -1,7 +1,0 @@
-"""Plain HTTP on the client port: h11 connections, repairs on the Realtime routes, httpx upstream."""
-
-from __future__ import annotations
-
-from proxy.edge.http.service import HttpService
-
-__all__ = ["HttpService"]

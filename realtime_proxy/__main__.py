@@ -1,0 +1,3 @@
+from realtime_proxy.ops.cli import main
+
+raise SystemExit(main())

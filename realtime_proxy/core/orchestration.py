@@ -1,0 +1,357 @@
+"""Turn-taking on the upstream leg: the proxy, not the client, decides when a response starts.
+
+- **Serialise**: while an in-band response is upstream (from its create until `response.done`, or
+  an `error` naming the create), a further in-band `response.create` is held, then released in
+  order. Out-of-band creates (`"conversation": "none"`) run alongside and are never held.
+- **Coalesce the tool-call turn**: after an in-band response made N function calls, a create is
+  held until a `function_call_output` exists for every call (or `tool_output_timeout`); exactly one
+  create goes upstream; up to N-1 further creates with the same `response` payload are absorbed:
+  the client sees the one answer, no error and no duplicate.
+- **Hold early cancels**: a `response.cancel` without `response_id` sent before the response
+  exists upstream waits for `response.created` and goes with that id; if the create is still
+  held, the create is dropped and the client gets a cancelled `response.done`. A cancel of a
+  response already done is absorbed (the API would only answer `response_cancel_not_active`).
+
+Comes after the repair rules: a held create was repaired when it arrived, once, and goes out as
+repaired. In-band creates without an id get one of the proxy's (`proxy_evt_N`, removed again from
+errors by the attribution stage) so an upstream `error` naming them ends their turn."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from realtime_proxy.core.actions import CancelTimer, StartTimer
+from realtime_proxy.core.attribution import EventIds
+from realtime_proxy.core.events import dump
+from realtime_proxy.core.orchestration_events import (
+    CancelAbsorbed,
+    CancelHeld,
+    CancelReleased,
+    CreateCoalesced,
+    CreateDropped,
+    HoldOverflow,
+    OrchestrationOptions,
+    ResponseHeld,
+    ResponseReleased,
+    cancelled_done,
+)
+from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
+from realtime_proxy.core.turns import (
+    HeldCancel,
+    HeldCreate,
+    Memory,
+    ToolTurn,
+    UpstreamResponse,
+    function_calls,
+    in_band,
+    response_of,
+)
+
+TIMER = "orchestration.tool_outputs"
+ALREADY_ACTIVE = "conversation_already_has_active_response"
+
+
+class OrchestrationStage(BaseStage):
+    name = "orchestration"
+    client_types = frozenset({"response.create", "response.cancel", "conversation.item.create"})
+    server_types = frozenset({"response.created", "response.done", "error"})
+
+    def __init__(self, ids: EventIds, options: OrchestrationOptions | None = None) -> None:
+        self.ids = ids
+        self.options = options or OrchestrationOptions()
+        self.apply = not self.options.observe_only
+        self.upstream: UpstreamResponse | None = None
+        self.held: list[
+            HeldCreate
+        ] = []  # in order; a list, not a deque: a deque costs 600 B per idle session
+        self.turn: ToolTurn | None = None
+        self.held_cancel: HeldCancel | None = None
+        self.memory = Memory()
+        self.conversation_id: Any = None
+        self._synthetic = itertools.count(1)
+
+    # -- client -------------------------------------------------------------------------------
+
+    def on_client(self, message: Message, now: float) -> list[StageAction]:
+        event = message.event
+        if event is None:
+            return []
+        if message.type == "response.create":
+            return self._create(message, event, now) if in_band(event) else []
+        if message.type == "response.cancel":
+            return self._cancel(message, event, now) if self.options.hold_early_cancels else []
+        if message.type == "conversation.item.create":
+            return self._tool_output(message, event, now)
+        return []
+
+    def _create(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
+        if self.apply and not isinstance(event.get("event_id"), str):
+            self.ids.ensure(event)
+            message.edited()
+        event_id = event.get("event_id")
+        create = HeldCreate(message, event_id if isinstance(event_id, str) else None, now)
+        if self.turn is not None and self.turn.answer is None and not self.turn.answered:
+            self.turn = None  # a create before any output: the client is not answering the calls
+        turn = self.turn
+        if turn is not None and self._redundant(turn, create):
+            turn.absorbed += 1
+            message.done = self.apply
+            into = turn.answer.client_event_id if turn.answer else None
+            return [CreateCoalesced(create.client_event_id, into, turn.calls, self.apply)]
+        reason = self._blocked()
+        if reason is None or not self.apply:
+            if turn is not None and turn.answer is None:
+                turn.answer = create
+            held = [] if reason is None else [ResponseHeld(create.client_event_id, reason, 1, False)]
+            if self.upstream is None:
+                self.upstream = UpstreamResponse(create)
+            return list(held)
+        if len(self.held) >= self.options.max_held:
+            if self.upstream is None:  # only tool outputs were awaited: it will run
+                self.upstream = UpstreamResponse(create)
+            return [HoldOverflow(create.client_event_id, len(self.held))]  # the API answers it
+        message.done = True
+        self.held.append(create)
+        if turn is not None and turn.answer is None:
+            turn.answer = create
+        actions: list[StageAction] = [ResponseHeld(create.client_event_id, reason, len(self.held))]
+        return actions + self._arm_timer()
+
+    def _blocked(self) -> str | None:
+        if self.upstream is not None or self.held:
+            return "active_response" if self.options.serialise else None
+        if self.turn is not None and self.turn.awaiting and self.turn.answer is None:
+            return "tool_outputs"
+        return None
+
+    def _redundant(self, turn: ToolTurn, create: HeldCreate) -> bool:
+        return (
+            self.options.coalesce_tool_calls
+            and turn.answer is not None
+            and turn.absorbed < turn.calls - 1
+            and create.request == turn.answer.request
+        )
+
+    def _tool_output(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type") != "function_call_output":
+            return []
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str):
+            return []
+        self.memory.add(self.memory.outputs, call_id)
+        turn = self.turn
+        if turn is None or call_id not in turn.awaiting:
+            return []
+        turn.awaiting.discard(call_id)
+        if turn.awaiting:
+            return []
+        disarmed = self._disarm_timer()
+        if not self.held or self.upstream is not None:
+            return disarmed
+        # The output that completes the turn goes upstream before the answer it unblocks.
+        message.done = True
+        output = Forward(Message(message.direction, message.out(), message.type, message.event))
+        return [*disarmed, output, *self._release(now, "tool_outputs")]
+
+    def _cancel(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        response_id = event.get("response_id")
+        upstream = self.upstream
+        if isinstance(response_id, str) and response_id:
+            if response_id in self.memory.finished:
+                return self._absorb_cancel(message, client_event_id, "response_done")
+            if upstream is None or upstream.response_id != response_id:
+                return []
+        if upstream is not None:
+            if upstream.cancelling:
+                return self._absorb_cancel(message, client_event_id, "already_cancelling")
+            if upstream.response_id is not None or upstream.create is None:
+                upstream.cancelling = self.apply and upstream.response_id is not None
+                return []  # running: the API cancels it
+            if self.held_cancel is not None:
+                return self._absorb_cancel(message, client_event_id, "already_cancelling")
+            if self.apply:
+                message.done = True
+                self.held_cancel = HeldCancel(message, upstream.create, now)
+            return [CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)]
+        if self.held and self.apply:
+            return self._drop_next(message, now)
+        if self.memory.finished:
+            return self._absorb_cancel(message, client_event_id, "response_done")
+        return []
+
+    def _absorb_cancel(self, message: Message, client_event_id: str | None, reason: str) -> list[StageAction]:
+        message.done = self.apply
+        return [CancelAbsorbed(client_event_id, reason, self.apply)]
+
+    def _drop_next(self, message: Message, now: float) -> list[StageAction]:
+        """Cancel of the create that would run next, before it ever reached the API."""
+        message.done = True
+        dropped = self.held.pop(0)
+        actions: list[StageAction] = [
+            CreateDropped(dropped.client_event_id, "cancelled", now - dropped.since)
+        ]
+        if self.turn is not None and self.turn.answer is dropped:
+            actions.extend(self._disarm_timer())
+            self.turn = None
+        response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
+        self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
+        done = cancelled_done(self.ids.new(), response_id, self.conversation_id, dropped.request)
+        actions.append(Forward(Message("server", dump(done), "response.done", done)))
+        return actions + self._release(now, "previous_cancelled")
+
+    # -- server -------------------------------------------------------------------------------
+
+    def on_server(self, message: Message, now: float) -> list[StageAction]:
+        if message.type == "error":
+            return self._error(message, now)
+        response = response_of(message)
+        if response is None:
+            return []
+        response_id = response.get("id") if isinstance(response.get("id"), str) else None
+        if message.type == "response.created":
+            if response.get("conversation_id") is None:
+                return []  # out-of-band: runs alongside, never held
+            self.conversation_id = response["conversation_id"]
+            self.memory.add(self.memory.in_band, response_id or "")
+            return self._created(response_id, now)
+        # A failed response.done may carry no conversation_id: its response.created told.
+        if response_id not in self.memory.in_band and response.get("conversation_id") is None:
+            return []
+        return self._done(response, response_id, now)
+
+    def _created(self, response_id: str | None, now: float) -> list[StageAction]:
+        upstream = self.upstream
+        if upstream is None or upstream.response_id is not None:
+            self.upstream = UpstreamResponse(None, response_id)  # started by the server (e.g. server VAD)
+            return []
+        upstream.response_id = response_id
+        cancel = self.held_cancel
+        if cancel is None or cancel.target is not upstream.create:
+            return []
+        self.held_cancel = None
+        upstream.cancelling = True
+        assert cancel.message.event is not None
+        cancel.message.event["response_id"] = response_id
+        cancel.message.edited()
+        cancel.message.done = False
+        client_event_id = cancel.message.event.get("event_id")
+        client_event_id = client_event_id if isinstance(client_event_id, str) else None
+        return [CancelReleased(client_event_id, response_id, now - cancel.since), Forward(cancel.message)]
+
+    def _done(self, response: dict[str, Any], response_id: str | None, now: float) -> list[StageAction]:
+        if response.get("conversation_id"):
+            self.conversation_id = response["conversation_id"]
+        if response_id is not None:
+            self.memory.add(self.memory.finished, response_id)
+        upstream = self.upstream
+        if upstream is not None and upstream.response_id in (response_id, None):
+            self.upstream = None
+            if self.turn is not None and upstream.create is not None and self.turn.answer is upstream.create:
+                self.turn = None  # the turn is answered
+        actions: list[StageAction] = []
+        calls = function_calls(response) if self.options.coalesce_tool_calls else []
+        if calls:
+            actions.extend(self._start_turn(calls))
+        return actions + self._release(now, "response_done")
+
+    def _start_turn(self, calls: list[str]) -> list[StageAction]:
+        actions: list[StageAction] = list(self._disarm_timer())
+        awaiting = {call for call in calls if call not in self.memory.outputs}
+        turn = ToolTurn(len(calls), awaiting)
+        # Creates already waiting and no output yet: they are not answers to these calls.
+        self.turn = turn if turn.answered or not self.held else None
+        if self.turn is None:
+            return actions
+        # Creates held while the calls were being made belong to this turn: the first answers it.
+        for create in list(self.held):
+            if turn.answer is None:
+                turn.answer = create
+            elif self._redundant(turn, create):
+                self.held.remove(create)
+                turn.absorbed += 1
+                actions.append(
+                    CreateCoalesced(create.client_event_id, turn.answer.client_event_id, turn.calls)
+                )
+        return actions
+
+    def _error(self, message: Message, now: float) -> list[StageAction]:
+        error = message.event.get("error") if message.event is not None else None
+        upstream = self.upstream
+        if not isinstance(error, dict) or upstream is None or upstream.create is None:
+            return []
+        create = upstream.create
+        if create.event_id is None or error.get("event_id") != create.event_id:
+            return []
+        # The create made no response; a response bound to it was someone else's (the server's).
+        self.upstream = UpstreamResponse(None, upstream.response_id) if upstream.response_id else None
+        actions: list[StageAction] = []
+        cancel = self.held_cancel
+        if cancel is not None and cancel.target is create:
+            self.held_cancel = None
+            cancel_id = cancel.message.event.get("event_id") if cancel.message.event else None
+            actions.append(CancelAbsorbed(cancel_id if isinstance(cancel_id, str) else None, "create_failed"))
+        if (
+            self.apply
+            and error.get("code") == ALREADY_ACTIVE
+            and not create.rejected
+            and self.options.serialise
+        ):
+            # A response the proxy had not seen started first (server VAD): wait for it instead.
+            message.done = True
+            create.rejected, create.since = True, now
+            create.message.done = True
+            self.held.insert(0, create)
+            if self.upstream is None:
+                self.upstream = UpstreamResponse(None)
+            return [*actions, ResponseHeld(create.client_event_id, "rejected_as_active", len(self.held))]
+        if self.turn is not None and self.turn.answer is create:
+            self.turn = None
+        return actions + self._release(now, "create_failed")
+
+    # -- releasing ----------------------------------------------------------------------------
+
+    def _release(self, now: float, reason: str) -> list[StageAction]:
+        if self.upstream is not None or not self.held:
+            return []
+        turn = self.turn
+        if turn is not None and turn.awaiting and turn.answer is self.held[0]:
+            return self._arm_timer()  # the turn's answer waits for the missing outputs
+        create = self.held.pop(0)
+        self.upstream = UpstreamResponse(create)
+        create.message.done = False
+        return [ResponseReleased(create.client_event_id, reason, now - create.since), Forward(create.message)]
+
+    def _arm_timer(self) -> list[StageAction]:
+        turn = self.turn
+        if (
+            turn is None
+            or turn.timer
+            or not turn.awaiting
+            or not self.held
+            or turn.answer is not self.held[0]
+        ):
+            return []
+        turn.timer = True
+        return [StartTimer(self.options.tool_output_timeout, TIMER)]
+
+    def _disarm_timer(self) -> list[StageAction]:
+        if self.turn is None or not self.turn.timer:
+            return []
+        self.turn.timer = False
+        return [CancelTimer(TIMER)]
+
+    def on_timer(self, token: str, now: float) -> list[StageAction]:
+        if token != TIMER or self.turn is None or not self.turn.timer:
+            return []
+        self.turn.timer = False
+        self.turn.awaiting.clear()  # answer with the outputs there are
+        return self._release(now, "tool_output_timeout")
+
+    def close(self, now: float) -> list[StageAction]:
+        actions: list[StageAction] = list(self._disarm_timer())
+        actions.extend(CreateDropped(c.client_event_id, "closed", now - c.since) for c in self.held)
+        self.held.clear()
+        return actions

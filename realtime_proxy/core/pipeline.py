@@ -1,0 +1,177 @@
+"""The pipeline's mechanics: a frame through the stages of its direction, in order.
+
+A stage sees a frame only if it declared the frame's type (parsed) or asked to see it; a frame no
+stage wants is forwarded as received with no action built (`None`: the hot path for audio). A
+stage that ends a message (refused, held, absorbed) stops it; `Forward(message)` lets a held one
+go on through the stages after the one that held it. Timers go back to the stage that started them.
+Which stages, in which order, is `SessionCore`'s business (realtime_proxy.core.session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from realtime_proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
+from realtime_proxy.core.classify import parse_declared
+from realtime_proxy.core.events import (
+    CLIENT_EVENT_TYPES,
+    SERVER_EVENT_TYPES,
+    label_for,
+    leading_type,
+    sniff_type,
+)
+from realtime_proxy.core.stage import Direction, Forward, Message, Stage, StageAction
+from realtime_proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
+
+_SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+Hook = Callable[[Message, float], list[StageAction]]
+Route = tuple[tuple[Stage, Hook], ...]
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One direction of the pipeline: its stages in order, what to parse, routes per known type."""
+
+    direction: Direction
+    stages: tuple[Stage, ...]
+    parsed: frozenset[str]
+    routes: dict[str | None, Route]
+    counts: DirectionCounts  # this direction's traffic counters (shared by the process's sessions)
+    known: frozenset[str]  # event types counted by name (others as "other")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        client_stages: tuple[Stage, ...],
+        server_stages: tuple[Stage, ...],
+        traffic: TrafficCounts,
+        *,
+        max_parse_bytes: int,
+        log_event_types: bool = False,
+    ) -> None:
+        self.lanes: dict[Direction, _Lane] = {
+            "client": _lane("client", client_stages, traffic),
+            "server": _lane("server", server_stages, traffic),
+        }
+        self._client, self._server = self.lanes["client"], self.lanes["server"]
+        self._max_parse, self._log_event_types = max_parse_bytes, log_event_types
+        self._timers: dict[str, Stage] = {}
+
+    # -- frames in ----------------------------------------------------------------------------
+
+    def from_client(self, frame: str | bytes, now: float) -> list[Action] | None:
+        return self._frame(self._client, frame, now)
+
+    def from_upstream(self, frame: str | bytes, now: float) -> list[Action] | None:
+        return self._frame(self._server, frame, now)
+
+    def _frame(self, lane: _Lane, frame: str | bytes, now: float) -> list[Action] | None:
+        counts = lane.counts
+        if not isinstance(frame, str):  # binary (bytes, or a bytearray from the legs) passes untouched
+            counts.frames["binary"] += 1
+            counts.bytes += len(frame)
+            return None
+        # Classification, inline: this runs for every audio frame. The API writes one `type` per
+        # event; a client's frame may repeat it, so only theirs gets the stricter sniff.
+        event_type = sniff_type(frame) if lane is self._client else leading_type(frame)
+        event = None
+        if event_type is None or event_type in lane.parsed:
+            if len(frame) <= self._max_parse:
+                event_type, event = parse_declared(frame, event_type)
+            elif event_type is None:  # too large to parse (so never repaired): named by its leading type
+                event_type = leading_type(frame)
+        counts.frames[label_for(event_type, lane.known)] += 1
+        counts.bytes += len(frame)
+        route = lane.routes.get(event_type)
+        if route is None:
+            route = _route(lane, event_type)
+            if event_type in lane.known:
+                lane.routes[event_type] = route
+        message = Message(lane.direction, frame, event_type, event)
+        actions = self._pass(message, route, now)
+        if self._log_event_types:
+            actions.insert(0, FrameSeen(C2U if lane is self._client else U2C, event_type, len(frame)))
+        elif not actions and not message.changed and message.frame is frame and not message.done:
+            return None  # no stage changed or said anything: the relay forwards it as received
+        return _out(message, actions)
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    def _pass(self, message: Message, route: Route, now: float) -> list[Action]:
+        """Message through the stages of `route`, in order; the actions they returned."""
+        actions: list[Action] = []
+        for stage, hook in route:
+            produced = hook(message, now)
+            if produced:
+                actions.extend(self._resolve(stage, produced, now))
+            if message.done:
+                break
+        return actions
+
+    def _resolve(self, emitter: Stage, produced: list[StageAction], now: float) -> list[Action]:
+        """Carry `Forward`s on through the stages after `emitter`; remember whose timers are whose."""
+        actions: list[Action] = []
+        for action in produced:
+            if isinstance(action, Forward):
+                message = action.message
+                lane = self.lanes[message.direction]
+                after = lane.stages.index(emitter) + 1 if emitter in lane.stages else 0
+                later = lane.stages[after:]
+                route = tuple(step for step in _route(lane, message.type) if step[0] in later)
+                actions.extend(_out(message, self._pass(message, route, now)))
+                continue
+            if isinstance(action, StartTimer):
+                self._timers[action.token] = emitter
+            actions.append(action)
+        return actions
+
+    # -- timers and close ---------------------------------------------------------------------
+
+    def on_timer(self, token: str, now: float) -> list[Action]:
+        stage = self._timers.pop(token, None)
+        return self._resolve(stage, stage.on_timer(token, now), now) if stage is not None else []
+
+    def close(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        for stage in dict.fromkeys((*self._client.stages, *self._server.stages)):
+            actions.extend(self._resolve(stage, stage.close(now), now))
+        return actions
+
+
+def _route(lane: _Lane, event_type: str | None) -> Route:
+    """The stages (with their hook for this direction) that see frames of `event_type`."""
+    client = lane.direction == "client"
+    route = []
+    for stage in lane.stages:
+        if client:
+            sees = (
+                stage.client_sees_all or event_type in stage.client_types or event_type in stage.client_sees
+            )
+        else:
+            sees = (
+                stage.server_sees_all or event_type in stage.server_types or event_type in stage.server_sees
+            )
+        if sees:
+            route.append((stage, stage.on_client if client else stage.on_server))
+    return tuple(route)
+
+
+def _out(message: Message, actions: list[Action]) -> list[Action]:
+    if not message.done:
+        out = message.out()
+        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
+    return actions
+
+
+def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
+    client = direction == "client"
+    parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
+    parsed = _SHARED_TYPE_SETS.setdefault(parsed, parsed)  # one copy for all sessions (idle memory)
+    known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
+    # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:
+    # building all of them up front cost ~11 KiB per idle session); an unknown type is routed per
+    # frame (not cached: clients choose those strings).
+    return _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)

@@ -1,0 +1,352 @@
+"""Re-send out-of-band responses that failed transiently, so the client sees one good response.
+
+A tracked `response.create` gets a correlation token in `response.metadata[METADATA_KEY]`;
+the server echoes it on `response.created` / `response.done`. The created event is held back
+until the response proves it is producing output (its first other event) or ends; a transient
+failure that produced nothing is swallowed and the request re-sent after a backoff. The token
+is stripped from everything the client sees. Pure: time comes in as `now`, randomness from `rng`.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import itertools
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from realtime_proxy.core.actions import (
+    Action,
+    CancelTimer,
+    RetryAttempt,
+    RetryOutcome,
+    RuleError,
+    StartTimer,
+    ToClient,
+    ToUpstream,
+)
+from realtime_proxy.core.events import dump, sniff_string_field
+from realtime_proxy.core.repair import rewrite_observations
+from realtime_proxy.core.retry_policy import (
+    RetryPolicy,
+    backoff_delays,
+    failure_error,
+    final_outcome,
+    is_retryable_failure,
+    outcome_observation,
+)
+from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+
+__all__ = [
+    "METADATA_KEY",
+    "SERVER_PARSED_TYPES",
+    "ResponseRetrier",
+    "RetryPolicy",
+    "backoff_delays",
+]
+
+METADATA_KEY = "_proxy_attempt"
+METADATA_MAX_KEYS = 16
+SERVER_PARSED_TYPES: frozenset[str] = frozenset({"response.created", "response.done", "error"})
+
+# Repairs a re-send: the request (a copy) in, the repaired request and the rule changes out.
+Escalate = Callable[[dict[str, Any]], tuple[dict[str, Any], list[RuleRewrite]]]
+
+
+class _Phase(enum.Enum):
+    AWAITING_CREATED = "awaiting_created"  # an attempt was sent, nothing heard yet
+    HELD = "held"  # response.created held back, no output yet
+    STREAMING = "streaming"  # output began: the client sees everything, no more retries
+    BACKOFF = "backoff"  # the last attempt failed, a re-send timer is pending
+
+
+@dataclass
+class _Tracked:
+    token: str
+    request: dict[str, Any]  # as first sent (token included), the template for re-sends
+    client_event_id: str | None
+    had_metadata: bool
+    first_send: float
+    delays: Iterator[float]
+    event_id: str  # the current attempt's event_id, to attribute upstream `error`s
+    attempt: int = 1
+    phase: _Phase = _Phase.AWAITING_CREATED
+    response_id: str | None = None
+    held_created: str | None = None
+    last_failed_done: dict[str, Any] | None = None
+    first_failure: float | None = None
+    cancel_requested: bool = False
+
+
+class ResponseRetrier:
+    def __init__(self, policy: RetryPolicy, rng: random.Random, escalate: Escalate | None = None) -> None:
+        self._policy = policy
+        self._rng = rng
+        self._escalate = escalate
+        self._tokens = itertools.count(1)
+        self._by_token: dict[str, _Tracked] = {}
+        self._by_event_id: dict[str, _Tracked] = {}
+        self._held: dict[str, _Tracked] = {}  # response_id -> request whose created is held
+
+    def escalate_with(self, escalate: Escalate) -> None:
+        """Set how re-sends are repaired (the session core does, with its live state)."""
+        self._escalate = escalate
+
+    @property
+    def active(self) -> bool:
+        return bool(self._by_token)
+
+    # --- client side -------------------------------------------------------------------------
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        if event.get("type") != "response.create" or self._policy.max_attempts < 2:
+            return False
+        response = event.get("response")
+        if response is not None and not isinstance(response, dict):
+            return False
+        conversation = response.get("conversation") if response else None
+        if conversation == "none":
+            return True
+        return self._policy.retry_in_band and conversation in (None, "auto")
+
+    def track(self, event: dict[str, Any], now: float) -> list[Action]:
+        """Tag the request the core is about to send (in place) and start tracking it."""
+        if not self.wants(event):
+            return []
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        if not isinstance(event.get("response"), dict):
+            event["response"] = {}
+        response = event["response"]
+        metadata = response.get("metadata")
+        had_metadata = isinstance(metadata, dict)
+        reason = _untrackable(metadata)
+        if reason is not None:
+            return [outcome_observation("untracked", 0, 0.0, None, client_event_id, reason)]
+        token = f"rp{next(self._tokens)}"
+        response["metadata"] = {**(metadata or {}), METADATA_KEY: token}
+        if client_event_id is None:
+            # Our own id lets an upstream `error` be attributed; rewritten to null for the client.
+            event["event_id"] = f"{token}_a1"
+        state = _Tracked(
+            token=token,
+            request=copy.deepcopy(event),
+            client_event_id=client_event_id,
+            had_metadata=had_metadata,
+            first_send=now,
+            delays=backoff_delays(self._policy, self._rng),
+            event_id=event["event_id"],
+        )
+        self._by_token[token] = state
+        self._by_event_id[state.event_id] = state
+        return []
+
+    def on_client_cancel(self, event: dict[str, Any], now: float) -> list[Action] | None:
+        response_id = event.get("response_id")
+        state = self._find_by_response(response_id) if isinstance(response_id, str) else None
+        if state is None:
+            return None
+        if state.phase is _Phase.BACKOFF:
+            return self._cancel_in_backoff(state, now)
+        # Running upstream: let the cancel through; its `response.done` ends tracking normally.
+        state.cancel_requested = True
+        return None
+
+    def on_timer(self, token: str, now: float) -> list[Action]:
+        state = self._by_token.get(token)
+        if state is None or state.phase is not _Phase.BACKOFF:
+            return []  # cancelled or closed meanwhile
+        state.attempt += 1
+        actions: list[Action] = []
+        request = self._resend_payload(state, actions)
+        del self._by_event_id[state.event_id]
+        state.event_id = request["event_id"]
+        self._by_event_id[state.event_id] = state
+        state.phase, state.response_id, state.held_created = _Phase.AWAITING_CREATED, None, None
+        actions.insert(0, ToUpstream(dump(request)))
+        return actions
+
+    def close(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        for state in list(self._by_token.values()):
+            if state.phase is _Phase.BACKOFF:
+                actions.append(CancelTimer(state.token))
+            actions.append(self._end(state, "cancelled", "client_closed", now))
+        return actions
+
+    # --- server side -------------------------------------------------------------------------
+
+    def on_server_frame(
+        self, event_type: str | None, event: dict[str, Any] | None, frame: str | bytes, now: float
+    ) -> list[Action] | None:
+        if event_type not in SERVER_PARSED_TYPES:
+            return self._on_other(event_type, frame)
+        if event is None:
+            return None
+        if event_type == "error":
+            return self._on_error(event, frame, now)
+        response = event.get("response")
+        token = _token_of(response)
+        if token is None:
+            return None
+        assert isinstance(response, dict)  # _token_of found our key in it
+        state = self._by_token.get(token)
+        self._strip_token(response, state)
+        if state is None:  # a token we no longer track: still never leak it
+            return [ToClient(dump(event))]
+        if event_type == "response.created":
+            return self._on_created(state, event, response)
+        return self._on_done(state, event, response, now)
+
+    def _on_other(self, event_type: str | None, frame: str | bytes) -> list[Action] | None:
+        # Hot path (audio deltas): only a held response's first output event matters.
+        if not self._held or not isinstance(frame, str) or not (event_type or "").startswith("response."):
+            return None
+        response_id = sniff_string_field(frame, "response_id")
+        state = self._held.pop(response_id, None) if response_id else None
+        if state is None:
+            return None
+        state.phase = _Phase.STREAMING
+        created, state.held_created = state.held_created, None
+        return [ToClient(created), ToClient(frame)] if created else [ToClient(frame)]
+
+    def _on_created(self, state: _Tracked, event: dict[str, Any], response: dict[str, Any]) -> list[Action]:
+        state.phase = _Phase.HELD
+        state.held_created = dump(event)
+        response_id = response.get("id")
+        if isinstance(response_id, str):
+            state.response_id = response_id
+            self._held[response_id] = state
+        return []
+
+    def _on_done(
+        self, state: _Tracked, event: dict[str, Any], response: dict[str, Any], now: float
+    ) -> list[Action]:
+        if state.response_id is not None:
+            self._held.pop(state.response_id, None)
+        if isinstance(response.get("id"), str):
+            state.response_id = response["id"]
+        began = state.phase is _Phase.STREAMING
+        if began or not is_retryable_failure(response):
+            outcome = final_outcome(response, state.attempt, state.cancel_requested, began)
+            return self._release(state, event, now, *outcome)
+        if state.cancel_requested:
+            return self._release(state, event, now, "cancelled", "client_cancelled")
+        if state.first_failure is None:
+            state.first_failure = now
+        delay = next(state.delays, None)
+        if delay is None:
+            return self._release(state, event, now, "exhausted", "max_attempts")
+        if now - state.first_send + delay > self._policy.deadline:
+            return self._release(state, event, now, "exhausted", "deadline")
+        state.phase, state.last_failed_done = _Phase.BACKOFF, event
+        error_type, error_code = failure_error(response)
+        attempt = RetryAttempt(
+            state.attempt + 1, delay, state.response_id, error_type, error_code, state.client_event_id
+        )
+        return [StartTimer(delay, state.token), attempt]
+
+    def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[Action] | None:
+        error = event.get("error")
+        event_id = error.get("event_id") if isinstance(error, dict) else None
+        state = self._by_event_id.get(event_id) if isinstance(event_id, str) else None
+        if state is None or state.phase is not _Phase.AWAITING_CREATED:
+            return None
+        assert isinstance(error, dict)
+        if event_id != state.client_event_id:  # our own id: give the client back its own
+            error["event_id"] = state.client_event_id
+            frame = dump(event)
+        code, error_type = error.get("code"), error.get("type")
+        reason = code if isinstance(code, str) else error_type if isinstance(error_type, str) else None
+        return [ToClient(frame), self._end(state, "not_retryable", reason, now)]
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _resend_payload(self, state: _Tracked, actions: list[Action]) -> dict[str, Any]:
+        request = copy.deepcopy(state.request)
+        if self._escalate is not None:
+            try:
+                request, rewrites = self._escalate(request)
+                if not isinstance(request, dict):
+                    raise TypeError(f"escalate returned {type(request).__name__}")
+                actions.extend(
+                    rewrite_observations(
+                        rewrites,
+                        state.client_event_id,
+                        "response.create",
+                        applied=True,
+                        via="retry_escalation",
+                    )
+                )
+            except Exception as exc:  # a rule bug must not stop the retry itself
+                request = copy.deepcopy(state.request)
+                actions.append(
+                    RuleError(state.client_event_id, "response.create", "retry_escalate", repr(exc))
+                )
+        # Correlation must survive whatever the escalation did to the request.
+        response = request.setdefault("response", {})
+        response["metadata"] = copy.deepcopy(state.request["response"]["metadata"])
+        request["event_id"] = f"{state.token}_a{state.attempt}"
+        return request
+
+    def _cancel_in_backoff(self, state: _Tracked, now: float) -> list[Action]:
+        """Nothing runs upstream: answer the cancel the way the server would have."""
+        actions: list[Action] = [CancelTimer(state.token)]
+        if state.held_created is not None:
+            actions.append(ToClient(state.held_created))
+        assert state.last_failed_done is not None  # set whenever BACKOFF is entered
+        done = copy.deepcopy(state.last_failed_done)
+        done["response"]["status"] = "cancelled"
+        done["response"]["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
+        actions.append(ToClient(dump(done)))
+        actions.append(self._end(state, "cancelled", "client_cancelled", now))
+        return actions
+
+    def _release(
+        self, state: _Tracked, done: dict[str, Any], now: float, outcome: str, reason: str | None
+    ) -> list[Action]:
+        actions: list[Action] = []
+        if state.held_created is not None:
+            actions.append(ToClient(state.held_created))
+        actions.append(ToClient(dump(done)))
+        actions.append(self._end(state, outcome, reason, now))
+        return actions
+
+    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> RetryOutcome:
+        """Forget the request; every tracked request ends in exactly one outcome."""
+        self._by_token.pop(state.token, None)
+        self._by_event_id.pop(state.event_id, None)
+        if state.response_id is not None:
+            self._held.pop(state.response_id, None)
+        added = now - state.first_failure if state.first_failure is not None else 0.0
+        return outcome_observation(
+            outcome, state.attempt, added, state.response_id, state.client_event_id, reason
+        )
+
+    def _find_by_response(self, response_id: str) -> _Tracked | None:
+        return next((s for s in self._by_token.values() if s.response_id == response_id), None)
+
+    @staticmethod
+    def _strip_token(response: dict[str, Any], state: _Tracked | None) -> None:
+        metadata = dict(response["metadata"])
+        del metadata[METADATA_KEY]
+        had_metadata = state.had_metadata if state is not None else bool(metadata)
+        response["metadata"] = metadata if had_metadata else None
+
+
+def _untrackable(metadata: Any) -> str | None:
+    """Why our key cannot be added without changing what the client asked for, if it can't."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        return "metadata_invalid"  # the server will refuse it; leave that error intact
+    if METADATA_KEY in metadata:
+        return "metadata_key_in_use"
+    return "metadata_full" if len(metadata) >= METADATA_MAX_KEYS else None
+
+
+def _token_of(response: Any) -> str | None:
+    metadata = response.get("metadata") if isinstance(response, dict) else None
+    token = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    return token if isinstance(token, str) else None

@@ -1,0 +1,27 @@
+"""Repair rules for client events: each rule fixes one known way the Realtime API rejects a request."""
+
+from __future__ import annotations
+
+from realtime_proxy.core.rules.engine import (
+    ALL_RULES,
+    ChainResult,
+    Refusal,
+    Refuse,
+    Rewrite,
+    Rule,
+    RuleChain,
+    build_chain,
+    rule_by_name,
+)
+
+__all__ = [
+    "ALL_RULES",
+    "ChainResult",
+    "Refusal",
+    "Refuse",
+    "Rewrite",
+    "Rule",
+    "RuleChain",
+    "build_chain",
+    "rule_by_name",
+]

@@ -1,0 +1,87 @@
+"""The pure per-session core: composes the stages in one documented order and does nothing else.
+
+    client: classify, [beta], repair, [orchestration], [retry], tracking, state        -> upstream
+    server: classify, tracking, [orchestration], attribution, state, [retry], [beta]   -> client
+
+(bracketed stages exist only when configured: a beta client, turn-taking, retries). How a frame
+moves through them is `realtime_proxy.core.pipeline`'s business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from realtime_proxy.core.attribution import AttributionStage, EventIds
+from realtime_proxy.core.compat.stage import BetaStage
+from realtime_proxy.core.orchestration import OrchestrationStage
+from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.pipeline import Pipeline
+from realtime_proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
+from realtime_proxy.core.retry import ResponseRetrier
+from realtime_proxy.core.retry_stage import RetryStage
+from realtime_proxy.core.rules import ChainResult, RuleChain
+from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.session_state import SessionState, SessionStateStage
+from realtime_proxy.core.stage import Stage
+from realtime_proxy.core.tracker import ResponseTracker
+from realtime_proxy.core.tracking import TrackingStage
+from realtime_proxy.core.traffic import TrafficCounts
+
+
+@dataclass(frozen=True, slots=True)
+class CoreOptions:
+    beta_client: bool = False  # translate this client's beta shapes both ways
+    orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
+    log_event_types: bool = False  # one debug observation per frame (type and size only)
+    max_parse_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events are never parsed: forwarded as sent
+
+
+class SessionCore:
+    """One session's core: `from_client`, `from_upstream`, `on_timer` and `close`, each returning the
+    actions to carry out (`None`: forward the frame as received)."""
+
+    def __init__(
+        self,
+        chain: RuleChain,
+        *,
+        retrier: ResponseRetrier | None = None,
+        options: CoreOptions | None = None,
+        traffic: TrafficCounts | None = None,
+        escalation: RuleChain | None = None,
+    ) -> None:
+        self.options = options = options or CoreOptions()
+        self.chain, self.retrier = chain, retrier
+        self.state = SessionState()
+        self.tracker = ResponseTracker()
+        self.traffic = traffic = traffic or TrafficCounts()
+        ids = EventIds()
+        if retrier is not None and escalation is not None:
+            # Re-sends see this session's state (e.g. its tools), like the first attempt did.
+            retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
+        beta = BetaStage() if options.beta_client else None
+        orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
+        retry = RetryStage(retrier) if retrier is not None else None
+        tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
+        repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
+        attribution = AttributionStage(ids)
+        self.pipeline = Pipeline(
+            _present(beta, repair, orchestration, retry, tracking, state),
+            _present(tracking, orchestration, attribution, state, retry, beta),
+            traffic,
+            max_parse_bytes=options.max_parse_bytes,
+            log_event_types=options.log_event_types,
+        )
+        # The pipeline's entry points are the core's (bound once: no extra call per frame).
+        self.from_client = self.pipeline.from_client
+        self.from_upstream = self.pipeline.from_upstream
+        self.on_timer = self.pipeline.on_timer
+        self.close = self.pipeline.close
+
+
+def _repaired(result: ChainResult) -> tuple[dict[str, Any], list[RuleRewrite]]:
+    return result.event, result.rewrites if result.changed else []
+
+
+def _present(*stages: Stage | None) -> tuple[Stage, ...]:
+    return tuple(stage for stage in stages if stage is not None)

@@ -1,0 +1,118 @@
+"""The one small interface every stage of the core has, and the message that flows through them.
+
+A frame arrives from one side; the core wraps it in a `Message` and hands it to each stage in the
+documented order (`realtime_proxy.core.session`). A stage reads or edits the message, returns the actions
+it wants carried out, and may end the message's journey (`message.done = True`: refused, held,
+absorbed). A message no stage ended leaves the pipeline as `ToUpstream` / `ToClient` with its
+original bytes when nothing changed it (the hot path), else re-serialised once.
+
+A stage that later lets a message go on (a held `response.create` released, a held
+`response.created` delivered) returns `Forward(message)`: the core runs it through the stages
+*after* that stage, in the message's direction, exactly as if it had just passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from realtime_proxy.core.actions import Action
+from realtime_proxy.core.events import dump
+
+Direction = Literal["client", "server"]
+
+
+class Message:
+    """One text frame on its way through the pipeline. `event` is the parsed object when some stage
+    declared the frame's type (or the frame had to be parsed to find its type); else None."""
+
+    __slots__ = ("changed", "direction", "done", "event", "frame", "type")
+
+    def __init__(
+        self,
+        direction: Direction,
+        frame: str,
+        event_type: str | None,
+        event: dict[str, Any] | None = None,
+    ) -> None:
+        self.direction: Direction = direction
+        self.frame = frame  # the bytes as received (or as last replaced by a stage)
+        self.type = event_type
+        self.event = event
+        self.changed = False  # `event` differs from `frame`: serialise it on the way out
+        self.done = False  # a stage ended the journey: nothing goes out for this message
+
+    def edited(self) -> None:
+        """Call after changing `event` in place."""
+        self.changed = True
+
+    def replace_frame(self, frame: str) -> None:
+        """A stage swapped the whole frame (e.g. beta translation); the parse no longer applies."""
+        self.frame, self.changed, self.event = frame, False, None
+
+    def out(self) -> str:
+        return dump(self.event) if self.changed and self.event is not None else self.frame
+
+    def __eq__(self, other: object) -> bool:  # playbooks compare messages by what would go out
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.direction, self.out(), self.done) == (other.direction, other.out(), other.done)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:  # playbook failures print this
+        return f"Message({self.direction}, {self.type!r}, {self.out()!r}, done={self.done})"
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Let a held message continue through the stages after the one that returns this."""
+
+    message: Message
+
+
+StageAction = Action | Forward
+
+
+class Stage(Protocol):
+    """Client event in -> actions; server event in -> actions; timer -> actions; close -> actions."""
+
+    name: str
+    client_types: frozenset[str]  # client event types this stage needs parsed
+    server_types: frozenset[str]  # server event types this stage needs parsed
+    client_sees: frozenset[str]  # further types it wants to see, unparsed (e.g. audio appends)
+    server_sees: frozenset[str]
+    client_sees_all: bool  # every client frame, whatever its type
+    server_sees_all: bool
+
+    def on_client(self, message: Message, now: float) -> list[StageAction]: ...
+
+    def on_server(self, message: Message, now: float) -> list[StageAction]: ...
+
+    def on_timer(self, token: str, now: float) -> list[StageAction]: ...
+
+    def close(self, now: float) -> list[StageAction]: ...
+
+
+class BaseStage:
+    """Defaults for a stage that cares about only some of the hooks."""
+
+    name = "stage"
+    client_types: frozenset[str] = frozenset()
+    server_types: frozenset[str] = frozenset()
+    client_sees: frozenset[str] = frozenset()
+    server_sees: frozenset[str] = frozenset()
+    client_sees_all = False
+    server_sees_all = False
+
+    def on_client(self, message: Message, now: float) -> list[StageAction]:
+        return []
+
+    def on_server(self, message: Message, now: float) -> list[StageAction]:
+        return []
+
+    def on_timer(self, token: str, now: float) -> list[StageAction]:
+        return []
+
+    def close(self, now: float) -> list[StageAction]:
+        return []

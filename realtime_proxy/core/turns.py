@@ -1,0 +1,99 @@
+"""The turn-taking stage's records: what is upstream, what is held, the tool-call turn, and a
+bounded memory of responses and tool outputs seen. Plain data; the decisions are in
+`realtime_proxy.core.orchestration`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from realtime_proxy.core.stage import Message
+
+MEMORY = 256  # finished responses and tool outputs remembered
+
+
+@dataclass
+class HeldCreate:
+    message: Message
+    event_id: str | None  # as sent upstream (the proxy's own `proxy_evt_N` if the client sent none)
+    since: float
+    rejected: bool = False  # the API refused it once as "already active": not held again
+
+    @property
+    def client_event_id(self) -> str | None:
+        """The id every log line of this client event carries (observe mode adds none: None)."""
+        return self.event_id
+
+    @property
+    def request(self) -> Any:
+        return (self.message.event or {}).get("response")
+
+
+@dataclass
+class UpstreamResponse:
+    """The in-band response the API is working on: sent by us (`create`) or started by the server."""
+
+    create: HeldCreate | None
+    response_id: str | None = None
+    cancelling: bool = False  # a cancel for it went upstream: a second one would be refused
+
+
+@dataclass
+class ToolTurn:
+    """After a response made function calls, until the response answering them is done."""
+
+    calls: int
+    awaiting: set[str]
+    answer: HeldCreate | None = None  # the create that answers the turn (held or upstream)
+    absorbed: int = 0
+    timer: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """Some output is in: the client is answering the calls (and may send a create per call)."""
+        return len(self.awaiting) < self.calls
+
+
+@dataclass
+class HeldCancel:
+    message: Message
+    target: HeldCreate
+    since: float
+
+
+@dataclass
+class Memory:
+    in_band: OrderedDict[str, None] = field(default_factory=OrderedDict)  # ids from response.created
+    finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    outputs: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    @staticmethod
+    def add(store: OrderedDict[str, None], key: str) -> None:
+        store[key] = None
+        while len(store) > MEMORY:
+            store.popitem(last=False)
+
+
+def in_band(event: dict[str, Any]) -> bool:
+    """An in-band create: `response` absent or an object without `"conversation": "none"`. A
+    malformed one (`"response": 5`) goes on untouched and untracked: the API refuses it."""
+    response = event.get("response", {})
+    return isinstance(response, dict) and response.get("conversation") != "none"
+
+
+def response_of(message: Message) -> dict[str, Any] | None:
+    response = message.event.get("response") if message.event is not None else None
+    return response if isinstance(response, dict) else None
+
+
+def function_calls(response: dict[str, Any]) -> list[str]:
+    if response.get("status") != "completed" or not isinstance(response.get("output"), list):
+        return []
+    return [
+        item["call_id"]
+        for item in response["output"]
+        if isinstance(item, dict)
+        and item.get("type") == "function_call"
+        and isinstance(item.get("call_id"), str)
+    ]

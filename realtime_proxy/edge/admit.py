@@ -1,0 +1,99 @@
+"""Admission of one WebSocket handshake, before any upstream contact: credentials, beta shapes, the
+upstream URL and forwarded headers; and the HTTP answer for an upstream handshake that failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from realtime_proxy.core import compat
+from realtime_proxy.core.context import SessionContext, upstream_target
+from realtime_proxy.core.rules import RuleChain
+from realtime_proxy.edge.auth import Admission, AdmissionRefused
+from realtime_proxy.edge.listener import json_response, phrase
+from realtime_proxy.edge.upstream import (
+    RELAYED_REFUSAL_HEADERS,
+    BadRequestTarget,
+    UpstreamFailure,
+    UpstreamRefused,
+    forwarded_headers,
+    offered_subprotocols,
+    upstream_url,
+)
+from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.ops.settings import Settings
+
+BETA_REFUSED = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamPlan:
+    url: str
+    headers: list[tuple[str, str]]
+    subprotocols: list[str]
+    beta_client: bool  # translate this client's beta shapes
+    context: SessionContext  # route and model, for the rules' scopes
+
+
+def admit(
+    settings: Settings, admission: Admission, metrics: Metrics, request: Request, chain: RuleChain
+) -> Response | UpstreamPlan:
+    """The plan for the upstream handshake, or the HTTP refusal to answer the client with."""
+    try:
+        offered = offered_subprotocols(request.headers)
+        headers, subprotocols = admission.admit(request.headers, offered, request.path)
+    except AdmissionRefused as refused:
+        metrics.handshakes_total.labels(refused.result).inc()
+        return json_response(refused.status, refused.code, refused.message)
+    beta = compat.is_beta_handshake({k.lower(): v for k, v in headers.raw_items()}, subprotocols)
+    mode = settings.compat.beta_clients
+    if beta:
+        metrics.beta_sessions_total.labels(mode).inc()
+        if mode == "reject":
+            metrics.handshakes_total.labels("rejected_beta").inc()
+            return json_response(400, "beta_api_shape_disabled", BETA_REFUSED)
+    translate = beta and mode == "translate"
+    forwarded = forwarded_headers(headers)
+    if translate:
+        plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
+        forwarded = list(plain.items())
+    # Where the session is (route, model), for the rules' scopes; model aliases and the
+    # transcription handshake repair may change the upstream query (pure, in core.context).
+    aliases = settings.models.aliases
+    context = chain.session_context(request.path, aliases)
+    try:
+        url = upstream_url(settings.upstream_url, upstream_target(request.path, context, aliases))
+    except BadRequestTarget as exc:
+        return json_response(400, "invalid_request_target", str(exc))
+    return UpstreamPlan(url, forwarded, subprotocols, translate, context)
+
+
+def capacity_refusal(metrics: Metrics) -> Response:
+    metrics.handshakes_total.labels("rejected_capacity").inc()
+    message = "The proxy is at its session limit; retry later."
+    return json_response(503, "proxy_at_capacity", message, error_type="server_error")
+
+
+def failure_response(failure: UpstreamFailure, admission: Admission) -> Response:
+    """A refusal is relayed with its body (and a few safe headers; in inject mode without the key the
+    API may quote in it); 502/504 get a JSON body."""
+    if isinstance(failure, UpstreamRefused):
+        relayed = [(k, v) for k, v in failure.headers.raw_items() if k.lower() in RELAYED_REFUSAL_HEADERS]
+        body = admission.refusal_body(failure.body)
+        return Response(failure.status, phrase(failure.status), Headers(relayed), body)
+    if failure.status == 504:
+        message = "The upstream did not answer the handshake in time."
+    else:
+        message = "The proxy could not reach the upstream."
+    return json_response(failure.status, failure.code, message, error_type="server_error")
+
+
+def handshake_result(failure: UpstreamFailure) -> str:
+    """The `upstream_handshakes_total` label of a failed upstream handshake."""
+    if isinstance(failure, UpstreamRefused):
+        if failure.status in (401, 403, 404, 429):
+            return f"refused_{failure.status}"
+        return "refused_5xx" if failure.status >= 500 else "refused_4xx"
+    return "timeout" if failure.status == 504 else "unreachable"

@@ -1,0 +1,269 @@
+"""An HTTP/1.1 server connection: an asyncio.Protocol driving h11 (sans-I/O), one Exchange at a time.
+
+Keep-alive and pipelining (pipelined requests wait in h11's buffer, reading paused), back-pressure
+both ways (the client socket is not read while the body buffer is full; the response waits while
+the transport's write buffer is full), and timeouts for idle connections and slow request heads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import cast
+
+import h11
+
+from realtime_proxy.edge.http.exchange import CutOff, Exchange, RequestHead, error_body
+from realtime_proxy.ops.logs import get_logger
+
+log = get_logger("proxy.http")
+Handler = Callable[[Exchange], Awaitable[None]]
+_LINGER_SECONDS = 2.0  # after an early answer, how long the rest of a request body is read and dropped
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int = 16 * 1024
+    header_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+    idle_timeout: float = 60.0  # request body stalled / response not read
+
+
+class HttpConnection(asyncio.Protocol):
+    def __init__(
+        self, handler: Handler, limits: ConnectionLimits, live: set[HttpConnection] | None = None
+    ) -> None:
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self._handler = handler
+        self._limits = limits
+        self._live = live if live is not None else set()
+        self._transport: asyncio.Transport | None = None
+        self._peer = ""
+        self._exchange: Exchange | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._awaiting_head = True  # no byte of the next request seen yet
+        self._read_pauses: set[str] = set()
+        self._discarding = False
+        self.closing = False  # finish the current exchange, then close
+        self.closed = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+        self._live.add(self)
+        self._arm(self._limits.keepalive_timeout, self._close)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self._exchange is None and self._awaiting_head and data:
+            self._awaiting_head = False
+            self._arm(self._limits.header_timeout, self._head_timed_out)
+        self._h11.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        with contextlib.suppress(RuntimeError):  # already closed on h11's side
+            self._h11.receive_data(b"")
+        self._pump()
+        # EOF means the client is gone (a half-close cannot be told from a close): returning None
+        # closes the transport, and connection_lost cancels a request in flight, upstream included.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._live.discard(self)
+        self._disarm()
+        self._writable.set()
+        if self._exchange is not None:
+            self._exchange.lost()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- Wire (used by the Exchange) ----------------------------------------------------------
+
+    def continue_(self) -> None:
+        if self._h11.they_are_waiting_for_100_continue:
+            self._write(h11.InformationalResponse(status_code=100, headers=[]))
+
+    def pause_reading(self, reason: str = "body") -> None:
+        if not self._read_pauses and self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+        self._read_pauses.add(reason)
+
+    def resume_reading(self, reason: str = "body") -> None:
+        self._read_pauses.discard(reason)
+        if not self._read_pauses and self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    def start_response(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self._write(h11.Response(status_code=status, headers=headers, reason=_phrase(status)))
+
+    def write_body(self, data: bytes) -> None:
+        self._write(h11.Data(data=data))
+
+    def end_response(self) -> None:
+        self._write(h11.EndOfMessage())
+
+    async def writable(self) -> None:
+        await self._writable.wait()
+
+    # -- request parsing ----------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while not self.closed:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._refuse(exc.error_status_hint, "invalid_http_request", str(exc))
+                return
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:  # a pipelined request: parse it once this response is done
+                self.pause_reading("pipelined")
+                return
+            if isinstance(event, h11.Request):
+                self._begin(event)
+            elif isinstance(event, h11.Data):
+                if self._exchange is not None and not self._discarding:
+                    self._exchange.feed(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                if self._discarding:
+                    self._close()
+                    return
+                if self._exchange is not None:
+                    self._exchange.end_of_body()
+            elif isinstance(event, h11.ConnectionClosed):
+                if self._exchange is not None and not self._exchange.body_complete:
+                    self._exchange.lost()
+                if self.task is None:
+                    self._close()
+                return
+
+    def _begin(self, request: h11.Request) -> None:
+        self._disarm()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
+        names = {k for k, _ in headers}
+        length = next((v for k, v in headers if k == "content-length"), "0")
+        has_body = "transfer-encoding" in names or (length.isdigit() and int(length) > 0)
+        head = RequestHead(
+            request.method.decode("ascii"), request.target.decode("latin-1"), headers, has_body
+        )
+        self._exchange = Exchange(head, self, self._limits.idle_timeout, self._peer)
+        self.task = asyncio.get_running_loop().create_task(self._run(self._exchange))
+
+    async def _run(self, exchange: Exchange) -> None:
+        try:
+            await self._handler(exchange)
+        except asyncio.CancelledError:
+            if not self.closed:
+                raise
+            return  # the client went away and connection_lost cancelled us
+        except CutOff:
+            pass  # deliberate: the unfinished response closes the connection below
+        except Exception:
+            log.exception("http_handler_failed", method=exchange.head.method)
+            if exchange.status is None and not self.closed:
+                body = error_body(
+                    "The proxy failed to handle the request.", code=None, error_type="server_error"
+                )
+                with contextlib.suppress(Exception):
+                    await exchange.respond(500, body)
+        self.task = None
+        self._next_cycle(exchange)
+
+    def _next_cycle(self, exchange: Exchange) -> None:
+        if self.closed:
+            return
+        if not exchange.finished:  # the response broke off: closing tells the client it is truncated
+            self._close()
+            return
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE and not self.closing:
+            self._h11.start_next_cycle()
+            self._exchange = None
+            self._awaiting_head = not self._h11.trailing_data[0]
+            timeout = self._limits.keepalive_timeout if self._awaiting_head else self._limits.header_timeout
+            self._arm(timeout, self._close if self._awaiting_head else self._head_timed_out)
+            self.resume_reading("pipelined")
+            self.resume_reading("body")
+            self._pump()
+        elif not exchange.body_complete and not exchange.gone and not exchange.stalled:
+            # Answered before the body ended (e.g. 413): read and drop the rest for a moment so the
+            # client sees the answer instead of a reset, then close.
+            self._discarding = True
+            self._arm(_LINGER_SECONDS, self._close)
+            self.resume_reading("body")
+            self._pump()
+        else:
+            self._close()
+
+    # -- errors, timers, closing --------------------------------------------------------------
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        if self._exchange is not None and self.task is not None:
+            self._exchange.lost()  # e.g. a malformed chunk mid-body: the handler stops, nothing is answered
+        elif self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = error_body(message, code=code)
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            with contextlib.suppress(h11.LocalProtocolError):
+                self._write(h11.Response(status_code=status, headers=headers, reason=_phrase(status)))
+                self._write(h11.Data(data=body))
+                self._write(h11.EndOfMessage())
+        self._close()
+
+    def _head_timed_out(self) -> None:
+        self._refuse(408, "request_timeout", "The request head did not arrive in time.")
+
+    def _write(self, event: h11.Event) -> None:
+        data = self._h11.send(event)
+        if data and self._transport is not None and not self.closed:
+            self._transport.write(data)
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _close(self) -> None:
+        """Close after flushing what is buffered; a client that does not read for `idle_timeout`
+        would keep that flush (and this connection) forever, so it is aborted then."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+            self._arm(self._limits.idle_timeout, self.abort)
+        else:
+            self._disarm()
+
+    def close_if_idle(self) -> None:
+        """For shutdown: close now unless a request is in flight (that one closes when done)."""
+        self.closing = True
+        if self.task is None:
+            self._close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""

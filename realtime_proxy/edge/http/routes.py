@@ -1,0 +1,50 @@
+"""Route classes of plain HTTP requests: a bounded metrics label, and which bodies carry a session
+config to repair. Matched on the path's tail so OpenAI (`/v1/...`) and Azure (`/openai/v1/...`)
+paths classify alike."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class BodyKind(Enum):
+    NONE = "none"  # streamed through untouched
+    SECRET_REQUEST = "secret_request"  # JSON {"session": {...}, ...}
+    SESSION = "session"  # JSON: the body is the session config itself (calls/{id}/accept)
+    OFFER = "offer"  # multipart with `sdp` and `session` parts, or a bare application/sdp offer
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str  # metrics label: one of realtime_proxy.ops.settings.HTTP_ROUTE_CLASSES
+    body: BodyKind = BodyKind.NONE
+    translation: bool = False  # a translation session: only rules that fit it apply
+
+
+OTHER = Route("other")
+_CALL_ID = r"[A-Za-z0-9_\-]+"
+_SECRETS = Route("realtime_client_secrets", BodyKind.SECRET_REQUEST)
+_TRANSLATION_SECRETS = Route("translations_client_secrets", BodyKind.SECRET_REQUEST, translation=True)
+_TABLE: tuple[tuple[str, re.Pattern[str], Route], ...] = (
+    ("POST", re.compile(r".*/realtime/client_secrets/?"), _SECRETS),
+    ("POST", re.compile(r".*/realtime/translations/client_secrets/?"), _TRANSLATION_SECRETS),
+    ("POST", re.compile(r".*/realtime/calls/?"), Route("realtime_calls", BodyKind.OFFER)),
+    (
+        "POST",
+        re.compile(rf".*/realtime/calls/{_CALL_ID}/accept/?"),
+        Route("realtime_call_action", BodyKind.SESSION),
+    ),
+    ("*", re.compile(rf".*/realtime/calls/{_CALL_ID}(/[a-z_]+)?/?"), Route("realtime_call_action")),
+    ("*", re.compile(r".*/realtime/client_secrets/?"), Route("realtime_client_secrets")),
+    ("*", re.compile(r".*/realtime/translations/client_secrets/?"), Route("translations_client_secrets")),
+    ("*", re.compile(r".*/realtime/calls/?"), Route("realtime_calls")),
+)
+
+
+def classify(method: str, path: str) -> Route:
+    for want, pattern, route in _TABLE:
+        if (want == "*" or want == method) and pattern.fullmatch(path):
+            return route
+    return OTHER

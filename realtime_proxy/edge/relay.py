@@ -1,0 +1,199 @@
+"""One session between two legs: every message through the core, timers, limits, close mirroring.
+
+Callbacks only (no task, future or queue per message). Every decision is the core's; this module
+carries out its actions in order: `None` forwards the message unchanged, otherwise `ToUpstream`,
+`ToClient`, `StartTimer`, `CancelTimer`, and any
+other action is an observation for the observer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from realtime_proxy.core.actions import Action, CancelTimer, Frame, StartTimer, ToClient, ToUpstream
+from realtime_proxy.core.closing import LegClosed, close_for_peer, outcome_of
+from realtime_proxy.edge.wire import Leg
+
+
+class Core(Protocol):
+    """What the relay needs of the core (a SessionCore, or a wrapper such as a recorder)."""
+
+    def from_client(self, frame: Frame, now: float) -> list[Action] | None: ...
+    def from_upstream(self, frame: Frame, now: float) -> list[Action] | None: ...
+    def on_timer(self, token: str, now: float) -> list[Action]: ...
+    def close(self, now: float) -> list[Action]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    idle_timeout: float = 0.0
+    max_duration: float = 0.0
+    max_client_fps: float = 0.0
+
+
+class Relay:
+    __slots__ = (
+        "_watchdog", "_window_frames", "_window_start", "bytes", "client", "closed_by", "core", "done",
+        "finishing", "frames", "last_activity", "limits", "loop", "observe", "on_done", "outcome",
+        "started", "timers", "upstream",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        client: Leg,
+        upstream: Leg,
+        core: Core,
+        observe: Callable[[Any], None],
+        limits: Limits,
+        on_done: Callable[[Relay], None],
+    ) -> None:
+        self.client, self.upstream, self.core, self.observe = client, upstream, core, observe
+        self.limits, self.on_done = limits, on_done
+        self.loop = asyncio.get_running_loop()
+        self.started = self.last_activity = self.loop.time()
+        self.frames = {"client": 0, "upstream": 0}
+        self.bytes = {"client": 0, "upstream": 0}
+        self.outcome = "error"
+        self.closed_by = ""
+        self.finishing = False  # a leg ended or the proxy stopped the session: nothing more is relayed
+        self.done = False
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self._window_start, self._window_frames = self.started, 0
+        self._watchdog: asyncio.TimerHandle | None = None
+        client.peer, upstream.peer = upstream, client
+        client.sink = self
+        upstream.sink = self
+
+    def start(self) -> None:
+        """Begin relaying (the client has its 101); frames the upstream sent early go first."""
+        limits = self.limits
+        if limits.idle_timeout or limits.max_duration:
+            tick = min(t for t in (limits.idle_timeout / 4, limits.max_duration / 4, 1.0) if t > 0)
+            self._watchdog = self.loop.call_later(tick, self._watch, tick)
+        for leg in (self.client, self.upstream):
+            leg.start_keepalive()
+        release = getattr(self.upstream, "release_early", None)
+        if release is not None:
+            release()
+        for leg in (self.client, self.upstream):
+            if leg.closed or leg.ended:
+                self.on_leg_ended(leg)
+                if leg.closed:
+                    self.on_transport_closed(leg)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def on_message(self, leg: Leg, data: bytes, text: bool, now: float) -> None:
+        if self.finishing:
+            return
+        from_client = leg is self.client
+        side = "client" if from_client else "upstream"
+        self.frames[side] += 1
+        self.bytes[side] += len(data)
+        self.last_activity = now
+        if from_client and self.limits.max_client_fps and self._over_rate(now):
+            self.stop("rate_limited", 1008, "client frame rate limit exceeded")
+            return
+        frame: Frame
+        if text:
+            try:
+                frame = data.decode()
+            except UnicodeDecodeError as exc:
+                leg.fail(1007, f"{exc.reason} at position {exc.start}")
+                return
+        else:
+            frame = data
+        actions = (self.core.from_client if from_client else self.core.from_upstream)(frame, now)
+        if actions is None:
+            (self.upstream if from_client else self.client).send(data, text)
+        else:
+            self._execute(actions)
+
+    def _over_rate(self, now: float) -> bool:
+        self._window_frames += 1
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_frames = now, 1
+        return self._window_frames > self.limits.max_client_fps
+
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is ToUpstream or kind is ToClient:
+                frame = action.frame  # type: ignore[union-attr]
+                leg = self.upstream if kind is ToUpstream else self.client
+                if isinstance(frame, str):
+                    leg.send(frame.encode(), True)
+                else:
+                    leg.send(frame, False)
+            elif kind is StartTimer:
+                token = action.token  # type: ignore[union-attr]
+                old = self.timers.pop(token, None)
+                if old is not None:
+                    old.cancel()
+                self.timers[token] = self.loop.call_later(action.delay, self._fire, token)  # type: ignore[union-attr]
+            elif kind is CancelTimer:
+                handle = self.timers.pop(action.token, None)  # type: ignore[union-attr]
+                if handle is not None:
+                    handle.cancel()
+            else:
+                self.observe(action)
+
+    def _fire(self, token: str) -> None:
+        self.timers.pop(token, None)
+        if self.finishing:
+            return
+        self._execute(self.core.on_timer(token, self.loop.time()))
+        self.client.flush()
+        self.upstream.flush()
+
+    # -- endings ------------------------------------------------------------------------------
+
+    def stop(self, outcome: str, code: int, reason: str) -> None:
+        """The proxy ends the session (limits, shutdown): both legs get `code` and `reason`."""
+        if self.finishing:
+            return
+        self.finishing = True
+        self.outcome, self.closed_by = outcome, "proxy"
+        self.client.close(code, reason)
+        self.upstream.close(code, reason)
+
+    def abort(self) -> None:
+        """Drop both TCP connections now (shutdown after the close bound)."""
+        self.client.abort()
+        self.upstream.abort()
+
+    def on_leg_ended(self, leg: Leg) -> None:
+        if self.finishing:
+            return
+        self.finishing = True
+        ended = LegClosed(leg.side, leg.ws.close_rcvd, leg.ws.close_sent)
+        self.outcome, self.closed_by = outcome_of(ended), leg.side
+        peer = self.upstream if leg is self.client else self.client
+        peer.close(*close_for_peer(ended))
+
+    def on_transport_closed(self, leg: Leg) -> None:
+        if self.done or not (self.client.closed and self.upstream.closed):
+            return
+        self.done = True
+        for handle in [*self.timers.values(), self._watchdog]:
+            if handle is not None:
+                handle.cancel()
+        self.timers.clear()
+        for action in self.core.close(self.loop.time()):
+            if type(action) not in (ToUpstream, ToClient, StartTimer, CancelTimer):
+                self.observe(action)
+        self.on_done(self)
+
+    def _watch(self, tick: float) -> None:
+        if self.finishing:
+            return
+        now, limits = self.loop.time(), self.limits
+        if limits.max_duration and now - self.started >= limits.max_duration:
+            self.stop("max_duration", 1001, "session duration limit reached")
+        elif limits.idle_timeout and now - self.last_activity >= limits.idle_timeout:
+            self.stop("idle_timeout", 1000, "idle timeout")
+        else:
+            self._watchdog = self.loop.call_later(tick, self._watch, tick)

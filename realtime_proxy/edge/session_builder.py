@@ -1,0 +1,221 @@
+"""Assembles one session once both handshakes are done: the core and its rules, the observer, the
+recorder, the relay; logs `session_open` / `session_closed` and keeps the session metrics."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from realtime_proxy.core.actions import Action, Frame
+from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
+from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
+from realtime_proxy.core.session import CoreOptions, SessionCore
+from realtime_proxy.edge.relay import Core, Limits, Relay
+from realtime_proxy.edge.wire import Leg
+from realtime_proxy.ops.cost import SessionCost
+from realtime_proxy.ops.logs import get_logger
+from realtime_proxy.ops.metrics import CLOSE_CODES, Metrics
+from realtime_proxy.ops.observe import SessionObserver
+from realtime_proxy.ops.record import SessionRecorder
+from realtime_proxy.ops.settings import Settings
+
+if TYPE_CHECKING:  # the otel extra is optional
+    from realtime_proxy.ops.otel import Tracing
+
+log = get_logger("proxy.server")
+
+
+@dataclass
+class PendingSession:
+    """What admission learnt about a handshake, carried until the session starts."""
+
+    beta_client: bool
+    session_id: str
+    started: float
+    client_addr: str
+    model: str | None
+    path: str
+    context: SessionContext
+    query: dict[str, str] = field(default_factory=dict)
+    trace_headers: tuple[str | None, str | None] = (None, None)  # the client's traceparent, tracestate
+
+
+class RecordingCore:
+    """The core, with every client frame written to the session's recording first."""
+
+    def __init__(self, core: SessionCore, recorder: SessionRecorder) -> None:
+        self.core, self.recorder = core, recorder
+        self.from_upstream, self.on_timer = core.from_upstream, core.on_timer
+
+    def from_client(self, frame: Frame, now: float) -> list[Action] | None:
+        self.recorder.record(frame)
+        return self.core.from_client(frame, now)
+
+    def close(self, now: float) -> list[Action]:
+        try:
+            return self.core.close(now)
+        finally:
+            self.recorder.close()
+
+
+class SessionBuilder:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        rng: random.Random,
+        extra_rules: Sequence[Rule] = (),
+        tracing: Tracing | None = None,
+    ) -> None:
+        self.settings, self.metrics, self.rng = settings, metrics, rng
+        self.tracing = tracing
+        self.chain: RuleChain = build_chain(
+            settings.rules.enabled_overrides(),
+            observe_only=settings.rules_observe_only,
+            extra_rules=extra_rules,  # the plug-in point for rules that are not built in
+            per_model=settings.models.rules,  # [models.rules.<model>] switches
+        )
+        retry = settings.retry
+        self.escalation = build_chain({rule.name: rule.name in retry.escalate_rules for rule in ALL_RULES})
+        self.retry_policy = RetryPolicy(
+            max_attempts=retry.max_attempts,
+            backoff_base=retry.backoff_base,
+            backoff_cap=retry.backoff_cap,
+            deadline=retry.deadline,
+            retry_in_band=retry.retry_in_band,
+            escalate_rules=retry.escalate_rules,
+        )
+        self.limits = Limits(
+            idle_timeout=settings.idle_timeout,
+            max_duration=settings.max_session_duration,
+            max_client_fps=settings.max_client_frames_per_second,
+        )
+
+    def build_core(self, pending: PendingSession) -> SessionCore:
+        s = self.settings
+
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
+        core = SessionCore(
+            self.chain,
+            retrier=retrier,
+            traffic=self.metrics.traffic,
+            escalation=self.escalation,
+            options=CoreOptions(
+                beta_client=pending.beta_client,
+                orchestration=orchestration_options(s),
+                log_event_types=s.log_event_types,
+                max_parse_bytes=s.max_parse_bytes,
+            ),
+        )
+        # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
+        core.state.external_audio_input = "call_id" in pending.query
+        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
+        return core
+
+    def start(
+        self, client: Leg, upstream: Leg, pending: PendingSession, on_end: Callable[[Relay], None]
+    ) -> Relay:
+        s, metrics = self.settings, self.metrics
+        session_log = log.bind(
+            session_id=pending.session_id,
+            client=pending.client_addr,
+            model=pending.model,
+            upstream_host=upstream_host(s.upstream_url),
+        )
+        session_core = self.build_core(pending)
+        core: Core = session_core
+        if s.record_dir:
+            core = RecordingCore(session_core, SessionRecorder(s.record_dir, pending.session_id))
+        trace = (
+            self.tracing.session(
+                session_id=pending.session_id,
+                model=pending.model,
+                traceparent=pending.trace_headers[0],
+                tracestate=pending.trace_headers[1],
+            )
+            if self.tracing is not None
+            else None
+        )
+        observer = SessionObserver(
+            metrics,
+            session_log,
+            cost=SessionCost(pending.model, s.prices),
+            trace=trace,
+            server_model=lambda: session_core.state.live_model,
+        )
+
+        def finished(relay: Relay) -> None:
+            metrics.sessions_active.dec()
+            duration = time.monotonic() - pending.started
+            metrics.sessions_total.labels(relay.outcome).inc()
+            metrics.session_duration.observe(duration)
+            for side, leg in (("client", client), ("upstream", upstream)):
+                if leg.ws.close_rcvd is not None:
+                    metrics.closes_total.labels(side, close_label(leg.ws.close_rcvd.code)).inc()
+            session_log.info(
+                "session_closed",
+                duration_s=round(duration, 3),
+                outcome=relay.outcome,
+                closed_by=relay.closed_by,
+                frames_from_client=relay.frames["client"],
+                frames_from_upstream=relay.frames["upstream"],
+                bytes_from_client=relay.bytes["client"],
+                bytes_from_upstream=relay.bytes["upstream"],
+                client_close=close_desc(client),
+                upstream_close=close_desc(upstream),
+                **observer.summary(),
+            )
+            observer.end(relay.outcome)
+            on_end(relay)
+
+        relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
+        metrics.sessions_active.inc()
+        session_log.info(
+            "session_open",
+            path=pending.path,
+            subprotocol=client.ws.subprotocol and safe_subprotocol(client.ws.subprotocol),
+            beta_client=pending.beta_client,
+        )
+        return relay
+
+
+def orchestration_options(settings: Settings) -> OrchestrationOptions | None:
+    """The turn-taking stage's options from `[orchestration]` (None: off); dry run only observes."""
+    o = settings.orchestration
+    if o.mode == "off":
+        return None
+    return OrchestrationOptions(
+        observe_only=settings.orchestration_observe_only,
+        serialise=o.serialise_responses or settings.rules.queue_in_band_responses,
+        coalesce_tool_calls=o.coalesce_tool_calls,
+        hold_early_cancels=o.hold_early_cancels,
+        max_held=o.max_held_creates,
+        tool_output_timeout=o.tool_output_timeout,
+    )
+
+
+def upstream_host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def safe_subprotocol(name: str) -> str:
+    return "[REDACTED]" if name.lower().startswith("openai-insecure-api-key.") else name
+
+
+def close_desc(leg: Leg) -> dict[str, Any]:
+    rcvd, sent = leg.ws.close_rcvd, leg.ws.close_sent
+    either = rcvd or sent
+    return {
+        "received": rcvd.code if rcvd else None,
+        "sent": sent.code if sent else None,
+        "reason": either.reason if either else None,
+    }
+
+
+def close_label(code: int) -> str:
+    return str(code) if str(code) in CLOSE_CODES else "other"

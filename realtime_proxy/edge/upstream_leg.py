@@ -1,0 +1,194 @@
+"""The upstream leg: a sans-I/O `ClientProtocol` on an asyncio connection, and its handshake.
+
+The handshake is awaited once per session (one future); frames the upstream sends right after its
+101 are held, with reading paused, until the relay takes over (the client has its own 101 by then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from collections.abc import Iterable
+
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Frame
+from websockets.http11 import Response
+from websockets.protocol import OPEN
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+from realtime_proxy.edge.upstream import (
+    UpstreamFailure,
+    UpstreamOptions,
+    UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from realtime_proxy.edge.wire import OP_BINARY, OP_CONT, OP_TEXT, Leg, LegTiming
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the pure-Python fallback
+    from websockets.utils import apply_mask
+
+
+class MaskPool:
+    """Masking keys cut from one `os.urandom` block: one syscall per 1,024 frames, not one each.
+    Still unpredictable to a script on the client side, which is what RFC 6455 §10.3 asks."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size, self.block, self.offset = size, b"", size
+
+    def take(self) -> bytes:
+        if self.offset >= self.size:
+            self.block, self.offset = os.urandom(self.size), 0
+        offset = self.offset
+        self.offset = offset + 4
+        return self.block[offset : offset + 4]
+
+
+MASKS = MaskPool()
+_DATA_OPCODES = (OP_TEXT, OP_BINARY, OP_CONT)
+
+
+class _PooledMaskProtocol(ClientProtocol):
+    def send_frame(self, frame: Frame) -> None:
+        if self.extensions or frame.opcode not in _DATA_OPCODES or frame.rsv1 or frame.rsv2 or frame.rsv3:
+            super().send_frame(frame)
+            return
+        data, length = frame.data, len(frame.data)
+        first = (0x80 if frame.fin else 0) | frame.opcode
+        if length < 126:
+            head = struct.pack("!BB", first, 0x80 | length)
+        elif length < 65536:
+            head = struct.pack("!BBH", first, 0xFE, length)
+        else:
+            head = struct.pack("!BBQ", first, 0xFF, length)
+        mask = MASKS.take()
+        self.writes.append(head + mask + apply_mask(data, mask))
+
+
+class UpstreamLeg(Leg):
+    side = "upstream"
+    __slots__ = ("client_ws", "early", "headers", "opened")
+
+    def __init__(self, ws: ClientProtocol, timing: LegTiming, headers: Iterable[tuple[str, str]]) -> None:
+        super().__init__(ws, timing)
+        self.client_ws = ws
+        self.headers = list(headers)
+        self.opened: asyncio.Future[None] = self.loop.create_future()
+        self.early: list[Frame] = []
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.ws.subprotocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        request = self.client_ws.connect()
+        request.headers.update(self.headers)
+        self.client_ws.send_request(request)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.sink is not None:
+            super().data_received(data)
+            return
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Response):
+                self._handshake_done(event)
+            else:
+                assert isinstance(event, Frame)
+                self.early.append(event)
+        self.flush()
+        if self.early:
+            self.pause_reading()  # hold the rest in the kernel until the relay takes over
+
+    def _handshake_done(self, response: Response) -> None:
+        if self.opened.done():
+            return
+        exc = self.ws.handshake_exc
+        if exc is None:
+            self.opened.set_result(None)  # the response is not kept: a session holds no headers
+        elif response.status_code != 101:
+            refused = UpstreamRefused(response.status_code, response.headers, bytes(response.body or b""))
+            self.opened.set_exception(refused)
+        else:
+            self.opened.set_exception(UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            if self.ws.handshake_exc is not None:
+                failure = UpstreamUnreachable(f"upstream unreachable: {type(self.ws.handshake_exc).__name__}")
+            else:
+                failure = UpstreamUnreachable("upstream closed the connection during the handshake")
+            self.opened.set_exception(failure)
+        super().connection_lost(exc)
+
+    def release_early(self) -> None:
+        """Called by the relay once attached: deliver held frames, then read again."""
+        early, self.early = self.early, []
+        if early:
+            self.handle_frames(early, self.loop.time())
+            self.flush()
+            if self.peer is not None:
+                self.peer.flush()
+        self.resume_reading()
+        if self.ws.state is not OPEN:
+            self.report_ended()
+
+
+def _timing(options: UpstreamOptions) -> LegTiming:
+    timeout = options.ping_timeout or 0.0
+    return LegTiming(
+        ping_interval=options.ping_interval or 0.0,
+        ping_timeout=timeout,
+        # An upstream that missed a pong will not answer our Close either: don't wait 10 s for it.
+        close_timeout=min(timeout, 10.0) if timeout else 10.0,
+    )
+
+
+async def open_upstream(
+    url: str, headers: Iterable[tuple[str, str]], subprotocols: list[str], options: UpstreamOptions
+) -> UpstreamLeg:
+    """Open the upstream WebSocket or raise an UpstreamFailure that maps to an HTTP status.
+    Redirects are never followed (they could carry the client's credentials to another host); an
+    environment HTTP proxy is never used (it must not silently carry API keys)."""
+    uri = parse_uri(url)
+    ws = _PooledMaskProtocol(
+        uri,
+        subprotocols=[Subprotocol(s) for s in subprotocols] or None,
+        extensions=[ClientPerMessageDeflateFactory()] if options.compression else None,
+        max_size=options.max_size,
+    )
+    loop = asyncio.get_running_loop()
+    leg = UpstreamLeg(ws, _timing(options), headers)
+    ssl_context = (options.ssl_context or True) if uri.secure else None
+    try:
+        async with asyncio.timeout(options.open_timeout):
+            await loop.create_connection(lambda: leg, uri.host, uri.port, ssl=ssl_context)
+            await leg.opened
+        leg.headers = []
+    except UpstreamFailure:
+        _give_up(leg)
+        raise
+    except TimeoutError:
+        _give_up(leg)
+        raise UpstreamTimeout("upstream handshake timed out") from None
+    except OSError as exc:
+        _give_up(leg)
+        raise UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}") from None
+    except BaseException:  # cancelled: the client left during the handshake
+        _give_up(leg)
+        raise
+    return leg
+
+
+def _give_up(leg: UpstreamLeg) -> None:
+    if not leg.opened.done():
+        leg.opened.cancel()
+    leg.abort()

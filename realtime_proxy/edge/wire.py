@@ -1,0 +1,260 @@
+"""One WebSocket leg: websockets' sans-I/O protocol driven from an asyncio.Protocol.
+
+Bytes in -> `receive_data` -> frames -> whole messages handed to the leg's `sink` (the relay) ->
+the sink sends on the other leg -> `data_to_send` -> `transport.write`. No future or queue per
+message. Backpressure: when this leg's transport buffer is full, the peer leg stops reading.
+Keepalive pings and every close are bounded in time, so a peer that stops reading is reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol as Interface
+
+from websockets.frames import Frame, Opcode
+from websockets.protocol import CONNECTING, OPEN, Protocol
+
+# websockets 17 dropped the OP_* aliases; the Opcode members exist since 10.
+OP_BINARY = Opcode.BINARY
+OP_CONT = Opcode.CONT
+OP_PONG = Opcode.PONG
+OP_TEXT = Opcode.TEXT
+
+
+KEEPALIVE_TIMEOUT = (1011, "keepalive ping timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class LegTiming:
+    ping_interval: float = 0.0  # 0: no keepalive pings
+    ping_timeout: float = 0.0
+    close_timeout: float = 10.0  # after our Close (or a failure), abort the TCP connection
+
+
+class Sink(Interface):
+    """What a leg reports to (the relay)."""
+
+    def on_message(self, leg: Leg, data: bytes, text: bool, now: float) -> None: ...
+
+    def on_leg_ended(self, leg: Leg) -> None: ...  # the WebSocket left OPEN (Close sent/received, lost)
+
+    def on_transport_closed(self, leg: Leg) -> None: ...
+
+
+class Leg(asyncio.Protocol):
+    """A WebSocket connection after its opening handshake. Subclasses handle the handshake."""
+
+    side = "leg"
+    # Slots, not a dict per instance: two legs per session, thousands of idle sessions.
+    __slots__ = (
+        "_close_handle", "_parts", "_ping", "_ping_handle", "_pings_sent", "_text", "closed", "ended",
+        "loop", "peer", "read_paused", "sink", "timing", "transport", "write_blocked_since", "ws",
+    )  # fmt: skip
+
+    def __init__(self, ws: Protocol, timing: LegTiming) -> None:
+        self.ws = ws
+        self.timing = timing
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.sink: Sink | None = None
+        self.peer: Leg | None = None
+        self.ended = False  # reported to the sink as no longer OPEN
+        self.closed = False  # the TCP connection is gone
+        self.read_paused = False  # paused because the peer's send buffer is full
+        self.write_blocked_since: float | None = None
+        self._parts: list[bytes] = []
+        self._text = False
+        self._ping: bytes | None = None  # payload of the unanswered keepalive ping
+        self._pings_sent = 0
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        if events:
+            self.handle_frames(events, self.loop.time())
+        self.flush()
+        peer = self.peer
+        if peer is not None:
+            peer.flush()
+        if ws.state is not OPEN:
+            self.report_ended()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self.flush()
+        self.report_ended()
+        return None  # let asyncio close the transport (after flushing what is buffered)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.ws.receive_eof()
+        self.ws.data_to_send()  # nowhere to write any more
+        for handle in (self._ping_handle, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        if self.peer is not None:
+            self.peer.resume_reading()  # nothing left to wait for on this side
+        self.report_ended()
+        if self.sink is not None:
+            self.sink.on_transport_closed(self)
+
+    def pause_writing(self) -> None:
+        self.write_blocked_since = self.loop.time()
+        if self.peer is not None:
+            self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_blocked_since = None
+        if self.peer is not None:
+            self.peer.resume_reading()
+
+    # -- frames in ----------------------------------------------------------------------------
+
+    def handle_frames(self, frames: Iterable[object], now: float) -> None:
+        sink = self.sink
+        for frame in frames:
+            assert isinstance(frame, Frame)
+            opcode = frame.opcode
+            if opcode is OP_TEXT or opcode is OP_BINARY:
+                if frame.fin:
+                    if sink is not None:
+                        sink.on_message(self, frame.data, opcode is OP_TEXT, now)  # type: ignore[arg-type]
+                else:
+                    self._parts, self._text = [frame.data], opcode is OP_TEXT  # type: ignore[list-item]
+            elif opcode is OP_CONT:
+                self._parts.append(frame.data)  # type: ignore[arg-type]
+                if frame.fin:
+                    data, self._parts = b"".join(self._parts), []
+                    if sink is not None:
+                        sink.on_message(self, data, self._text, now)
+            elif opcode is OP_PONG and frame.data == self._ping:
+                self._ping = None
+
+    # -- frames out ---------------------------------------------------------------------------
+
+    def send(self, data: bytes, text: bool) -> None:
+        """Queue one message (written on the next `flush`); dropped once the leg is closing."""
+        ws = self.ws
+        if ws.state is OPEN:
+            if text:
+                ws.send_text(data)
+            else:
+                ws.send_binary(data)
+
+    def flush(self) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        chunks = self.ws.data_to_send()
+        if len(chunks) == 1 and chunks[0]:
+            transport.write(chunks[0])
+        elif chunks:
+            self._write_all(transport, chunks)
+        ws = self.ws
+        state = ws.state
+        if self._close_handle is None and state is not OPEN and (state is not CONNECTING or ws.eof_sent):
+            # Never wait without bound for a peer to finish closing (it may have stopped reading).
+            self._close_handle = self.loop.call_later(self.timing.close_timeout, self.abort)
+
+    def _write_all(self, transport: asyncio.Transport, chunks: list[bytes]) -> None:
+        """One write (one syscall) for the frames queued together; the empty chunk means EOF."""
+        pending: list[bytes] = []
+        for data in chunks:
+            if data:
+                pending.append(data)
+                continue
+            if pending:
+                transport.write(b"".join(pending))
+                pending = []
+            if self.side == "client" or not transport.can_write_eof():
+                transport.close()  # a server closes the TCP connection first (RFC 6455 §7.1.1)
+            else:
+                transport.write_eof()
+        if pending:
+            transport.write(b"".join(pending))
+
+    def close(self, code: int, reason: str) -> None:
+        if self.ws.state is OPEN:
+            self.ws.send_close(code, reason)
+        self.flush()
+        self.resume_reading()  # keep reading (and dropping) so the peer's Close is seen
+        self.report_ended()
+
+    def fail(self, code: int, reason: str) -> None:
+        self.ws.fail(code, reason)
+        self.flush()
+        self.resume_reading()
+        self.report_ended()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def report_ended(self) -> None:
+        if not self.ended and self.ws.state is not OPEN:
+            self.ended = True
+            if self._ping_handle is not None:
+                self._ping_handle.cancel()
+            if self.sink is not None:
+                self.sink.on_leg_ended(self)
+
+    # -- flow control -------------------------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None and not self.closed and not self.ended:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # -- keepalive ----------------------------------------------------------------------------
+
+    def start_keepalive(self) -> None:
+        if self.timing.ping_interval > 0:
+            self._ping_handle = self.loop.call_later(self.timing.ping_interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        if self.ws.state is not OPEN:
+            return
+        self._pings_sent += 1
+        self._ping = struct.pack("!I", self._pings_sent)
+        self.ws.send_ping(self._ping)
+        self.flush()
+        timing = self.timing
+        if timing.ping_timeout > 0:
+            self._ping_handle = self.loop.call_later(timing.ping_timeout, self._ping_deadline)
+        else:
+            self._ping_handle = self.loop.call_later(timing.ping_interval, self._send_ping)
+
+    def _ping_deadline(self) -> None:
+        timing = self.timing
+        if self._ping is None:  # answered
+            delay = max(timing.ping_interval - timing.ping_timeout, 0.0)
+            self._ping_handle = self.loop.call_later(delay, self._send_ping)
+        elif self._stuck_elsewhere():
+            # The pong may be waiting unread behind a peer that stopped reading: not this leg's fault.
+            self._ping_handle = self.loop.call_later(timing.ping_timeout, self._ping_deadline)
+        else:
+            self.fail(*KEEPALIVE_TIMEOUT)
+
+    def _stuck_elsewhere(self) -> bool:
+        """This leg is not read because the peer's buffer is full, and this leg itself is still
+        taking what we write (were it not, it is stuck too and is reaped)."""
+        if not self.read_paused:
+            return False
+        blocked = self.write_blocked_since
+        return blocked is None or self.loop.time() - blocked < self.timing.ping_timeout

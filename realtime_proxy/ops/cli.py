@@ -1,0 +1,199 @@
+"""Command line: `realtime-proxy [flags]` runs the proxy; `realtime-proxy lint FILE` checks events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import ssl
+import sys
+import textwrap
+from collections.abc import Coroutine
+from typing import Any
+
+from realtime_proxy import __version__
+from realtime_proxy.ops.logs import configure_logging, get_logger
+from realtime_proxy.ops.settings import ConfigError, Settings, load_settings
+
+EPILOG = """commands:
+  lint FILE             check recorded or captured client events offline, without a network;
+                        see `realtime-proxy lint --help`
+  rules                 the rule catalogue: what each rule prevents, where, and its evidence
+  probe                 which rules each model still needs (OPENAI_API_KEY; throwaway sessions)
+
+tracing (optional: pip install -e '.[otel]'):
+  OTEL_EXPORTER_OTLP_ENDPOINT   export one span per session and per response over OTLP/HTTP
+  OTEL_SERVICE_NAME             service name of the spans (default realtime-repair-proxy)
+
+exit codes: 0 stopped by SIGTERM/SIGINT, 1 start-up failed (port, TLS, key file), 2 bad configuration
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-proxy",
+        usage="%(prog)s [options]\n       %(prog)s lint FILE [--format {text,json}] [--config PATH]"
+        "\n       %(prog)s rules [--format {text,json,markdown}]\n       %(prog)s probe [options]",
+        description=textwrap.fill(
+            "Transparent WebSocket proxy for the OpenAI Realtime API that repairs risky client "
+            "events. Every setting can also come from REALTIME_PROXY_<NAME> "
+            "(nested: REALTIME_PROXY_RETRY__MAX_ATTEMPTS). "
+            "Precedence: flag > environment > config file > default.",
+            88,
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"realtime-proxy {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="TOML config file (see config/proxy.toml)")
+    parser.add_argument("--host", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="listen port (default 8080)")
+    parser.add_argument("--upstream-url", help="upstream base URL (default wss://api.openai.com)")
+    parser.add_argument("--metrics-port", type=int, help="port of /metrics, /healthz, /readyz (default 9464)")
+    parser.add_argument(
+        "--log-format", choices=["auto", "json", "console"], help="default: json, console on a TTY"
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--fake-upstream",
+        action="store_true",
+        default=None,
+        help="serve a simulated Realtime API in-process instead of a real upstream",
+    )
+    parser.add_argument(
+        "--fake-upstream-latency",
+        type=float,
+        metavar="SECONDS",
+        help="with --fake-upstream: time from response.create to response.created (default 0)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="run rules and report rewrites, but forward the original events",
+    )
+    parser.add_argument("--tls-cert", help="PEM certificate: serve wss:// to clients")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--workers", type=int, help="processes sharing the port (default 0: one per available CPU)"
+    )
+    parser.add_argument("--record-dir", help="write each session's client events as redacted JSONL here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "lint":
+        from realtime_proxy.ops.lint import main as lint_main
+
+        return lint_main(argv[1:])
+    if argv and argv[0] == "rules":
+        from realtime_proxy.ops.catalogue import main as rules_main
+
+        return rules_main(argv[1:])
+    if argv and argv[0] == "probe":
+        from realtime_proxy.ops.probe import main as probe_main
+
+        return probe_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "config"}
+    try:
+        settings = load_settings(args.config, flags=flags)
+    except ConfigError as exc:
+        print(f"realtime-proxy: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    for message in settings.deprecations:
+        get_logger().warning("config_deprecated", message=message)
+    try:
+        return _run_loop(settings.event_loop, _serve(settings, argv))
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, OSError, RuntimeError) as exc:  # bad key file, port in use, bad TLS, workers
+        get_logger().error("startup_failed", error=str(exc))
+        return 1
+
+
+def _run_loop(choice: str, main_coroutine: Coroutine[Any, Any, int]) -> int:
+    """uvloop when installed (the `fast` extra) or asked for: the benchmark measured about a quarter
+    less CPU per frame with it; stdlib asyncio otherwise."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                main_coroutine.close()
+                raise ValueError(
+                    "event_loop = 'uvloop' but uvloop is not installed (pip install '.[fast]')"
+                ) from None
+        else:
+            return uvloop.run(main_coroutine)
+    return asyncio.run(main_coroutine)
+
+
+def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+async def _serve(settings: Settings, argv: list[str]) -> int:
+    from realtime_proxy.edge.health import HealthServer
+    from realtime_proxy.edge.server import ProxyServer
+    from realtime_proxy.ops.metrics import Metrics
+    from realtime_proxy.ops.workers import WORKER_ENV, supervise, worker_count
+
+    count = worker_count(settings)
+    if count > 1:
+        return await supervise(settings, count, argv)
+
+    log = get_logger()
+    fake: Any = None
+    if settings.fake_upstream:
+        from realtime_proxy.fake_upstream import FakeUpstream
+
+        fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
+        await fake.start()
+        settings = settings.model_copy(update={"upstream_url": fake.url})
+    from realtime_proxy.ops.tracing import tracing_from_environment
+
+    metrics = Metrics(models=settings.prices)
+    tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
+    server = ProxyServer(settings, metrics=metrics, tracing=tracing)
+    await server.start(_server_ssl(settings), reuse_port=bool(os.environ.get(WORKER_ENV)))
+    health = HealthServer(metrics.registry, lambda: server.ready)
+    await health.start(settings.metrics_host, settings.metrics_port)
+    # Handlers before "proxy_listening": a supervisor may send SIGTERM as soon as it sees the line,
+    # and the default action would kill the process without a graceful shutdown (exit -15).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "proxy_listening",
+        host=settings.host,
+        port=server.port,
+        metrics_port=health.port,
+        upstream=settings.upstream_url.split("://", 1)[-1].split("/", 1)[0],
+        fake_upstream=bool(fake),
+        tls=bool(settings.tls_cert),
+        rules_mode="observe" if settings.rules_observe_only else "repair",
+        orchestration_mode="observe"
+        if settings.orchestration_observe_only and settings.orchestration.mode != "off"
+        else settings.orchestration.mode,
+        version=__version__,
+        event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+    )
+    await stop.wait()
+    log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
+    await server.shutdown()
+    await health.stop()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)  # flush the last spans (blocking export)
+    if fake is not None:
+        await fake.stop()
+    log.info("shutdown_complete")
+    return 0

@@ -1,0 +1,277 @@
+"""Turns the core's Observations and the relay's lifecycle into log lines and metrics.
+
+One instance per session. It also accumulates the canonical summary line logged at close.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from realtime_proxy.core.actions import (
+    BetaTranslated,
+    FirstDelta,
+    FrameSeen,
+    Observation,
+    RateLimits,
+    Refusal,
+    RepairSkipped,
+    ResponseDone,
+    RetryAttempt,
+    RetryOutcome,
+    Rewrite,
+    RuleError,
+    UpstreamError,
+)
+from realtime_proxy.core.orchestration_events import (
+    CancelAbsorbed,
+    CancelHeld,
+    CancelReleased,
+    CreateCoalesced,
+    CreateDropped,
+    HoldOverflow,
+    ResponseHeld,
+    ResponseReleased,
+)
+from realtime_proxy.ops.cost import SessionCost
+from realtime_proxy.ops.metrics import (
+    KNOWN_ERROR_CODES,
+    KNOWN_ERROR_TYPES,
+    RESPONSE_STATUSES,
+    Metrics,
+    bounded,
+)
+
+if TYPE_CHECKING:  # the otel extra is optional: imported only where tracing is configured
+    from realtime_proxy.ops.otel import SessionTrace
+
+_RATE_LIMIT_NAMES = ("requests", "tokens")
+
+
+class SessionObserver:
+    def __init__(
+        self,
+        metrics: Metrics,
+        log: Any,
+        *,
+        cost: SessionCost | None = None,
+        trace: SessionTrace | None = None,
+        server_model: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.metrics = metrics
+        self.log = log
+        self.cost = cost or SessionCost(None, {})
+        self.server_model = server_model  # the model session.created named, once it has
+        self.trace = trace  # None unless tracing is configured: every trace hook below is skipped
+        self.rewrites: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+        self.responses: Counter[str] = Counter()
+        self.tokens: Counter[str] = Counter()
+        self.upstream_errors = 0
+        self.refusals = 0
+        self.rule_errors = 0
+        self.orchestration: Counter[str] = Counter()
+
+    def observe(self, item: Observation) -> None:
+        handler = self._handlers.get(type(item))
+        if handler is not None:
+            handler(self, item)
+        else:
+            self.log.info(_kind(item), **_fields(item))
+
+    def _on_frame(self, item: FrameSeen) -> None:
+        self.log.debug("event", **_fields(item))
+
+    def _on_compat(self, item: BetaTranslated) -> None:
+        self.log.info("compat", **_fields(item))
+
+    def _on_rewrite(self, item: Rewrite) -> None:
+        self.rewrites[item.rule] += item.count
+        self.metrics.rewrites_total.labels(item.rule).inc(item.count)
+        self.log.info("rewrite", **_fields(item))
+        if self.trace is not None:
+            self.trace.on_rewrite(item)
+
+    def _on_refusal(self, item: Refusal) -> None:
+        self.refusals += 1
+        self.metrics.refusals_total.labels(item.rule).inc()
+        self.log.warning("refusal", **_fields(item))
+        if self.trace is not None:
+            self.trace.on_refusal(item)
+
+    def _on_rule_error(self, item: RuleError) -> None:
+        self.rule_errors += 1
+        self.metrics.rule_errors_total.labels(item.rule).inc()
+        self.log.error("rule_error", **_fields(item))
+
+    def _on_repair_skipped(self, item: RepairSkipped) -> None:
+        self.log.warning("repair_skipped", **_fields(item))
+
+    def _turn(self, action: str, applied: bool, would: str, event: str, item: Observation) -> None:
+        action = action if applied else would
+        self.orchestration[action] += 1
+        self.metrics.orchestration_total.labels(action).inc()
+        self.log.info(event, **_fields(item))
+
+    def _on_response_held(self, item: ResponseHeld) -> None:
+        self._turn("held", item.applied, "would_hold", "response_held", item)
+
+    def _on_response_released(self, item: ResponseReleased) -> None:
+        self.metrics.orchestration_held.observe(item.held_seconds)
+        self._turn("released", True, "released", "response_released", item)
+
+    def _on_create_coalesced(self, item: CreateCoalesced) -> None:
+        self._turn("coalesced", item.applied, "would_coalesce", "create_coalesced", item)
+
+    def _on_hold_overflow(self, item: HoldOverflow) -> None:
+        self.orchestration["overflow"] += 1
+        self.metrics.orchestration_total.labels("overflow").inc()
+        self.log.warning("hold_overflow", **_fields(item))
+
+    def _on_create_dropped(self, item: CreateDropped) -> None:
+        self._turn("dropped", True, "dropped", "create_dropped", item)
+
+    def _on_cancel_held(self, item: CancelHeld) -> None:
+        self._turn("cancel_held", item.applied, "would_hold_cancel", "cancel_held", item)
+
+    def _on_cancel_released(self, item: CancelReleased) -> None:
+        self._turn("cancel_released", True, "cancel_released", "cancel_released", item)
+
+    def _on_cancel_absorbed(self, item: CancelAbsorbed) -> None:
+        self._turn("cancel_absorbed", item.applied, "would_absorb_cancel", "cancel_absorbed", item)
+
+    def _on_retry_attempt(self, item: RetryAttempt) -> None:
+        self.log.warning("retry_attempt", **_fields(item))
+        if self.trace is not None:
+            self.trace.on_retry_attempt(item)
+
+    def _on_retry_outcome(self, item: RetryOutcome) -> None:
+        self.retries[item.outcome] += 1
+        self.metrics.retries_total.labels(item.outcome).inc()
+        if item.outcome != "untracked":
+            self.metrics.retry_attempts.observe(item.attempts)
+        if item.added_seconds > 0:
+            self.metrics.retry_added_seconds.observe(item.added_seconds)
+        level = self.log.info if item.outcome in {"ok", "recovered"} else self.log.warning
+        level("retry_outcome", **_fields(item))
+        if self.trace is not None:
+            self.trace.on_retry_outcome(item)
+
+    def _on_upstream_error(self, item: UpstreamError) -> None:
+        self.upstream_errors += 1
+        error_type = bounded(_str_or_none(item.error_type), KNOWN_ERROR_TYPES)
+        code = bounded(_str_or_none(item.code), KNOWN_ERROR_CODES)
+        self.metrics.upstream_errors_total.labels(error_type, code).inc()
+        self.log.warning("upstream_error", **_fields(item))
+
+    def _on_first_delta(self, item: FirstDelta) -> None:
+        self.metrics.time_to_first_delta.labels(item.modality).observe(item.seconds)
+        if self.trace is not None:
+            self.trace.on_first_delta(item)
+
+    def _on_response_done(self, item: ResponseDone) -> None:
+        status = bounded(item.status, RESPONSE_STATUSES, none="other")
+        error_type = _str_or_none(item.error_type)
+        self.cost.learn(self.server_model())
+        model = self.cost.label
+        self.responses[status] += 1
+        self.metrics.responses_total.labels(
+            status, bounded(error_type, KNOWN_ERROR_TYPES) if error_type else "none", model
+        ).inc()
+        if item.seconds is not None:
+            self.metrics.response_duration.labels(status).observe(item.seconds)
+        for direction, modality, cached, count in item.tokens:
+            cached_label = "true" if cached else "false"
+            self.metrics.tokens_total.labels(direction, modality, cached_label, model).inc(count)
+            self.tokens[f"{direction}_{modality}{'_cached' if cached else ''}"] += count
+        cost = self.cost.add(item.tokens)
+        if cost:
+            self.metrics.cost_usd_total.labels(model).inc(cost)
+        if status != "completed":
+            fields = _fields(item)
+            del fields["tokens"]
+            self.log.warning("response_not_completed", **fields)
+        if self.trace is not None:
+            self.trace.on_response_done(item, status, cost)
+
+    def _on_rate_limits(self, item: RateLimits) -> None:
+        limits = item.rate_limits
+        for entry in limits if isinstance(limits, list) else ():
+            if not isinstance(entry, dict):
+                continue
+            name = bounded(entry.get("name"), _RATE_LIMIT_NAMES)
+            if isinstance(entry.get("remaining"), int | float):
+                self.metrics.rate_limit_remaining.labels(name).set(entry["remaining"])
+            if isinstance(entry.get("limit"), int | float):
+                self.metrics.rate_limit_limit.labels(name).set(entry["limit"])
+
+    _handlers: ClassVar[dict[type, Callable[[SessionObserver, Any], None]]] = {
+        FrameSeen: _on_frame,
+        BetaTranslated: _on_compat,
+        Rewrite: _on_rewrite,
+        Refusal: _on_refusal,
+        RuleError: _on_rule_error,
+        RepairSkipped: _on_repair_skipped,
+        ResponseHeld: _on_response_held,
+        ResponseReleased: _on_response_released,
+        CreateCoalesced: _on_create_coalesced,
+        HoldOverflow: _on_hold_overflow,
+        CreateDropped: _on_create_dropped,
+        CancelHeld: _on_cancel_held,
+        CancelReleased: _on_cancel_released,
+        CancelAbsorbed: _on_cancel_absorbed,
+        RetryAttempt: _on_retry_attempt,
+        RetryOutcome: _on_retry_outcome,
+        UpstreamError: _on_upstream_error,
+        FirstDelta: _on_first_delta,
+        ResponseDone: _on_response_done,
+        RateLimits: _on_rate_limits,
+    }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rewrites": dict(self.rewrites),
+            "retries": dict(self.retries),
+            "responses": dict(self.responses),
+            "tokens": dict(self.tokens),
+            "upstream_errors": self.upstream_errors,
+            "refusals": self.refusals,
+            "rule_errors": self.rule_errors,
+            "orchestration": dict(self.orchestration),
+            "cost_usd": round(self.cost.total_usd, 6),
+            "priced_as": self.cost.label,
+        }
+
+    def end(self, outcome: str) -> None:
+        """The session is over: close its trace (if any) with the summary's counts."""
+        if self.trace is not None:
+            served_by = self.server_model()
+            self.trace.end(
+                outcome,
+                {
+                    **({"gen_ai.response.model": served_by} if served_by else {}),
+                    "realtime_proxy.cost_usd": self.cost.total_usd,
+                    "realtime_proxy.responses": sum(self.responses.values()),
+                    "realtime_proxy.rewrites": sum(self.rewrites.values()),
+                    **({"realtime_proxy.rewrite.rules": sorted(self.rewrites)} if self.rewrites else {}),
+                    "realtime_proxy.refusals": self.refusals,
+                    "realtime_proxy.upstream_errors": self.upstream_errors,
+                    **{f"realtime_proxy.orchestration.{a}": n for a, n in sorted(self.orchestration.items())},
+                },
+            )
+
+
+def _fields(item: Observation) -> dict[str, Any]:
+    return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
+
+
+def _kind(item: Observation) -> str:
+    """`ResponseHeld` -> `response_held`: the log event name of an observation without a handler."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(item).__name__).lower()
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
