@@ -22,7 +22,6 @@ import itertools
 from typing import Any
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.orchestration_events import (
     CancelAbsorbed,
@@ -36,6 +35,7 @@ from realtime_proxy.core.orchestration_events import (
     ResponseReleased,
     cancelled_done,
 )
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
 from realtime_proxy.core.turns import (
     HeldCancel,
@@ -57,7 +57,7 @@ class OrchestrationStage(BaseStage):
     client_types = frozenset({"response.create", "response.cancel", "conversation.item.create"})
     server_types = frozenset({"response.created", "response.done", "error"})
 
-    def __init__(self, ids: EventIds, options: OrchestrationOptions | None = None) -> None:
+    def __init__(self, ids: Ledger, options: OrchestrationOptions | None = None) -> None:
         self.ids = ids
         self.options = options or OrchestrationOptions()
         self.apply = not self.options.observe_only
@@ -87,7 +87,7 @@ class OrchestrationStage(BaseStage):
 
     def _create(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         if self.apply and not isinstance(event.get("event_id"), str):
-            self.ids.ensure(event)
+            self.ids.name(event)
             message.edited()
         event_id = event.get("event_id")
         create = HeldCreate(message, event_id if isinstance(event_id, str) else None, now)
@@ -198,7 +198,7 @@ class OrchestrationStage(BaseStage):
             self.turn = None
         response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
         self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
-        done = cancelled_done(self.ids.new(), response_id, self.conversation_id, dropped.request)
+        done = cancelled_done(self.ids.new_event_id(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message("server", dump(done), "response.done", done)))
         return actions + self._release(now, "previous_cancelled")
 

@@ -19,11 +19,15 @@ from realtime_proxy.core.events import (
     SERVER_EVENT_TYPES,
     label_for,
     leading_type,
+    parse_object,
     sniff_type,
 )
+from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import Direction, Forward, Message, Stage, StageAction
 from realtime_proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
+_AT_EXIT = frozenset({"response.create", "error"})  # what the lane's exit looks at (see _exit)
 _SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 Hook = Callable[[Message, float], list[StageAction]]
@@ -49,6 +53,7 @@ class Pipeline:
         server_stages: tuple[Stage, ...],
         traffic: TrafficCounts,
         *,
+        ledger: Ledger | None = None,
         max_parse_bytes: int,
         log_event_types: bool = False,
     ) -> None:
@@ -59,6 +64,7 @@ class Pipeline:
         self._client, self._server = self.lanes["client"], self.lanes["server"]
         self._max_parse, self._log_event_types = max_parse_bytes, log_event_types
         self._timers: dict[str, Stage] = {}
+        self.ledger = ledger or Ledger()
 
     # -- frames in ----------------------------------------------------------------------------
 
@@ -91,7 +97,11 @@ class Pipeline:
             if event_type in lane.known:
                 lane.routes[event_type] = route
         message = Message(lane.direction, frame, event_type, event)
+        if lane is self._server and event_type in LEDGER_SERVER_TYPES:
+            self.ledger.on_server(event_type, event, now)  # once, before any stage reads it
         actions = self._pass(message, route, now)
+        if event_type in _AT_EXIT:
+            self._exit(message, now)
         if self._log_event_types:
             actions.insert(0, FrameSeen(C2U if lane is self._client else U2C, event_type, len(frame)))
         elif not actions and not message.changed and message.frame is frame and not message.done:
@@ -121,12 +131,32 @@ class Pipeline:
                 after = lane.stages.index(emitter) + 1 if emitter in lane.stages else 0
                 later = lane.stages[after:]
                 route = tuple(step for step in _route(lane, message.type) if step[0] in later)
-                actions.extend(_out(message, self._pass(message, route, now)))
+                passed = self._pass(message, route, now)
+                if message.type in _AT_EXIT:
+                    self._exit(message, now)
+                actions.extend(_out(message, passed))
                 continue
             if isinstance(action, StartTimer):
                 self._timers[action.token] = emitter
             actions.append(action)
         return actions
+
+    def _exit(self, message: Message, now: float) -> None:
+        """The lane's exit: the ledger records a create going upstream; an error about an event the
+        proxy named gets the client's own id back (the one place ids are mapped back)."""
+        if message.done:
+            return
+        if message.direction == "client":
+            if message.type == "response.create" and message.event is not None:
+                self.ledger.sent(message.event, now)
+            return
+        if message.type == "error":
+            event = message.event if message.event is not None else parse_object(message.out())
+            error = event.get("error") if event is not None else None
+            if isinstance(error, dict) and self.ledger.is_own(error.get("event_id")):
+                error["event_id"] = self.ledger.client_id_for(error["event_id"])
+                message.event = event
+                message.edited()
 
     # -- timers and close ---------------------------------------------------------------------
 
@@ -139,6 +169,13 @@ class Pipeline:
         for stage in dict.fromkeys((*self._client.stages, *self._server.stages)):
             actions.extend(self._resolve(stage, stage.close(now), now))
         return actions
+
+
+def _out(message: Message, actions: list[Action]) -> list[Action]:
+    if not message.done:
+        out = message.out()
+        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
+    return actions
 
 
 def _route(lane: _Lane, event_type: str | None) -> Route:
@@ -159,16 +196,10 @@ def _route(lane: _Lane, event_type: str | None) -> Route:
     return tuple(route)
 
 
-def _out(message: Message, actions: list[Action]) -> list[Action]:
-    if not message.done:
-        out = message.out()
-        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
-    return actions
-
-
 def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
     client = direction == "client"
-    parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
+    ledger_types = frozenset({"response.create"}) if client else LEDGER_SERVER_TYPES
+    parsed = ledger_types.union(*(s.client_types if client else s.server_types for s in stages))
     parsed = _SHARED_TYPE_SETS.setdefault(parsed, parsed)  # one copy for all sessions (idle memory)
     known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
     # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:

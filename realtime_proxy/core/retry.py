@@ -29,6 +29,7 @@ from realtime_proxy.core.actions import (
 )
 from realtime_proxy.core.events import dump, sniff_string_field
 from realtime_proxy.core.repair import rewrite_observations
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry_policy import (
     RetryPolicy,
     backoff_delays,
@@ -81,7 +82,14 @@ class _Tracked:
 
 
 class ResponseRetrier:
-    def __init__(self, policy: RetryPolicy, rng: random.Random, escalate: Escalate | None = None) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        rng: random.Random,
+        escalate: Escalate | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.ledger = ledger or Ledger()  # names attempts; the session core adopts it as its own
         self._policy = policy
         self._rng = rng
         self._escalate = escalate
@@ -127,8 +135,8 @@ class ResponseRetrier:
         token = f"rp{next(self._tokens)}"
         response["metadata"] = {**(metadata or {}), METADATA_KEY: token}
         if client_event_id is None:
-            # Our own id lets an upstream `error` be attributed; rewritten to null for the client.
-            event["event_id"] = f"{token}_a1"
+            # Our own id lets an upstream `error` be attributed; mapped back to null for the client.
+            event["event_id"] = self.ledger.issue(None, f"{token}_a1")
         state = _Tracked(
             token=token,
             request=copy.deepcopy(event),
@@ -254,9 +262,6 @@ class ResponseRetrier:
         if state is None or state.phase is not _Phase.AWAITING_CREATED:
             return None
         assert isinstance(error, dict)
-        if event_id != state.client_event_id:  # our own id: give the client back its own
-            error["event_id"] = state.client_event_id
-            frame = dump(event)
         code, error_type = error.get("code"), error.get("type")
         reason = code if isinstance(code, str) else error_type if isinstance(error_type, str) else None
         return [ToClient(frame), self._end(state, "not_retryable", reason, now)]
@@ -287,7 +292,8 @@ class ResponseRetrier:
         # Correlation must survive whatever the escalation did to the request.
         response = request.setdefault("response", {})
         response["metadata"] = copy.deepcopy(state.request["response"]["metadata"])
-        request["event_id"] = f"{state.token}_a{state.attempt}"
+        client_id = self.ledger.client_id_for(state.client_event_id)
+        request["event_id"] = self.ledger.issue(client_id, f"{state.token}_a{state.attempt}")
         return request
 
     def _cancel_in_backoff(self, state: _Tracked, now: float) -> list[Action]:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from realtime_proxy.core.attribution import AttributionStage, EventIds
+from realtime_proxy.core.attribution import AttributionStage
 from realtime_proxy.core.compat.stage import BetaStage
 from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.pipeline import Pipeline
 from realtime_proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry import ResponseRetrier
 from realtime_proxy.core.retry_stage import RetryStage
 from realtime_proxy.core.rules import ChainResult, RuleChain
@@ -55,7 +56,8 @@ class SessionCore:
         self.state = SessionState()
         self.tracker = ResponseTracker()
         self.traffic = traffic = traffic or TrafficCounts()
-        ids = EventIds()
+        # The one ledger of responses and issuer of proxy ids (a retrier brings the one it names with).
+        self.ledger = ids = retrier.ledger if retrier is not None else Ledger()
         if retrier is not None and escalation is not None:
             # Re-sends see this session's state (e.g. its tools), like the first attempt did.
             retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
@@ -69,6 +71,7 @@ class SessionCore:
             _present(beta, repair, orchestration, retry, tracking, state),
             _present(tracking, orchestration, attribution, state, retry, beta),
             traffic,
+            ledger=ids,
             max_parse_bytes=options.max_parse_bytes,
             log_event_types=options.log_event_types,
         )

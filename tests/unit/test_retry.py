@@ -681,7 +681,9 @@ def test_error_for_a_resend_is_attributed_to_the_clients_event() -> None:
     pb.fire(token)
     actions = pb.server(_error("rp1_a2"))
     assert actions is not None and isinstance(actions[0], ToClient)
-    assert pb.client_saw == [orjson.loads(_error("evt_client_1"))]
+    # The retrier passes the error on as the API wrote it; the pipeline's exit maps the id back.
+    assert pb.client_saw == [orjson.loads(_error("rp1_a2"))]
+    assert pb.retrier.ledger.client_id_for("rp1_a2") == "evt_client_1"
     (outcome,) = pb.outcomes()
     assert (outcome["outcome"], outcome["reason"], outcome["attempts"]) == (
         "not_retryable",
@@ -696,7 +698,8 @@ def test_error_for_a_first_attempt_without_client_event_id_is_rewritten_to_null(
     token = pb.send(create(event_id=None))
     assert token is not None and pb.upstream[0]["event_id"] == "rp1_a1"
     pb.server(_error("rp1_a1"))
-    assert pb.client_saw[0]["error"]["event_id"] is None
+    assert pb.client_saw[0]["error"]["event_id"] == "rp1_a1"  # mapped back at the lane's exit
+    assert pb.retrier.ledger.is_own("rp1_a1") and pb.retrier.ledger.client_id_for("rp1_a1") is None
     assert pb.outcomes()[0]["outcome"] == "not_retryable"
 
 

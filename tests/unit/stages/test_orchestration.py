@@ -13,7 +13,6 @@ from realtime_proxy.core.actions import (
     ToUpstream,
     UpstreamError,
 )
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.orchestration import TIMER, OrchestrationStage
 from realtime_proxy.core.orchestration_events import (
     CancelAbsorbed,
@@ -27,6 +26,7 @@ from realtime_proxy.core.orchestration_events import (
     ResponseReleased,
     cancelled_done,
 )
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.core.stage import Forward
@@ -36,7 +36,7 @@ CONV = "conv_1"
 
 
 def stage(**options: Any) -> OrchestrationStage:
-    return OrchestrationStage(EventIds(), OrchestrationOptions(**options))
+    return OrchestrationStage(Ledger(), OrchestrationOptions(**options))
 
 
 def create(event_id: str | None = None, **response: Any) -> dict[str, Any]:

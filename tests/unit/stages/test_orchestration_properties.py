@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import CreateCoalesced, CreateDropped, OrchestrationOptions
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import Forward, Message
 from tests.playbook import message
 
@@ -181,7 +181,7 @@ OPS = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(OPS, st.integers(0, 5)), max_size=40))
 def test_any_interleaving_keeps_the_turn_rules(steps: list[tuple[str, int]]) -> None:
-    session = Session(OrchestrationStage(EventIds(), OrchestrationOptions(max_held=100)))
+    session = Session(OrchestrationStage(Ledger(), OrchestrationOptions(max_held=100)))
     for n, (op, pick) in enumerate(steps):
         session.step(op, n * 10 + pick)
     while session.api.outbox or session.timer_armed:  # let everything finish
@@ -201,7 +201,7 @@ def test_any_interleaving_keeps_the_turn_rules(steps: list[tuple[str, int]]) -> 
 def test_a_create_per_tool_output_in_any_order_gets_one_answer_after_both_outputs(order: list[str]) -> None:
     """What agent frameworks do after parallel calls: each output, then at once its own create;
     the API's events arrive in between at any point."""
-    session = Session(OrchestrationStage(EventIds(), OrchestrationOptions()))
+    session = Session(OrchestrationStage(Ledger(), OrchestrationOptions()))
     session.step("create_tools", 0)
     session.step("deliver", 0)
     session.step("deliver", 0)
