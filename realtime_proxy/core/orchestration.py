@@ -36,7 +36,7 @@ from realtime_proxy.core.orchestration_events import (
     cancelled_done,
 )
 from realtime_proxy.core.responses import Ledger
-from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
 from realtime_proxy.core.turns import (
     HeldCancel,
     HeldCreate,
@@ -57,8 +57,8 @@ class OrchestrationStage(BaseStage):
     client_types = frozenset({"response.create", "response.cancel", "conversation.item.create"})
     server_types = frozenset({"response.created", "response.done", "error"})
 
-    def __init__(self, ids: Ledger, options: OrchestrationOptions | None = None) -> None:
-        self.ids = ids
+    def __init__(self, ledger: Ledger, options: OrchestrationOptions | None = None) -> None:
+        self.ledger = ledger  # the session's ledger: names creates, tells in-band responses
         self.options = options or OrchestrationOptions()
         self.apply = not self.options.observe_only
         self.upstream: UpstreamResponse | None = None
@@ -87,8 +87,11 @@ class OrchestrationStage(BaseStage):
 
     def _create(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         if self.apply and not isinstance(event.get("event_id"), str):
-            self.ids.name(event)
-            message.edited()
+            self.ledger.name(event)  # so an upstream error naming it ends its turn
+            return [Replace(event), *self._take(message, event, now)]
+        return self._take(message, event, now)
+
+    def _take(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         event_id = event.get("event_id")
         create = HeldCreate(message, event_id if isinstance(event_id, str) else None, now)
         if self.turn is not None and self.turn.answer is None and not self.turn.answered:
@@ -96,9 +99,8 @@ class OrchestrationStage(BaseStage):
         turn = self.turn
         if turn is not None and self._redundant(turn, create):
             turn.absorbed += 1
-            message.done = self.apply
             into = turn.answer.client_event_id if turn.answer else None
-            return [CreateCoalesced(create.client_event_id, into, turn.calls, self.apply)]
+            return [CreateCoalesced(create.client_event_id, into, turn.calls, self.apply), *self._stop()]
         reason = self._blocked()
         if reason is None or not self.apply:
             if turn is not None and turn.answer is None:
@@ -111,11 +113,10 @@ class OrchestrationStage(BaseStage):
             if self.upstream is None:  # only tool outputs were awaited: it will run
                 self.upstream = UpstreamResponse(create)
             return [HoldOverflow(create.client_event_id, len(self.held))]  # the API answers it
-        message.done = True
         self.held.append(create)
         if turn is not None and turn.answer is None:
             turn.answer = create
-        actions: list[StageAction] = [ResponseHeld(create.client_event_id, reason, len(self.held))]
+        actions: list[StageAction] = [ResponseHeld(create.client_event_id, reason, len(self.held)), STOP]
         return actions + self._arm_timer()
 
     def _blocked(self) -> str | None:
@@ -151,9 +152,8 @@ class OrchestrationStage(BaseStage):
         if not self.held or self.upstream is not None:
             return disarmed
         # The output that completes the turn goes upstream before the answer it unblocks.
-        message.done = True
         output = Forward(Message(message.direction, message.out(), message.type, message.event))
-        return [*disarmed, output, *self._release(now, "tool_outputs")]
+        return [STOP, *disarmed, output, *self._release(now, "tool_outputs")]
 
     def _cancel(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
@@ -173,9 +173,9 @@ class OrchestrationStage(BaseStage):
             if self.held_cancel is not None:
                 return self._absorb_cancel(message, client_event_id, "already_cancelling")
             if self.apply:
-                message.done = True
                 self.held_cancel = HeldCancel(message, upstream.create, now)
-            return [CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)]
+            held = CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)
+            return [held, *self._stop()]
         if self.held and self.apply:
             return self._drop_next(message, now)
         if self.memory.finished:
@@ -183,22 +183,25 @@ class OrchestrationStage(BaseStage):
         return []
 
     def _absorb_cancel(self, message: Message, client_event_id: str | None, reason: str) -> list[StageAction]:
-        message.done = self.apply
-        return [CancelAbsorbed(client_event_id, reason, self.apply)]
+        return [CancelAbsorbed(client_event_id, reason, self.apply), *self._stop()]
+
+    def _stop(self) -> list[StageAction]:
+        """Stop the message when acting; in observe mode it goes on as sent."""
+        return [STOP] if self.apply else []
 
     def _drop_next(self, message: Message, now: float) -> list[StageAction]:
         """Cancel of the create that would run next, before it ever reached the API."""
-        message.done = True
         dropped = self.held.pop(0)
         actions: list[StageAction] = [
-            CreateDropped(dropped.client_event_id, "cancelled", now - dropped.since)
+            STOP,
+            CreateDropped(dropped.client_event_id, "cancelled", now - dropped.since),
         ]
         if self.turn is not None and self.turn.answer is dropped:
             actions.extend(self._disarm_timer())
             self.turn = None
         response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
         self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
-        done = cancelled_done(self.ids.new_event_id(), response_id, self.conversation_id, dropped.request)
+        done = cancelled_done(self.ledger.new_event_id(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message("server", dump(done), "response.done", done)))
         return actions + self._release(now, "previous_cancelled")
 
@@ -215,10 +218,11 @@ class OrchestrationStage(BaseStage):
             if response.get("conversation_id") is None:
                 return []  # out-of-band: runs alongside, never held
             self.conversation_id = response["conversation_id"]
-            self.memory.add(self.memory.in_band, response_id or "")
             return self._created(response_id, now)
-        # A failed response.done may carry no conversation_id: its response.created told.
-        if response_id not in self.memory.in_band and response.get("conversation_id") is None:
+        # A failed response.done may carry no conversation_id: its response.created told (the ledger).
+        about = self.ledger.about
+        created_in_band = about is not None and about.in_band and about.created_at is not None
+        if not created_in_band and response.get("conversation_id") is None:
             return []
         return self._done(response, response_id, now)
 
@@ -234,12 +238,13 @@ class OrchestrationStage(BaseStage):
         self.held_cancel = None
         upstream.cancelling = True
         assert cancel.message.event is not None
-        cancel.message.event["response_id"] = response_id
-        cancel.message.edited()
-        cancel.message.done = False
-        client_event_id = cancel.message.event.get("event_id")
+        released = {**cancel.message.event, "response_id": response_id}
+        client_event_id = released.get("event_id")
         client_event_id = client_event_id if isinstance(client_event_id, str) else None
-        return [CancelReleased(client_event_id, response_id, now - cancel.since), Forward(cancel.message)]
+        return [
+            CancelReleased(client_event_id, response_id, now - cancel.since),
+            Forward(cancel.message, released),
+        ]
 
     def _done(self, response: dict[str, Any], response_id: str | None, now: float) -> list[StageAction]:
         if response.get("conversation_id"):
@@ -300,13 +305,12 @@ class OrchestrationStage(BaseStage):
             and self.options.serialise
         ):
             # A response the proxy had not seen started first (server VAD): wait for it instead.
-            message.done = True
             create.rejected, create.since = True, now
-            create.message.done = True
             self.held.insert(0, create)
             if self.upstream is None:
                 self.upstream = UpstreamResponse(None)
-            return [*actions, ResponseHeld(create.client_event_id, "rejected_as_active", len(self.held))]
+            held = ResponseHeld(create.client_event_id, "rejected_as_active", len(self.held))
+            return [STOP, *actions, held]
         if self.turn is not None and self.turn.answer is create:
             self.turn = None
         return actions + self._release(now, "create_failed")
@@ -321,7 +325,6 @@ class OrchestrationStage(BaseStage):
             return self._arm_timer()  # the turn's answer waits for the missing outputs
         create = self.held.pop(0)
         self.upstream = UpstreamResponse(create)
-        create.message.done = False
         return [ResponseReleased(create.client_event_id, reason, now - create.since), Forward(create.message)]
 
     def _arm_timer(self) -> list[StageAction]:

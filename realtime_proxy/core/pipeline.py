@@ -24,7 +24,16 @@ from realtime_proxy.core.events import (
 )
 from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
 from realtime_proxy.core.responses import Ledger
-from realtime_proxy.core.stage import Direction, Forward, Message, Stage, StageAction
+from realtime_proxy.core.stage import (
+    Direction,
+    Forward,
+    Message,
+    Replace,
+    ReplaceFrame,
+    Stage,
+    StageAction,
+    Stop,
+)
 from realtime_proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
 _AT_EXIT = frozenset({"response.create", "error"})  # what the lane's exit looks at (see _exit)
@@ -116,17 +125,27 @@ class Pipeline:
         for stage, hook in route:
             produced = hook(message, now)
             if produced:
-                actions.extend(self._resolve(stage, produced, now))
+                actions.extend(self._resolve(stage, produced, now, message))
             if message.done:
                 break
         return actions
 
-    def _resolve(self, emitter: Stage, produced: list[StageAction], now: float) -> list[Action]:
-        """Carry `Forward`s on through the stages after `emitter`; remember whose timers are whose."""
+    def _resolve(
+        self, emitter: Stage, produced: list[StageAction], now: float, current: Message | None = None
+    ) -> list[Action]:
+        """Apply `emitter`'s decisions about the `current` message; carry `Forward`s on through the
+        stages after it; remember whose timers are whose."""
         actions: list[Action] = []
         for action in produced:
+            if isinstance(action, Stop | Replace | ReplaceFrame):
+                if current is not None:  # a timer or close has no message to decide about
+                    _decide(current, action)
+                continue
             if isinstance(action, Forward):
                 message = action.message
+                message.done = False  # it goes on
+                if action.event is not None:
+                    message.replace(action.event)
                 lane = self.lanes[message.direction]
                 after = lane.stages.index(emitter) + 1 if emitter in lane.stages else 0
                 later = lane.stages[after:]
@@ -153,10 +172,9 @@ class Pipeline:
         if message.type == "error":
             event = message.event if message.event is not None else parse_object(message.out())
             error = event.get("error") if event is not None else None
-            if isinstance(error, dict) and self.ledger.is_own(error.get("event_id")):
+            if event is not None and isinstance(error, dict) and self.ledger.is_own(error.get("event_id")):
                 error["event_id"] = self.ledger.client_id_for(error["event_id"])
-                message.event = event
-                message.edited()
+                message.replace(event)
 
     # -- timers and close ---------------------------------------------------------------------
 
@@ -169,6 +187,15 @@ class Pipeline:
         for stage in dict.fromkeys((*self._client.stages, *self._server.stages)):
             actions.extend(self._resolve(stage, stage.close(now), now))
         return actions
+
+
+def _decide(message: Message, decision: Stop | Replace | ReplaceFrame) -> None:
+    if isinstance(decision, Stop):
+        message.done = True
+    elif isinstance(decision, Replace):
+        message.replace(decision.event)
+    else:
+        message.replace_frame(decision.frame)
 
 
 def _out(message: Message, actions: list[Action]) -> list[Action]:

@@ -16,7 +16,7 @@ from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import RuleChain
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
 from realtime_proxy.core.session_state import SessionState
-from realtime_proxy.core.stage import BaseStage, Message, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Message, Replace, StageAction
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
@@ -101,17 +101,15 @@ class RepairStage(BaseStage):
                 actions.append(
                     ToClient(refusal_event(own, event_id, refusal.code, refusal.message, refusal.param))
                 )
-                message.done = True
+                actions.append(STOP)
             return actions
         if result.changed:
-            message.event = result.event
-            message.edited()
-            # An id lets an upstream error be attributed to these rules; removed again from errors.
+            # An id lets an upstream error be attributed to these rules; mapped back at the exit.
             client_event_id = self.ids.name(result.event)
         actions.extend(rewrite_observations(result.rewrites, client_event_id, message.type, applied=applied))
         if client_event_id is not None and (result.rewrites or result.failures):
             self.ids.remember_rules(client_event_id, [r.rule for r in result.rewrites])
-        if result.changed and isinstance(result.event.get("type"), str):
-            # A rule may translate the event (transcription_session.update -> session.update).
-            message.type = result.event["type"]
+        if result.changed:
+            # Its type is read from it: a rule may translate the event (transcription_session.update).
+            actions.append(Replace(result.event))
         return actions

@@ -43,12 +43,14 @@ class Response:
     response_id: str
     in_band: bool
     request: Request | None
-    created_at: float
+    created_at: float | None  # None: its response.created was never seen (a done out of the blue)
     done: bool = False
 
     @property
-    def started_at(self) -> float:
+    def started_at(self) -> float | None:
         """When the client asked for it (its create was sent), else when the API created it."""
+        if self.created_at is None:
+            return None
         return self.request.sent_at if self.request is not None else self.created_at
 
 
@@ -153,7 +155,7 @@ class Ledger:
         # A failed response.done may carry no conversation_id: its response.created told.
         known = self._open.pop(response_id, None)
         if known is None:  # never saw it created: as the done says, untimed
-            known = Response(response_id, response_in_band(response), None, now)
+            known = Response(response_id, response_in_band(response), None, None)
         if self.active_in_band is not None and self.active_in_band.response_id == response_id:
             self.active_in_band = None
         return Response(known.response_id, known.in_band, known.request, known.created_at, done=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from realtime_proxy.core.actions import Action, ToClient
 from realtime_proxy.core.events import leading_type
 from realtime_proxy.core.retry import SERVER_PARSED_TYPES, ResponseRetrier
-from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
 
 
 class RetryStage(BaseStage):
@@ -27,13 +27,12 @@ class RetryStage(BaseStage):
         if message.type == "response.create":
             if not self.retrier.wants(event):
                 return []
-            message.edited()
-            return list(self.retrier.track(event, now))
+            untracked = self.retrier.track(event, now)
+            return list(untracked) if untracked else [Replace(event)]  # tagged in place
         if message.type == "response.cancel":
             decided = self.retrier.on_client_cancel(event, now)
             if decided is not None:
-                message.done = True
-                return self._to_client(decided)
+                return [STOP, *self._to_client(decided)]
         return []
 
     def on_server(self, message: Message, now: float) -> list[StageAction]:
@@ -42,8 +41,7 @@ class RetryStage(BaseStage):
         decided = self.retrier.on_server_frame(message.type, message.event, message.out(), now)
         if decided is None:
             return []
-        message.done = True
-        return self._to_client(decided)
+        return [STOP, *self._to_client(decided)]
 
     def on_timer(self, token: str, now: float) -> list[StageAction]:
         return self._to_client(self.retrier.on_timer(token, now))

@@ -14,6 +14,7 @@ from typing import Any
 
 from realtime_proxy.core.attribution import AttributionStage
 from realtime_proxy.core.compat.stage import BetaStage
+from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.pipeline import Pipeline
@@ -25,8 +26,7 @@ from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
 from realtime_proxy.core.session_state import SessionState, SessionStateStage
 from realtime_proxy.core.stage import Stage
-from realtime_proxy.core.tracker import ResponseTracker
-from realtime_proxy.core.tracking import TrackingStage
+from realtime_proxy.core.tracker import TrackingStage
 from realtime_proxy.core.traffic import TrafficCounts
 
 
@@ -50,21 +50,23 @@ class SessionCore:
         options: CoreOptions | None = None,
         traffic: TrafficCounts | None = None,
         escalation: RuleChain | None = None,
+        context: SessionContext | None = None,
+        external_audio_input: bool = False,
     ) -> None:
         self.options = options = options or CoreOptions()
         self.chain, self.retrier = chain, retrier
-        self.state = SessionState()
-        self.tracker = ResponseTracker()
         self.traffic = traffic = traffic or TrafficCounts()
         # The one ledger of responses and issuer of proxy ids (a retrier brings the one it names with).
         self.ledger = ids = retrier.ledger if retrier is not None else Ledger()
+        self.state = SessionState(context, ledger=ids, external_audio_input=external_audio_input)
         if retrier is not None and escalation is not None:
             # Re-sends see this session's state (e.g. its tools), like the first attempt did.
             retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
         beta = BetaStage() if options.beta_client else None
         orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
         retry = RetryStage(retrier) if retrier is not None else None
-        tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
+        self.tracker = tracking = TrackingStage(ids)
+        state = SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
         attribution = AttributionStage(ids)
         self.pipeline = Pipeline(

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.events import sniff_string_field
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import BaseStage, Message, StageAction
 
 # Smallest bytes/ms of any GA format (G.711 at 8 kHz): with an unknown format it turns a
@@ -52,14 +53,19 @@ class SessionState:
         {
             "session.created",
             "session.updated",
-            "response.created",
-            "response.done",
             "response.output_item.done",
         }
     )
 
-    def __init__(self, context: SessionContext | None = None) -> None:
-        self.context = context or SessionContext()  # set by the edge from the handshake
+    def __init__(
+        self,
+        context: SessionContext | None = None,
+        *,
+        ledger: Ledger | None = None,
+        external_audio_input: bool = False,
+    ) -> None:
+        self.context = context or SessionContext()  # from the handshake: route, model
+        self.ledger = ledger or Ledger()  # which response is in-band and active (the session's ledger)
         self.session_tools: list[dict[str, Any]] = []
         # "server": the list as the API last reported it; "client": an update not yet echoed.
         self.tools_source: str | None = None
@@ -76,11 +82,9 @@ class SessionState:
         self.output_format_bytes_per_ms: float | None = None
         self.appended_audio_ms_upper_bound = 0.0
         self.delivered_audio_ms: dict[str, float] = {}
-        self.active_in_band_response = False
-        self._active_response_id: str | None = None
-        # Set by the relay for WebRTC/SIP sideband sockets (?call_id=): input audio arrives as
-        # media, not as appends, so the append count says nothing about the buffer.
-        self.external_audio_input = False
+        # WebRTC/SIP sideband sockets (?call_id=): input audio arrives as media, not as appends,
+        # so the append count says nothing about the buffer.
+        self.external_audio_input = external_audio_input
 
     @property
     def model(self) -> str | None:
@@ -140,19 +144,11 @@ class SessionState:
             session = event.get("session")
             if isinstance(session, dict):
                 self._session(session)
-        elif event_type == "response.created":
-            self._response_created(event.get("response"))
         elif event_type == "response.output_item.done":
             # In-band only: out-of-band items are not in the conversation.
-            rid = event.get("response_id")
-            if rid is not None and rid == self._active_response_id:
+            active = self.ledger.active_in_band
+            if active is not None and event.get("response_id") == active.response_id:
                 self._item_done(event.get("item"))
-        elif event_type == "response.done":
-            response = event.get("response")
-            rid = response.get("id") if isinstance(response, dict) else None
-            if rid is None or rid == self._active_response_id:
-                self.active_in_band_response = False
-                self._active_response_id = None
 
     def _audio_delta(self, frame: str | bytes) -> None:
         self.assistant_audio_produced = True
@@ -209,13 +205,6 @@ class SessionState:
         if len(self.items_without_audio) >= _MAX_TRACKED_ITEMS:
             del self.items_without_audio[next(iter(self.items_without_audio))]
         self.items_without_audio[item["id"]] = None
-
-    def _response_created(self, response: Any) -> None:
-        # In-band responses write to a conversation; out-of-band ones have conversation_id null.
-        if isinstance(response, dict) and response.get("conversation_id") is not None:
-            self.active_in_band_response = True
-            rid = response.get("id")
-            self._active_response_id = rid if isinstance(rid, str) else None
 
 
 class SessionStateStage(BaseStage):

@@ -64,7 +64,6 @@ class HeldCancel:
 
 @dataclass
 class Memory:
-    in_band: OrderedDict[str, None] = field(default_factory=OrderedDict)  # ids from response.created
     finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
     outputs: OrderedDict[str, None] = field(default_factory=OrderedDict)
 

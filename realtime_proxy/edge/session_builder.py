@@ -105,6 +105,9 @@ class SessionBuilder:
             retrier=retrier,
             traffic=self.metrics.traffic,
             escalation=self.escalation,
+            context=pending.context,  # where the session is (route, model): the rules' scopes
+            # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
+            external_audio_input="call_id" in pending.query,
             options=CoreOptions(
                 beta_client=pending.beta_client,
                 orchestration=orchestration_options(s),
@@ -112,9 +115,6 @@ class SessionBuilder:
                 max_parse_bytes=s.max_parse_bytes,
             ),
         )
-        # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
-        core.state.external_audio_input = "call_id" in pending.query
-        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
         return core
 
     def start(

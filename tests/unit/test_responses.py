@@ -99,7 +99,8 @@ def test_an_error_naming_a_create_unbinds_it_and_a_server_started_response_has_n
 def test_a_done_never_created_is_as_it_says_and_malformed_frames_are_about_nothing() -> None:
     ledger = Ledger()
     ledger.on_server("response.done", done("r9", conversation_id=None), 5.0)
-    assert ledger.about == Response("r9", False, None, 5.0, done=True)
+    assert ledger.about == Response("r9", False, None, None, done=True)
+    assert ledger.about.started_at is None
     for event in (None, {"type": "response.done", "response": 5}, done(7), {"type": "error", "error": "x"}):
         ledger.on_server("response.done", event, 6.0)
         assert ledger.about is None

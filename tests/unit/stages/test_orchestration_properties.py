@@ -18,7 +18,7 @@ from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import CreateCoalesced, CreateDropped, OrchestrationOptions
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import Forward, Message
-from tests.playbook import message
+from tests.playbook import applied, message
 
 CONV = "conv_1"
 
@@ -109,7 +109,7 @@ class Session:
     bad_creates_sent: int = 0
 
     def run(self, actions: list[Any], msg: Message | None) -> None:
-        for action in actions:
+        for action in applied(actions, msg):  # as the pipeline applies them
             if isinstance(action, Forward):
                 self.run([], action.message)
             elif isinstance(action, StartTimer):
@@ -156,6 +156,7 @@ class Session:
             )
         elif op == "deliver" and self.api.outbox:
             msg = message("server", self.api.deliver())
+            self.stage.ledger.on_server(msg.type, msg.event, 0.0)  # the pipeline does, before the stages
             self.run(self.stage.on_server(msg, 0.0), msg)
         elif op == "timer" and self.timer_armed:
             self.timer_armed = False

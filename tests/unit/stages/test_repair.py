@@ -11,7 +11,7 @@ from realtime_proxy.core.rules import RuleChain, build_chain
 from realtime_proxy.core.rules.model import Rule
 from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.core.session_state import SessionState
-from tests.playbook import Passes, Playbook, frame_of, message
+from tests.playbook import Passes, Playbook, applied, frame_of, message
 
 
 def stage(chain: RuleChain | None = None, max_bytes: int = 1 << 20) -> RepairStage:
@@ -237,7 +237,7 @@ def test_the_repaired_message_goes_on_under_the_translated_type() -> None:
         build_chain(), SessionState(SessionContext(route="transcription")), Ledger(), 1 << 20
     )
     msg = message("client", {"type": "transcription_session.update", "event_id": "t1", "session": {}})
-    repair.on_client(msg, 0.0)
+    applied(repair.on_client(msg, 0.0), msg)  # the stage decides; the pipeline applies
     assert (msg.type, msg.changed) == ("session.update", True)
 
 
