@@ -21,7 +21,6 @@ from realtime_proxy.core.pipeline import Pipeline
 from realtime_proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry import ResponseRetrier
-from realtime_proxy.core.retry_stage import RetryStage
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
 from realtime_proxy.core.session_state import SessionState, SessionStateStage
@@ -64,14 +63,13 @@ class SessionCore:
             retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
         beta = BetaStage() if options.beta_client else None
         orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
-        retry = RetryStage(retrier) if retrier is not None else None
         self.tracker = tracking = TrackingStage(ids)
         state = SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
         attribution = AttributionStage(ids)
         self.pipeline = Pipeline(
-            _present(beta, repair, orchestration, retry, tracking, state),
-            _present(tracking, orchestration, attribution, state, retry, beta),
+            _present(beta, repair, orchestration, retrier, tracking, state),
+            _present(tracking, orchestration, attribution, state, retrier, beta),
             traffic,
             ledger=ids,
             max_parse_bytes=options.max_parse_bytes,

@@ -292,7 +292,7 @@ def test_an_error_about_a_repaired_seed_request_ends_its_retry_as_not_retryable(
             UpstreamError(
                 "invalid_request_error", "invalid_value", "m", None, "proxy_evt_1", ["tool_choice_object"]
             ),
-            ToClient(frame_of({**error, "error": {**error["error"], "event_id": None}})),
             RetryOutcome("not_retryable", 1, 0.0, None, "proxy_evt_1", "invalid_value"),
+            ToClient(frame_of({**error, "error": {**error["error"], "event_id": None}})),
         )
         play.close(now=2.0).expect()
