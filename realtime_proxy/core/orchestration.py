@@ -24,13 +24,17 @@ from typing import Any
 from realtime_proxy.core.actions import CancelTimer, StartTimer
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.orchestration_events import (
+    AbsorbReason,
     CancelAbsorbed,
     CancelHeld,
     CancelReleased,
     CreateCoalesced,
     CreateDropped,
+    DropReason,
     HoldOverflow,
+    HoldReason,
     OrchestrationOptions,
+    ReleaseReason,
     ResponseHeld,
     ResponseReleased,
     cancelled_done,
@@ -119,11 +123,11 @@ class OrchestrationStage(BaseStage):
         actions: list[StageAction] = [ResponseHeld(create.client_event_id, reason, len(self.held)), STOP]
         return actions + self._arm_timer()
 
-    def _blocked(self) -> str | None:
+    def _blocked(self) -> HoldReason | None:
         if self.upstream is not None or self.held:
-            return "active_response" if self.options.serialise else None
+            return HoldReason.ACTIVE_RESPONSE if self.options.serialise else None
         if self.turn is not None and self.turn.awaiting and self.turn.answer is None:
-            return "tool_outputs"
+            return HoldReason.TOOL_OUTPUTS
         return None
 
     def _redundant(self, turn: ToolTurn, create: HeldCreate) -> bool:
@@ -153,7 +157,7 @@ class OrchestrationStage(BaseStage):
             return disarmed
         # The output that completes the turn goes upstream before the answer it unblocks.
         output = Forward(Message(message.direction, message.out(), message.type, message.event))
-        return [STOP, *disarmed, output, *self._release(now, "tool_outputs")]
+        return [STOP, *disarmed, output, *self._release(now, ReleaseReason.TOOL_OUTPUTS)]
 
     def _cancel(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
@@ -161,17 +165,17 @@ class OrchestrationStage(BaseStage):
         upstream = self.upstream
         if isinstance(response_id, str) and response_id:
             if response_id in self.memory.finished:
-                return self._absorb_cancel(message, client_event_id, "response_done")
+                return self._absorb_cancel(message, client_event_id, AbsorbReason.RESPONSE_DONE)
             if upstream is None or upstream.response_id != response_id:
                 return []
         if upstream is not None:
             if upstream.cancelling:
-                return self._absorb_cancel(message, client_event_id, "already_cancelling")
+                return self._absorb_cancel(message, client_event_id, AbsorbReason.ALREADY_CANCELLING)
             if upstream.response_id is not None or upstream.create is None:
                 upstream.cancelling = self.apply and upstream.response_id is not None
                 return []  # running: the API cancels it
             if self.held_cancel is not None:
-                return self._absorb_cancel(message, client_event_id, "already_cancelling")
+                return self._absorb_cancel(message, client_event_id, AbsorbReason.ALREADY_CANCELLING)
             if self.apply:
                 self.held_cancel = HeldCancel(message, upstream.create, now)
             held = CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)
@@ -179,10 +183,12 @@ class OrchestrationStage(BaseStage):
         if self.held and self.apply:
             return self._drop_next(message, now)
         if self.memory.finished:
-            return self._absorb_cancel(message, client_event_id, "response_done")
+            return self._absorb_cancel(message, client_event_id, AbsorbReason.RESPONSE_DONE)
         return []
 
-    def _absorb_cancel(self, message: Message, client_event_id: str | None, reason: str) -> list[StageAction]:
+    def _absorb_cancel(
+        self, message: Message, client_event_id: str | None, reason: AbsorbReason
+    ) -> list[StageAction]:
         return [CancelAbsorbed(client_event_id, reason, self.apply), *self._stop()]
 
     def _stop(self) -> list[StageAction]:
@@ -194,7 +200,7 @@ class OrchestrationStage(BaseStage):
         dropped = self.held.pop(0)
         actions: list[StageAction] = [
             STOP,
-            CreateDropped(dropped.client_event_id, "cancelled", now - dropped.since),
+            CreateDropped(dropped.client_event_id, DropReason.CANCELLED, now - dropped.since),
         ]
         if self.turn is not None and self.turn.answer is dropped:
             actions.extend(self._disarm_timer())
@@ -203,7 +209,7 @@ class OrchestrationStage(BaseStage):
         self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
         done = cancelled_done(self.ledger.new_event_id(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message("server", dump(done), "response.done", done)))
-        return actions + self._release(now, "previous_cancelled")
+        return actions + self._release(now, ReleaseReason.PREVIOUS_CANCELLED)
 
     # -- server -------------------------------------------------------------------------------
 
@@ -260,7 +266,7 @@ class OrchestrationStage(BaseStage):
         calls = function_calls(response) if self.options.coalesce_tool_calls else []
         if calls:
             actions.extend(self._start_turn(calls))
-        return actions + self._release(now, "response_done")
+        return actions + self._release(now, ReleaseReason.RESPONSE_DONE)
 
     def _start_turn(self, calls: list[str]) -> list[StageAction]:
         actions: list[StageAction] = list(self._disarm_timer())
@@ -297,7 +303,9 @@ class OrchestrationStage(BaseStage):
         if cancel is not None and cancel.target is create:
             self.held_cancel = None
             cancel_id = cancel.message.event.get("event_id") if cancel.message.event else None
-            actions.append(CancelAbsorbed(cancel_id if isinstance(cancel_id, str) else None, "create_failed"))
+            actions.append(
+                CancelAbsorbed(cancel_id if isinstance(cancel_id, str) else None, AbsorbReason.CREATE_FAILED)
+            )
         if (
             self.apply
             and error.get("code") == ALREADY_ACTIVE
@@ -309,15 +317,15 @@ class OrchestrationStage(BaseStage):
             self.held.insert(0, create)
             if self.upstream is None:
                 self.upstream = UpstreamResponse(None)
-            held = ResponseHeld(create.client_event_id, "rejected_as_active", len(self.held))
+            held = ResponseHeld(create.client_event_id, HoldReason.REJECTED_AS_ACTIVE, len(self.held))
             return [STOP, *actions, held]
         if self.turn is not None and self.turn.answer is create:
             self.turn = None
-        return actions + self._release(now, "create_failed")
+        return actions + self._release(now, ReleaseReason.CREATE_FAILED)
 
     # -- releasing ----------------------------------------------------------------------------
 
-    def _release(self, now: float, reason: str) -> list[StageAction]:
+    def _release(self, now: float, reason: ReleaseReason) -> list[StageAction]:
         if self.upstream is not None or not self.held:
             return []
         turn = self.turn
@@ -351,10 +359,10 @@ class OrchestrationStage(BaseStage):
             return []
         self.turn.timer = False
         self.turn.awaiting.clear()  # answer with the outputs there are
-        return self._release(now, "tool_output_timeout")
+        return self._release(now, ReleaseReason.TOOL_OUTPUT_TIMEOUT)
 
     def close(self, now: float) -> list[StageAction]:
         actions: list[StageAction] = list(self._disarm_timer())
-        actions.extend(CreateDropped(c.client_event_id, "closed", now - c.since) for c in self.held)
+        actions.extend(CreateDropped(c.client_event_id, DropReason.CLOSED, now - c.since) for c in self.held)
         self.held.clear()
         return actions

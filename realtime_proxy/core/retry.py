@@ -35,6 +35,7 @@ from realtime_proxy.core.repair import rewrite_observations
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry_policy import (
     RetryPolicy,
+    RetryResult,
     backoff_delays,
     failure_error,
     final_outcome,
@@ -49,6 +50,7 @@ __all__ = [
     "SERVER_PARSED_TYPES",
     "ResponseRetrier",
     "RetryPolicy",
+    "RetryResult",
     "backoff_delays",
 ]
 
@@ -160,7 +162,7 @@ class ResponseRetrier(BaseStage):
         had_metadata = isinstance(metadata, dict)
         reason = _untrackable(metadata)
         if reason is not None:
-            return [outcome_observation("untracked", 0, 0.0, None, client_event_id, reason)]
+            return [outcome_observation(RetryResult.UNTRACKED, 0, 0.0, None, client_event_id, reason)]
         token = f"rp{next(self._tokens)}"
         response["metadata"] = {**(metadata or {}), METADATA_KEY: token}
         if client_event_id is None:
@@ -209,7 +211,7 @@ class ResponseRetrier(BaseStage):
         for state in list(self._by_token.values()):
             if state.phase is _Phase.BACKOFF:
                 actions.append(CancelTimer(state.token))
-            actions.append(self._end(state, "cancelled", "client_closed", now))
+            actions.append(self._end(state, RetryResult.CANCELLED, "client_closed", now))
         return actions
 
     # --- server side -------------------------------------------------------------------------
@@ -272,14 +274,14 @@ class ResponseRetrier(BaseStage):
             outcome = final_outcome(response, state.attempt, state.cancel_requested, began)
             return self._release(state, event, now, *outcome)
         if state.cancel_requested:
-            return self._release(state, event, now, "cancelled", "client_cancelled")
+            return self._release(state, event, now, RetryResult.CANCELLED, "client_cancelled")
         if state.first_failure is None:
             state.first_failure = now
         delay = next(state.delays, None)
         if delay is None:
-            return self._release(state, event, now, "exhausted", "max_attempts")
+            return self._release(state, event, now, RetryResult.EXHAUSTED, "max_attempts")
         if now - state.first_send + delay > self._policy.deadline:
-            return self._release(state, event, now, "exhausted", "deadline")
+            return self._release(state, event, now, RetryResult.EXHAUSTED, "deadline")
         state.phase, state.last_failed_done = _Phase.BACKOFF, event
         error_type, error_code = failure_error(response)
         attempt = RetryAttempt(
@@ -296,7 +298,7 @@ class ResponseRetrier(BaseStage):
         assert isinstance(error, dict)
         code, error_type = error.get("code"), error.get("type")
         reason = code if isinstance(code, str) else error_type if isinstance(error_type, str) else None
-        return [self._end(state, "not_retryable", reason, now)]  # the error goes on to the client
+        return [self._end(state, RetryResult.NOT_RETRYABLE, reason, now)]  # the error goes on to the client
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -338,11 +340,11 @@ class ResponseRetrier(BaseStage):
         done["response"]["status"] = "cancelled"
         done["response"]["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
         actions.append(_to_client(done))
-        actions.append(self._end(state, "cancelled", "client_cancelled", now))
+        actions.append(self._end(state, RetryResult.CANCELLED, "client_cancelled", now))
         return actions
 
     def _release(
-        self, state: _Tracked, done: dict[str, Any], now: float, outcome: str, reason: str | None
+        self, state: _Tracked, done: dict[str, Any], now: float, outcome: RetryResult, reason: str | None
     ) -> list[StageAction]:
         """The response ends as the server ended it: its held created first, then this done."""
         actions: list[StageAction] = []
@@ -352,7 +354,7 @@ class ResponseRetrier(BaseStage):
         actions.append(self._end(state, outcome, reason, now))
         return actions
 
-    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> RetryOutcome:
+    def _end(self, state: _Tracked, outcome: RetryResult, reason: str | None, now: float) -> RetryOutcome:
         """Forget the request; every tracked request ends in exactly one outcome."""
         self._by_token.pop(state.token, None)
         self._by_event_id.pop(state.event_id, None)
