@@ -12,9 +12,26 @@
   held, the create is dropped and the client gets a cancelled `response.done`. A cancel of a
   response already done is absorbed (the API would only answer `response_cancel_not_active`).
 
+States (`OrchestrationStage.state`, a `TurnState` from realtime_proxy.core.turns), one row each;
+held creates (`held`) and the tool-call turn (`turn`) are kept beside the state:
+
+    state            upstream                      a create         a response.created   a response.done / error
+    IDLE             nothing                       goes up          RUNNING (server's)   -
+    AWAITING_OUTPUTS nothing; the turn's answer    held             RUNNING (server's)   -
+                     held for tool outputs         (outputs in or timer: answer goes up -> REQUESTED)
+    REQUESTED        our create, not created yet   held             RUNNING              error naming it: next
+                                                   (a cancel is held until created)      held goes up, or IDLE
+    RUNNING          a response (ours/server's)    held             -                    done: next held goes
+                                                                                         up, or IDLE
+    CANCELLING       RUNNING, a cancel went up     held             -                    as RUNNING
+                                                   (a second cancel is absorbed)
+    UNTOLD           the API refused a create as   held             RUNNING              as RUNNING
+                     "already active": a response
+                     it had not told of runs
+
 Comes after the repair rules: a held create was repaired when it arrived, once, and goes out as
-repaired. In-band creates without an id get one of the proxy's (`proxy_evt_N`, removed again from
-errors by the attribution stage) so an upstream `error` naming them ends their turn."""
+repaired. In-band creates without an id get one of the proxy's (`proxy_evt_N`, issued by the
+ledger and mapped back at the server lane's exit) so an upstream `error` naming them ends their turn."""
 
 from __future__ import annotations
 
@@ -48,8 +65,10 @@ from realtime_proxy.core.turns import (
     ToolTurn,
     UpstreamResponse,
     function_calls,
+    TurnState,
     in_band,
     response_of,
+    turn_state,
 )
 
 TIMER = "orchestration.tool_outputs"
@@ -74,6 +93,11 @@ class OrchestrationStage(BaseStage):
         self.memory = Memory()
         self.conversation_id: Any = None
         self._synthetic = itertools.count(1)
+
+    @property
+    def state(self) -> TurnState:
+        """The named state (the table at the head of this module)."""
+        return turn_state(self.upstream, self.held, self.turn)
 
     # -- client -------------------------------------------------------------------------------
 
