@@ -15,7 +15,7 @@
 States (`OrchestrationStage.state`, a `TurnState` from realtime_proxy.core.turns), one row each;
 held creates (`held`) and the tool-call turn (`turn`) are kept beside the state:
 
-    state            upstream                      a create         a response.created   a response.done / error
+    state            upstream                      a create         response.created     response.done / error
     IDLE             nothing                       goes up          RUNNING (server's)   -
     AWAITING_OUTPUTS nothing; the turn's answer    held             RUNNING (server's)   -
                      held for tool outputs         (outputs in or timer: answer goes up -> REQUESTED)
