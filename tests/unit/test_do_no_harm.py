@@ -173,3 +173,25 @@ def test_the_models_table_switches_a_rule_on_for_another_model() -> None:
     other = build_chain(per_model={"gpt-realtime-mini": {"tool_choice_object": True}})
     assert other.apply(create, state).rewrites == []
     assert build_chain().apply(create, SessionState()).rewrites == []
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "mcp_approval_response", "id": "i1", "approval_request_id": "a1", "approve": True},
+        {"type": "mcp_list_tools", "server_label": "s", "tools": []},
+        {"type": "mcp_call", "id": "i2", "arguments": "{}", "name": "n", "server_label": "s"},
+        {"type": "mcp_approval_request", "id": "i3", "arguments": "{}", "name": "n", "server_label": "s"},
+        {"type": "message", "role": "user", "content": [{"text": "no type: optional in the types"}]},
+    ],
+)
+def test_the_simulator_and_lint_accept_what_the_sdk_types_accept(item: dict[str, Any]) -> None:
+    from realtime_proxy.fake_upstream.validation import check_item
+
+    assert check_item(item, "item") is item
+
+
+def test_the_dtmf_server_event_is_known() -> None:
+    from realtime_proxy.core.events import SERVER_EVENT_TYPES
+
+    assert "input_audio_buffer.dtmf_event_received" in SERVER_EVENT_TYPES
