@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import noharm, sdk_events
+from tests.noharm_sessions import SCENARIOS
 
 
 def run(per_type: int) -> tuple[collections.Counter[str], list[tuple[str, str | None, str, Any]]]:
@@ -64,7 +65,14 @@ def main() -> int:
     warnings.simplefilter("ignore")
     counts, harms = run(args.per_type)
     keys = ("tried", "unchanged", "changed", "tagged", "refused", "held", "harmful")
-    print(" ".join(f"{k}={counts[k]}" for k in keys))
+    print("generated:", " ".join(f"{k}={counts[k]}" for k in keys))
+    wrong = 0
+    for scenario in SCENARIOS:
+        verdict = scenario.run()
+        if verdict.outcome != scenario.expected or verdict.harmful:
+            wrong += 1
+            print(f"  session harmed: {scenario.name} ({scenario.cause}): {verdict.outcome} {verdict.rules}")
+    print(f"sessions with known ground truth: tried={len(SCENARIOS)} harmful={wrong}")
     reasons = collections.Counter(h[2] for h in harms)
     for reason, n in reasons.most_common():
         print(f"  {n:5d}  {reason}")

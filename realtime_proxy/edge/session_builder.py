@@ -177,6 +177,7 @@ class SessionBuilder:
 
         relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
         metrics.sessions_active.inc()
+        metrics.sessions_opened_total.labels(pending.context.route).inc()
         session_log.info(
             "session_open",
             path=pending.path,

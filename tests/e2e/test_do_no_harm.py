@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from websockets.asyncio.client import connect
 
 from tests import noharm, sdk_events
-from tests.conftest import ProxyFactory, bounded
+from tests.conftest import ProxyFactory, bounded, sample
 from tests.e2e.helpers import AUTH, EchoUpstream
 from tests.e2e.realtime_client import RawClient
 
@@ -44,6 +44,9 @@ async def _relay_as_is(make_proxy: ProxyFactory, target: str) -> None:
     assert [line for line in proxy.log_lines() if line["event"] in ("rewrite", "refusal")] == []
     opened = [line for line in proxy.log_lines() if line["event"] == "session_open"]
     assert opened and opened[0]["route"] == noharm_route(target)
+    samples = await proxy.scrape()
+    assert sample(samples, "realtime_proxy_sessions_opened_total", route=noharm_route(target)) == 1
+    assert sample(samples, "realtime_proxy_sessions_opened_total", route="realtime") == 0
 
 
 def noharm_route(target: str) -> str:
