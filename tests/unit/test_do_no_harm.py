@@ -6,6 +6,7 @@ regression test for one of issue 21's four causes (they fail on the main it was 
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import orjson
@@ -195,3 +196,25 @@ def test_the_dtmf_server_event_is_known() -> None:
     from realtime_proxy.core.events import SERVER_EVENT_TYPES
 
     assert "input_audio_buffer.dtmf_event_received" in SERVER_EVENT_TYPES
+
+
+def test_playbook_an_untouched_core_only_observes() -> None:
+    """Turn-taking, retries and beta translation configured, on a Live route: nothing is held,
+    named, tagged, rewritten or answered; the whole action sequence is the fast path."""
+    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
+    from realtime_proxy.core.session import CoreOptions, SessionCore
+    from tests.playbook import Playbook, Untouched
+
+    options = CoreOptions(beta_client=True, orchestration=OrchestrationOptions(), untouched=True)
+    retrier = ResponseRetrier(RetryPolicy(), random.Random(0))
+    core = SessionCore(build_chain(), retrier=retrier, options=options, context=SessionContext(route="live"))
+    create = {"type": "response.create", "response": {"conversation": "none", "tool_choice": None}}
+    with Playbook(core) as play:
+        play.client(create).expect(Untouched())
+        play.client({"type": "response.create"}).expect(Untouched())  # not held: no response.done comes
+        play.client({"type": "input_audio_buffer.commit"}).expect(Untouched())  # not answered
+        play.client({"type": "session.update", "session": {"voice": "alloy"}}).expect(Untouched())
+        play.server({"type": "error", "error": {"event_id": "proxy_evt_1"}}).expect(Untouched())
+        play.server({"type": "response.event", "event": {"type": "x"}}).expect(Untouched())
+        play.close().expect()
