@@ -35,6 +35,9 @@ class CoreOptions:
     orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
     log_event_types: bool = False  # one debug observation per frame (type and size only)
     max_parse_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events are never parsed: forwarded as sent
+    # A route the proxy does not understand (core.context.UNTOUCHED_ROUTES): only the stages that
+    # observe (tracking, state) run; nothing can hold, rewrite, retry or answer a frame.
+    untouched: bool = False
 
 
 class SessionCore:
@@ -67,9 +70,13 @@ class SessionCore:
         state = SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
         attribution = AttributionStage(ids)
+        client_stages = _present(beta, repair, orchestration, retrier, tracking, state)
+        server_stages = _present(tracking, orchestration, attribution, state, retrier, beta)
+        if options.untouched:
+            client_stages = server_stages = (tracking, state)
         self.pipeline = Pipeline(
-            _present(beta, repair, orchestration, retrier, tracking, state),
-            _present(tracking, orchestration, attribution, state, retrier, beta),
+            client_stages,
+            server_stages,
             traffic,
             ledger=ids,
             max_parse_bytes=options.max_parse_bytes,

@@ -26,6 +26,7 @@ from realtime_proxy.core.actions import (
     ToUpstream,
     UpstreamError,
 )
+from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.orchestration_events import OrchestrationOptions, ResponseHeld, ResponseReleased
 from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import build_chain
@@ -274,7 +275,10 @@ def test_an_error_about_a_repaired_seed_request_ends_its_retry_as_not_retryable(
             "event_id": "proxy_evt_1",
         },
     }
-    with Playbook(core()) as play:
+    retrier = ResponseRetrier(RetryPolicy(), random.Random(1))
+    # A gpt-realtime session: tool_choice_object's evidence covers that model family.
+    session = SessionCore(build_chain(), retrier=retrier, context=SessionContext(model="gpt-realtime"))
+    with Playbook(session) as play:
         play.client(seed).expect(
             Rewrite(
                 "proxy_evt_1",
