@@ -108,7 +108,7 @@ class SessionObserver:
                 would = TurnAction.WOULD_COALESCE
                 self._turn(TurnAction.COALESCED, item.applied, would, "create_coalesced", item)
             case HoldOverflow():
-                self.orchestration[TurnAction.OVERFLOW] += 1
+                self.orchestration[TurnAction.OVERFLOW.value] += 1
                 self.metrics.orchestration_total.labels(TurnAction.OVERFLOW).inc()
                 self.log.warning("hold_overflow", **_fields(item))
             case CreateDropped():
@@ -169,7 +169,7 @@ class SessionObserver:
         self, action: TurnAction, applied: bool, would: TurnAction, event: str, item: Observation
     ) -> None:
         action = action if applied else would
-        self.orchestration[action] += 1
+        self.orchestration[action.value] += 1  # plain str keys: the summary line is JSON
         self.metrics.orchestration_total.labels(action).inc()
         self.log.info(event, **_fields(item))
 
@@ -179,7 +179,7 @@ class SessionObserver:
             self.trace.on_retry_attempt(item)
 
     def _on_retry_outcome(self, item: RetryOutcome) -> None:
-        self.retries[item.outcome] += 1
+        self.retries[str(item.outcome)] += 1  # plain str keys: the summary line is JSON
         self.metrics.retries_total.labels(item.outcome).inc()
         if item.outcome is not RetryResult.UNTRACKED:
             self.metrics.retry_attempts.observe(item.attempts)
