@@ -114,7 +114,7 @@ class ProxyServer:
         except UpstreamFailure as failure:
             self.handshaking -= 1
             self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
-            host, path = upstream_host(self.settings.upstream_url), request.path.split("?", 1)[0]
+            host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
             log.warning(
                 "upstream_handshake_failed",
                 status=failure.status,
@@ -135,8 +135,8 @@ class ProxyServer:
         if not leg.accept(request, upstream.subprotocol):
             upstream.close(1001, "client connection lost")
             return
-        query = dict(parse_qsl(request.path.partition("?")[2]))
-        path = request.path.split("?", 1)[0]
+        query = dict(parse_qsl(plan.target.partition("?")[2]))
+        path = plan.target.split("?", 1)[0]
         pending = PendingSession(
             plan.beta_client,
             uuid.uuid4().hex[:16],
