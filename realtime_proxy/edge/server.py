@@ -61,7 +61,13 @@ class ProxyServer:
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
-        self.client_timing = LegTiming(s.ping_interval, ping_timeout, min(ping_timeout or 10.0, 10.0))
+        self.client_timing = LegTiming(
+            s.ping_interval,
+            ping_timeout,
+            min(ping_timeout or 10.0, 10.0),
+            write_stall_timeout=s.write_stall_timeout,
+            max_fragments=s.max_fragments,
+        )
         self.head_timeout, self.max_frame_bytes, self.compression = (
             s.handshake_timeout + 5,
             s.max_frame_bytes,

@@ -104,6 +104,8 @@ class UpstreamOptions:
     ping_timeout: float | None
     compression: bool
     ssl_context: ssl.SSLContext | None
+    write_stall_timeout: float = 30.0
+    max_fragments: int = 1024
 
 
 def upstream_options(settings: Settings, upstream_ssl: ssl.SSLContext | None = None) -> UpstreamOptions:
@@ -121,6 +123,8 @@ def upstream_options(settings: Settings, upstream_ssl: ssl.SSLContext | None = N
         s.ping_timeout or None,
         s.compression,
         tls,
+        s.write_stall_timeout,
+        s.max_fragments,
     )
 
 
