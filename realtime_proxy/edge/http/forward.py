@@ -15,6 +15,7 @@ from websockets.datastructures import Headers
 
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.edge.auth import Admission, AdmissionRefused
+from realtime_proxy.edge.http.admission import RETRY_AFTER_SECONDS, QueueTimeout, UpstreamSlots
 from realtime_proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
 from realtime_proxy.edge.http.repair import repair_body, session_route
 from realtime_proxy.edge.http.routes import OTHER, BodyKind, Route, classify
@@ -43,10 +44,16 @@ class Refused(Exception):
     """An answer the proxy gives itself, before or instead of forwarding."""
 
     def __init__(
-        self, status: int, code: str | None, message: str, error_type: str = "invalid_request_error"
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        error_type: str = "invalid_request_error",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ):
         super().__init__(message)
         self.status, self.body = status, error_body(message, code=code, error_type=error_type)
+        self.headers = headers
 
 
 def http_base(ws_url: str) -> str:
@@ -78,6 +85,7 @@ class Forwarder:
         )
         self.extensions = {"timeout": timeout.as_dict()}
         self.base = http_base(settings.upstream_url)
+        self.slots = UpstreamSlots(h.max_concurrent_requests, h.queue_timeout, metrics)
 
     async def handle(self, exchange: Exchange) -> None:
         started = time.monotonic()
@@ -98,7 +106,7 @@ class Forwarder:
         except Refused as refused:
             outcome = "refused"
             with contextlib.suppress(ClientGone, BodyTimeout):
-                await exchange.respond(refused.status, refused.body)
+                await exchange.respond(refused.status, refused.body, extra=refused.headers)
         except ClientGone:
             outcome = "client_disconnected"
         finally:
@@ -154,6 +162,21 @@ class Forwarder:
 
     async def _forward(self, exchange: Exchange, method: str, url: str, headers: list[tuple[str, str]],
                        content: bytes | AsyncIterator[bytes] | None) -> str:  # fmt: skip
+        try:
+            async with self.slots.held():
+                return await self._exchange_upstream(exchange, method, url, headers, content)
+        except QueueTimeout:
+            raise Refused(
+                503,
+                "proxy_overloaded",
+                "The proxy has too many requests in flight; retry later.",
+                "server_error",
+                ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
+            ) from None
+
+    async def _exchange_upstream(self, exchange: Exchange, method: str, url: str,
+                                 headers: list[tuple[str, str]],
+                                 content: bytes | AsyncIterator[bytes] | None) -> str:  # fmt: skip
         request = httpx.Request(method, url, headers=headers, content=content, extensions=self.extensions)
         try:
             response = await self.transport.handle_async_request(request)
