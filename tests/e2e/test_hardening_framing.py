@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy
+from tests.e2e.helpers import raw_upgrade
 
 SMUGGLED = b"GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
 TE = b"Transfer-Encoding: chunked\r\n"
@@ -95,3 +96,16 @@ async def test_a_bad_chunk_mid_upload_is_answered_400(make_proxy: ProxyFactory) 
     status, error = only_response(raw)
     assert (status, error["code"]) == (400, "invalid_http_request")
     assert all(r.path != "/v1/files" for r in proxy.fake.http.records)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Sec-WebSocket-Key": "Bearer " + API_KEY}, {"Sec-WebSocket-Version": API_KEY}],
+)
+async def test_websocket_handshake_refusals_never_quote_a_header(
+    proxy: RunningProxy, headers: dict[str, str]
+) -> None:
+    status, body = await raw_upgrade(proxy.port, "/v1/realtime?model=gpt-realtime", headers)
+    assert status in (400, 426)
+    assert orjson.loads(body)["error"]["message"] == "The WebSocket handshake request is invalid."
+    assert API_KEY.encode() not in body and API_KEY not in proxy.logs.getvalue()
