@@ -238,7 +238,7 @@ class HttpConnection(asyncio.Protocol):
         to a request that cannot be read one way only; the connection is closed, nothing after
         it is read."""
         self._refused = True
-        log.info("http_request_refused", client=self._peer, status=status, code=code)
+        log.debug("http_request_refused", client=self._peer, status=status, code=code)  # as the listener
         exchange = self._exchange
         if exchange is not None and self.task is not None:
             exchange.lost()  # e.g. a malformed chunk mid-body: the handler stops
