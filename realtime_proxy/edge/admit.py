@@ -36,7 +36,7 @@ class UpstreamPlan:
     subprotocols: list[str]
     beta_client: bool  # translate this client's beta shapes
     context: SessionContext  # route and model, for the rules' scopes
-    target: str  # the client's request target, normalised (target.py): what the upstream is asked
+    target: str  # the client's request target, normalised (target.py), before any alias
 
 
 def admit(
@@ -62,17 +62,20 @@ def admit(
         if mode == "reject":
             metrics.handshakes_total.labels("rejected_beta").inc()
             return json_response(400, "beta_api_shape_disabled", BETA_REFUSED)
-    translate = beta and mode == "translate"
-    forwarded = forwarded_headers(headers)
-    if translate:
-        plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
-        forwarded = list(plain.items())
     # Where the session is (route, model), for the rules' scopes; model aliases and the
     # transcription handshake repair may change the upstream query (pure, in core.context).
     aliases = settings.models.aliases
     context = chain.session_context(target, aliases)
+    # A route the proxy does not understand is relayed as the client asked (normalised, as every
+    # target is): no beta translation, no alias, no handshake repair.
+    translate = beta and mode == "translate" and not context.untouched
+    forwarded = forwarded_headers(headers)
+    if translate:
+        plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
+        forwarded = list(plain.items())
+    opened = target if context.untouched else upstream_target(target, context, aliases)
     try:
-        url = upstream_url(settings.upstream_url, upstream_target(target, context, aliases))
+        url = upstream_url(settings.upstream_url, opened)
     except BadRequestTarget:
         return json_response(400, "invalid_request_target", REFUSAL)
     return UpstreamPlan(url, forwarded, subprotocols, translate, context, target)
