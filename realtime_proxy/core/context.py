@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import parse_qsl, urlencode
 
-Route = Literal["realtime", "transcription", "translation", "sideband", "azure", "azure_preview"]
+Route = Literal["realtime", "transcription", "translation", "sideband", "azure", "azure_preview", "live"]
 ROUTES: Final[tuple[Route, ...]] = (
     "realtime",
     "transcription",
@@ -28,6 +28,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     "sideband",
     "azure",
     "azure_preview",
+    "live",
 )
 SESSION_TYPES: Final = ("realtime", "transcription", "translation")
 
@@ -57,8 +58,16 @@ def _split(request_target: str) -> tuple[str, list[tuple[str, str]]]:
     return path, parse_qsl(query, keep_blank_values=True)
 
 
+def is_live_path(path: str) -> bool:
+    """`/v1/live/sessions` (the SDK's `client.live.connect()`) and its sub-resources."""
+    trimmed = path.rstrip("/")
+    return trimmed.endswith("/live/sessions") or "/live/sessions/" in trimmed
+
+
 def route_of(path: str, query: Mapping[str, str]) -> Route:
     trimmed = path.rstrip("/")
+    if is_live_path(trimmed):
+        return "live"  # the Live API: its own events, no Realtime stage applies (core.live)
     if trimmed.endswith("/realtime/translations"):
         return "translation"
     if "call_id" in query:
