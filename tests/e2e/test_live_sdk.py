@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
+from realtime_proxy.fake_upstream import FakeUpstream
 from tests.conftest import API_KEY, RunningProxy, sample
+from tests.e2e.helpers import http_get, proxy_process
 
 DELEGATION = {"type": "responses", "responses": {"model": "gpt-5.2"}}
 
@@ -110,3 +112,20 @@ async def _http_routes(client: AsyncOpenAI, proxy: RunningProxy) -> None:
     assert (
         sample(samples, "realtime_proxy_http_requests_total", route="live_session_action", status="2xx") == 6
     )
+
+
+async def test_sdk_live_connect_through_the_proxy_process(fake: FakeUpstream) -> None:
+    """The installed CLI in its own process, in front of the fake: the SDK's Live client works."""
+    args = ("--upstream-url", fake.url, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0")
+    async with proxy_process(*args) as running:
+        client = AsyncOpenAI(api_key=API_KEY, websocket_base_url=f"ws://127.0.0.1:{running.port}/v1")
+        async with client.live.connect() as connection:
+            await connection.session.start(session={"model": "gpt-live-1", "delegation": DELEGATION})
+            await until(connection, "session.started")
+            await connection.response.create()
+            await connection.response.create()
+            events = await until(connection, "session.output_audio.delta", count=2)
+        assert sum(e.type == "session.delegation.created" for e in events) == 2
+        status, body = await http_get(running.metrics_port, "/metrics")
+        assert status == 200 and b'realtime_proxy_route_sessions_opened_total{route="live"} 1.0' in body
+        assert await running.stop() == 0
