@@ -67,6 +67,7 @@ class FakeLiveSession:
         *,
         delta_interval: float = 0.002,
         seconds_per_response: int = 30,
+        start_delay: float = 0.0,
     ) -> None:
         self.send_text = send_text
         self.delta_interval = delta_interval
@@ -74,6 +75,8 @@ class FakeLiveSession:
         # tests need seconds that a sub-second test session would not accrue.
         self.seconds_per_response = seconds_per_response
         self.billed = 0
+        self.start_delay = start_delay  # seconds from session.start to session.started
+        self.starting = False
         self.session: dict[str, Any] | None = None  # the resolved session, once started
         self.started_at = time.monotonic()
         self.close_request: tuple[int, str] | None = None
@@ -142,7 +145,9 @@ class FakeLiveSession:
         model = config["model"]
         if model not in LIVE_MODELS:
             raise ApiError(f"Invalid model: '{model}'.", code="invalid_model", param="session.model")
-        self.session = {
+        if self.starting:
+            raise ApiError("The session is already starting.", code="session_already_started")
+        session = {
             **{k: v for k, v in config.items() if k not in ("model",)},
             "id": new_id("live_sess"),
             "model": model,
@@ -150,7 +155,17 @@ class FakeLiveSession:
             "expires_at": int(time.time()) + 3600,
         }
         reply = {"client_event_id": client_event_id} if client_event_id else {}
-        await self.send({"type": "session.started", "session": self.session, **reply})
+        self.starting = True
+        if self.start_delay > 0:  # commands arriving meanwhile are refused (NOT_STARTED)
+            self._spawn(self._started(session, reply, self.start_delay))
+        else:
+            await self._started(session, reply, 0.0)
+
+    async def _started(self, session: dict[str, Any], reply: dict[str, Any], delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        self.session = session
+        await self.send({"type": "session.started", "session": session, **reply})
         await self.send({"type": "session.usage.updated", "usage": {"seconds": 0}})
 
     async def _respond(self, reply: dict[str, Any]) -> None:

@@ -122,6 +122,7 @@ class FakeUpstream:
         # Function calls a tool-calling response makes at once (`tool_choice: "required"`).
         self.parallel_function_calls = parallel_function_calls
         self.live_seconds_per_response = 30  # billable seconds a Live response adds (fake_upstream.live)
+        self.live_start_delay = 0.0  # seconds from session.start to session.started
         self.handshake_delay = 0.0
         self.echo_audio = False
         self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent
@@ -266,6 +267,7 @@ class FakeUpstream:
                 send_text,
                 delta_interval=self.delta_interval,
                 seconds_per_response=self.live_seconds_per_response,
+                start_delay=self.live_start_delay,
             )
         elif record.path.rstrip("/").endswith("/translations"):
             session = FakeTranslationSession(send_text, model=model)

@@ -51,6 +51,7 @@ HANDSHAKE_RESULTS = (
     "rejected_beta",
     "rejected_path",
     "rejected_header",
+    "rejected_model",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
 # Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
