@@ -5,13 +5,19 @@ client gets the API's own refusal. gpt-live-transcribe is a Realtime model and g
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+from pathlib import Path
 
 import pytest
 from openai import AsyncOpenAI
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from realtime_proxy.core.rules import rule_by_name
+from realtime_proxy.fake_upstream.live import SUPPORTED
+from realtime_proxy.ops.lint import main as lint_main
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.test_live_sdk import DELEGATION, until
 
@@ -90,3 +96,45 @@ async def test_without_the_gate_an_early_command_gets_the_apis_error(proxy: Runn
     assert events[-1].error.client_event_id == "early"
     samples = await proxy.scrape()
     assert sample(samples, "realtime_proxy_live_early_commands_total", action="would_hold") == 1
+
+
+async def test_a_recorded_live_session_lints_with_lives_rules(
+    make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    proxy = await make_proxy(record_dir=str(tmp_path))
+    client = AsyncOpenAI(api_key=API_KEY, websocket_base_url=proxy.ws_base)
+    output = {"type": "function_call_output", "call_id": "call_1", "output": "{}"}
+    async with client.live.connect() as connection:
+        await connection.session.start(session={"model": "gpt-live-1", "delegation": DELEGATION})
+        await until(connection, "session.started")
+        await connection.session.input_audio.append(audio="AAAA")
+        await connection.send_raw(json.dumps({"type": "conversation.item.create", "item": output}))  # type: ignore[attr-defined]
+        await until(connection, "error")
+    async with asyncio.timeout(5):
+        while proxy.server.relays:
+            await asyncio.sleep(0.01)
+    (recording,) = tmp_path.glob("*.jsonl")
+    assert "AAAA" not in recording.read_text()  # audio is recorded as its length only
+    code, out = lint_cli(recording)
+    assert code == 1
+    assert out.splitlines() == [
+        "#3 conversation.item.create: unfixable: invalid_value: Invalid value: 'conversation.item.create'. "
+        "Supported values are: " + ", ".join(f"'{t}'" for t in SUPPORTED[:-1]) + ", and 'session.close'.",
+        f"{recording}: 3 client events, 1 unfixable",
+    ]
+    config = tmp_path / "proxy.toml"
+    config.write_text("[rules.live_function_output_item]\nenabled = true\n")
+    code, out = lint_cli(recording, "--config", str(config))
+    assert out.splitlines() == [
+        "#3 conversation.item.create: live_function_output_item would rewrite type: "
+        '"conversation.item.create" -> "response.item.create"',
+        "    prevents: " + rule_by_name("live_function_output_item").prevents,
+        f"{recording}: 3 client events, 1 rewrite",
+    ]
+
+
+def lint_cli(path: Path, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = lint_main([str(path), *args])
+    return code, out.getvalue()
