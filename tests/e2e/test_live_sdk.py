@@ -4,13 +4,14 @@ proxy, to the fake Live API (issue 22): relayed untouched, back-to-back creates 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
 
 from realtime_proxy.fake_upstream import FakeUpstream
-from tests.conftest import API_KEY, RunningProxy, sample
+from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.helpers import http_get, proxy_process
 
 DELEGATION = {"type": "responses", "responses": {"model": "gpt-5.2"}}
@@ -129,3 +130,26 @@ async def test_sdk_live_connect_through_the_proxy_process(fake: FakeUpstream) ->
         status, body = await http_get(running.metrics_port, "/metrics")
         assert status == 200 and b'realtime_proxy_route_sessions_opened_total{route="live"} 1.0' in body
         assert await running.stop() == 0
+
+
+async def test_live_is_allowed_in_inject_mode(
+    make_proxy: ProxyFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inject mode: the SDK presents a proxy token on the Live socket and HTTP routes; the real key
+    goes upstream only there (auth.inject_paths / http.inject_routes have Live entries)."""
+    token, real_key = "proxy-token-LIVE-42", "sk-real-LIVEKEY-987654"
+    monkeypatch.setenv("OPENAI_API_KEY", real_key)
+    proxy = await make_proxy(
+        auth={"mode": "inject", "token_sha256": [hashlib.sha256(token.encode()).hexdigest()]}
+    )
+    async with AsyncOpenAI(api_key=token, base_url=proxy.base_url, max_retries=0, timeout=10) as client:
+        async with client.live.connect() as connection:
+            await connection.session.start(session={"model": "gpt-live-1"})
+            await until(connection, "session.started")
+        created = await client.live.create(
+            session={"model": "gpt-live-1"}, transport={"type": "webrtc", "sdp": "v=0"}
+        )
+        await client.live.sessions.hangup(created.session.id)
+    assert proxy.fake.connections[-1].headers["authorization"] == f"Bearer {real_key}"
+    assert [r.headers["authorization"] for r in proxy.fake.http.records] == [f"Bearer {real_key}"] * 2
+    assert token not in proxy.logs.getvalue() and real_key not in proxy.logs.getvalue()
