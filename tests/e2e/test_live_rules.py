@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from realtime_proxy.core.rules import rule_by_name
 from realtime_proxy.fake_upstream.live import SUPPORTED
 from realtime_proxy.ops.lint import main as lint_main
+from realtime_proxy.ops.probe_cases import PROBES
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
 from tests.e2e.test_live_sdk import DELEGATION, until
 
@@ -138,3 +139,23 @@ def lint_cli(path: Path, *args: str) -> tuple[int, str]:
     with contextlib.redirect_stdout(out):
         code = lint_main([str(path), *args])
     return code, out.getvalue()
+
+
+async def test_live_function_output_item_reproduces_directly_and_is_repaired_through_the_proxy(
+    make_proxy: ProxyFactory,
+) -> None:
+    (probe,) = [p for p in PROBES if p.rule == "live_function_output_item"]
+    assert probe.live_start is not None
+    proxy = await make_proxy(rules={"live_function_output_item": {"enabled": True}})
+    answers = []
+    for base in (proxy.fake.url, proxy.ws_base.removesuffix("/v1")):
+        async with asyncio.timeout(5), connect(f"{base}{probe.path}", additional_headers=AUTH) as ws:
+            await ws.send(json.dumps(probe.live_start))
+            assert json.loads(await ws.recv())["type"] == "session.started"
+            await ws.send(json.dumps({**probe.event, "event_id": "probe"}))
+            await ws.send(json.dumps({"type": "session.close"}))  # answered in order after the probe
+            answers.append([json.loads(frame)["type"] async for frame in ws])
+    direct, through = answers
+    assert direct[:2] == ["session.usage.updated", "error"]  # invalid_value: conversation.item.create
+    assert through == ["session.usage.updated", "session.closed"]
+    assert json.loads(proxy.fake.connections[-1].received[1])["type"] == "response.item.create"
