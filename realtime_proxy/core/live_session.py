@@ -29,8 +29,7 @@ class LiveSessionCore:
         log_event_types: bool = False,
     ) -> None:
         self.chain = chain
-        self.state = SessionState()
-        self.state.context = context
+        self.state = SessionState(context)
         live_rules = any("live" in rule.routes for rule in chain.rules)
         repair = RepairStage(chain, self.state, EventIds(), max_parse_bytes) if live_rules else None
         hold = chain.enabled(HOLD_RULE) and not chain.observe_only

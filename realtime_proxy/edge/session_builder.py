@@ -101,22 +101,24 @@ class SessionBuilder:
     def build_core(self, pending: PendingSession) -> SessionCore:
         s = self.settings
 
-        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
+        untouched = pending.context.untouched
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled and not untouched else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
             traffic=self.metrics.traffic,
             escalation=self.escalation,
             options=CoreOptions(
-                beta_client=pending.beta_client,
-                orchestration=orchestration_options(s),
+                beta_client=pending.beta_client and not untouched,
+                orchestration=None if untouched else orchestration_options(s),
                 log_event_types=s.log_event_types,
                 max_parse_bytes=s.max_parse_bytes,
+                untouched=untouched,
             ),
+            context=pending.context,  # where the session is (route, model): the rules' scopes
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
-        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
         return core
 
     def build_live_core(self, pending: PendingSession) -> LiveSessionCore:
@@ -182,7 +184,7 @@ class SessionBuilder:
             duration = time.monotonic() - pending.started
             metrics.sessions_total.labels(relay.outcome).inc()
             metrics.session_duration.observe(duration)
-            metrics.live.sessions_ended.labels(route, relay.outcome).inc()
+            metrics.live.sessions_closed.labels(route, relay.outcome).inc()
             if route == "live":
                 metrics.live.session_duration.observe(duration)
             for side, leg in (("client", client), ("upstream", upstream)):
@@ -206,10 +208,11 @@ class SessionBuilder:
 
         relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
         metrics.sessions_active.inc()
-        metrics.live.sessions_opened.labels(route).inc()
+        metrics.sessions_opened_total.labels(pending.context.route).inc()
         session_log.info(
             "session_open",
             path=pending.path,
+            route=pending.context.route,
             subprotocol=client.ws.subprotocol and safe_subprotocol(client.ws.subprotocol),
             beta_client=pending.beta_client,
         )

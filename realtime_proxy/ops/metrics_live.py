@@ -1,4 +1,4 @@
-"""Metrics of Live sessions (`/v1/live/sessions`) and sessions by route. Names are new (nothing of
+"""Metrics of Live sessions (`/v1/live/sessions`) and of sessions closed by route. Names are new (nothing of
 the Realtime set is renamed); labels are bounded and pre-initialised like the rest."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from realtime_proxy.core.context import ROUTES
+from realtime_proxy.core.context import ALL_ROUTES
 from realtime_proxy.core.live_events import LIVE_MODALITIES, LIVE_TRIGGERS
 
 PREFIX = "realtime_proxy"
@@ -31,12 +31,9 @@ class LiveMetrics:
     def __init__(self, registry: CollectorRegistry, models: Iterable[str], outcomes: Iterable[str]) -> None:
         r, p = registry, PREFIX
         self.models = tuple(models)
-        self.sessions_opened = Counter(
-            f"{p}_route_sessions_opened_total", "Sessions opened, by route", ["route"], registry=r
-        )
-        self.sessions_ended = Counter(
-            f"{p}_route_sessions_total",
-            "Sessions ended, by route and outcome",
+        self.sessions_closed = Counter(
+            f"{p}_sessions_closed_total",
+            "Sessions ended, by route and outcome (sessions_opened_total counts them opening)",
             ["route", "outcome"],
             registry=r,
         )
@@ -84,10 +81,9 @@ class LiveMetrics:
             ["action"],
             registry=r,
         )
-        for route in ROUTES:
-            self.sessions_opened.labels(route)
+        for route in ALL_ROUTES:
             for outcome in outcomes:
-                self.sessions_ended.labels(route, outcome)
+                self.sessions_closed.labels(route, outcome)
         for model in self.models:
             self.cost_usd.labels(model)
             for kind in ("active", "paused"):

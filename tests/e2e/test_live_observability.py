@@ -39,10 +39,10 @@ async def live_session(proxy: RunningProxy) -> None:
 async def test_live_session_metrics_and_summary(proxy: RunningProxy) -> None:
     await live_session(proxy)
     samples = await proxy.scrape()
-    assert sample(samples, "realtime_proxy_route_sessions_opened_total", route="live") == 1
-    assert sample(samples, "realtime_proxy_route_sessions_opened_total", route="realtime") == 0
-    ended = {k: v for k, v in samples.items() if k.startswith("realtime_proxy_route_sessions_total{") and v}
-    assert list(ended) == ['realtime_proxy_route_sessions_total{outcome="upstream_closed",route="live"}']
+    assert sample(samples, "realtime_proxy_sessions_opened_total", route="live") == 1
+    assert sample(samples, "realtime_proxy_sessions_opened_total", route="realtime") == 0
+    ended = {k: v for k, v in samples.items() if k.startswith("realtime_proxy_sessions_closed_total{") and v}
+    assert list(ended) == ['realtime_proxy_sessions_closed_total{outcome="upstream_closed",route="live"}']
     assert sample(samples, "realtime_proxy_live_session_duration_seconds_count") == 1
     # The fake bills 30 s per answered response: 60 s at 0.05 USD/min.
     assert sample(samples, "realtime_proxy_live_usage_seconds_total", model="gpt-live-1", kind="active") == 60

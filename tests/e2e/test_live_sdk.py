@@ -128,7 +128,7 @@ async def test_sdk_live_connect_through_the_proxy_process(fake: FakeUpstream) ->
             events = await until(connection, "session.output_audio.delta", count=2)
         assert sum(e.type == "session.delegation.created" for e in events) == 2
         status, body = await http_get(running.metrics_port, "/metrics")
-        assert status == 200 and b'realtime_proxy_route_sessions_opened_total{route="live"} 1.0' in body
+        assert status == 200 and b'realtime_proxy_sessions_opened_total{route="live"} 1.0' in body
         assert await running.stop() == 0
 
 
