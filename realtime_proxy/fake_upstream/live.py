@@ -55,9 +55,29 @@ _ACKS = {
 NOT_STARTED = "Send session.start and wait for session.started before sending other commands."
 
 
-def unsupported(event_type: str) -> ApiError:
-    message = f"Invalid value: '{event_type}'. Supported values are: {quote_list(SUPPORTED)}."
+# A sideband socket (`/live/sessions/{id}/attach`) attaches to a running session: no session.start,
+# no input audio; DTMF can be sent (openai/types/live/connect_client_event.py).
+SIDEBAND_SUPPORTED = (
+    *(t for t in SUPPORTED if t not in ("session.start", "session.input_audio.append")),
+    "transport.dtmf.send",
+)
+Socket = str  # "primary" (/live/sessions), "sideband" (/{id}/attach), "fork" (/{id}/fork)
+
+
+def unsupported(event_type: str, supported: tuple[str, ...] = SUPPORTED) -> ApiError:
+    message = f"Invalid value: '{event_type}'. Supported values are: {quote_list(supported)}."
     return ApiError(message, code="invalid_value", param="type")
+
+
+def socket_of(path: str) -> Socket | None:
+    """Which Live socket a WebSocket path opens, None when it is not a Live path."""
+    trimmed = path.rstrip("/")
+    if trimmed.endswith("/live/sessions"):
+        return "primary"
+    head, _, action = trimmed.rpartition("/")
+    if "/live/sessions/" in head and action in ("attach", "fork"):
+        return "sideband" if action == "attach" else "fork"
+    return None
 
 
 class FakeLiveSession:
@@ -68,8 +88,11 @@ class FakeLiveSession:
         delta_interval: float = 0.002,
         seconds_per_response: int = 30,
         start_delay: float = 0.0,
+        socket: Socket = "primary",
     ) -> None:
         self.send_text = send_text
+        self.socket = socket
+        self.supported = SIDEBAND_SUPPORTED if socket == "sideband" else SUPPORTED
         self.delta_interval = delta_interval
         # Billable seconds each answered response adds (a simulated spoken turn): usage and cost
         # tests need seconds that a sub-second test session would not accrue.
@@ -83,8 +106,12 @@ class FakeLiveSession:
         self.responses = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:  # the client speaks first on Live
-        return None
+    async def start(self) -> None:
+        """The client speaks first on a primary or fork socket; a sideband attaches to a running session."""
+        if self.socket == "sideband":
+            await self._started(
+                {"id": new_id("live_sess"), "model": LIVE_MODELS[0], "status": "active"}, {}, 0.0
+            )
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -112,8 +139,8 @@ class FakeLiveSession:
 
     async def _dispatch(self, event: dict[str, Any], client_event_id: str | None) -> None:
         kind = event.get("type")
-        if not isinstance(kind, str) or kind not in LIVE_CLIENT_EVENT_TYPES:
-            raise unsupported(str(kind))
+        if not isinstance(kind, str) or kind not in self.supported:
+            raise unsupported(str(kind), self.supported)
         if kind == "session.start":
             await self._start(event, client_event_id)
             return
@@ -132,6 +159,11 @@ class FakeLiveSession:
                 raise ApiError("Missing required parameter: 'item.type'.", code="missing_required_parameter")
         elif kind == "response.create":
             self._spawn(self._respond(reply))
+        elif kind == "transport.dtmf.send":
+            key = event.get("event")
+            if not isinstance(key, str) or len(key) != 1 or key not in "0123456789ABCD*#":
+                raise ApiError(f"Invalid value: '{key}'.", code="invalid_value", param="event")
+            await self.send({"type": "transport.dtmf.sent", "event": key, **reply})
         elif kind == "session.close":
             await self.send(self._closed("close_requested", reply))
             self.close_request = (1000, "")
@@ -140,6 +172,8 @@ class FakeLiveSession:
         if self.session is not None:
             raise ApiError("The session has already started.", code="session_already_started")
         config = event.get("session")
+        if self.socket == "fork" and isinstance(config, dict):  # "The model is inherited."
+            config = {"model": LIVE_MODELS[0], **config}
         if not isinstance(config, dict) or not isinstance(config.get("model"), str):
             raise ApiError("Missing required parameter: 'session.model'.", code="missing_required_parameter")
         model = config["model"]

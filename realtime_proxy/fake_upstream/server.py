@@ -19,7 +19,7 @@ from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 
 from .http_api import FakeHttpApi
 from .listener import Dispatcher, attach_listener, websocket_factory, websocket_server
-from .live import FakeLiveSession
+from .live import FakeLiveSession, socket_of
 from .session import FakeSession
 from .translation import FakeTranslationSession
 
@@ -223,7 +223,8 @@ class FakeUpstream:
         if self.refuse_handshake is not None:
             status, body = self.refuse_handshake
             return json_response(status, body)
-        if not record.path.rstrip("/").endswith(("/realtime", "/realtime/translations", "/live/sessions")):
+        live = socket_of(record.path) is not None
+        if not live and not record.path.rstrip("/").endswith(("/realtime", "/realtime/translations")):
             error = {"message": f"Invalid URL (GET {record.path})", "type": "invalid_request_error"}
             return json_response(404, {"error": {**error, "code": None, "param": None}})
         model = record.query.get("model", "")
@@ -262,12 +263,13 @@ class FakeUpstream:
 
         model = record.query.get("model", "gpt-realtime")
         session: FakeSession | FakeTranslationSession | FakeLiveSession
-        if record.path.rstrip("/").endswith("/live/sessions"):
+        if (live_socket := socket_of(record.path)) is not None:
             session = FakeLiveSession(
                 send_text,
                 delta_interval=self.delta_interval,
                 seconds_per_response=self.live_seconds_per_response,
                 start_delay=self.live_start_delay,
+                socket=live_socket,
             )
         elif record.path.rstrip("/").endswith("/translations"):
             session = FakeTranslationSession(send_text, model=model)

@@ -153,3 +153,34 @@ async def test_live_is_allowed_in_inject_mode(
     assert proxy.fake.connections[-1].headers["authorization"] == f"Bearer {real_key}"
     assert [r.headers["authorization"] for r in proxy.fake.http.records] == [f"Bearer {real_key}"] * 2
     assert token not in proxy.logs.getvalue() and real_key not in proxy.logs.getvalue()
+
+
+async def test_sdk_sideband_and_fork_sockets_through_the_proxy(
+    make_proxy: ProxyFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`client.live.sideband.connect()` (`/live/sessions/{id}/attach`: the server speaks first) and
+    `client.live.forks.connect()` (`/{id}/fork`: session.start, the model inherited), in inject mode:
+    the Live session's inject path admits its sub-sockets."""
+    token, real_key = "proxy-token-LIVE-43", "sk-real-LIVEKEY-123456"
+    monkeypatch.setenv("OPENAI_API_KEY", real_key)
+    proxy = await make_proxy(
+        auth={"mode": "inject", "token_sha256": [hashlib.sha256(token.encode()).hexdigest()]}
+    )
+    client = AsyncOpenAI(api_key=token, websocket_base_url=proxy.ws_base)
+    async with client.live.sideband.connect(session_id="live_sess_1") as sideband:
+        started = await until(sideband, "session.started")
+        await sideband.send({"type": "transport.dtmf.send", "event": "5", "event_id": "d1"})
+        await sideband.response.create()
+        events = await until(sideband, "session.output_audio.delta")
+    assert started[-1].session.model == "gpt-live-1"
+    sent = [e for e in events if e.type == "transport.dtmf.sent"]
+    assert len(sent) == 1 and sent[0].client_event_id == "d1"
+    async with client.live.forks.connect(session_id="live_sess_1") as fork:
+        await fork.send({"type": "session.start", "session": {}})
+        started = await until(fork, "session.started")
+    assert started[-1].session.model == "gpt-live-1"
+    paths = [c.path for c in proxy.fake.connections]
+    assert paths == ["/v1/live/sessions/live_sess_1/attach", "/v1/live/sessions/live_sess_1/fork"]
+    assert all(c.headers["authorization"] == f"Bearer {real_key}" for c in proxy.fake.connections)
+    samples = await proxy.scrape()
+    assert sample(samples, "realtime_proxy_sessions_opened_total", route="live") == 2
