@@ -55,7 +55,7 @@ class ProxyServer:
         tracing: Tracing | None = None,
     ) -> None:
         s = self.settings = settings
-        self.metrics = metrics or Metrics(models=settings.prices)
+        self.metrics = metrics or Metrics(models=settings.prices, live_models=settings.live_prices)
         self.admission = Admission(s.auth)
         self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules, tracing)
         self.chain = self.sessions.chain

@@ -18,6 +18,8 @@ from realtime_proxy.core.orchestration_events import TurnAction
 from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
+from realtime_proxy.ops.metrics_live import LiveMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -52,6 +54,7 @@ HANDSHAKE_RESULTS = (
     "rejected_beta",
     "rejected_path",
     "rejected_header",
+    "rejected_model",
 )
 RETRY_OUTCOMES = tuple(RetryResult)  # ok, recovered, exhausted, not_retryable, cancelled, untracked
 ORCHESTRATION_ACTIONS = tuple(TurnAction)  # held, released, ..., would_absorb_cancel (observe mode)
@@ -109,12 +112,17 @@ class TrafficCollector(Collector):
 
 class Metrics:
     def __init__(
-        self, registry: CollectorRegistry | None = None, models: Iterable[str] = DEFAULT_PRICES
+        self,
+        registry: CollectorRegistry | None = None,
+        models: Iterable[str] = DEFAULT_PRICES,
+        live_models: Iterable[str] = DEFAULT_LIVE_PRICES,
     ) -> None:
-        """`models`: the price table's models, the bounded values of every `model` label (else "other")."""
+        """`models`: the price table's models, the bounded values of every `model` label (else "other");
+        `live_models` likewise for the Live metrics."""
         self.registry = registry or CollectorRegistry()
         self.models = (*models, OTHER_MODEL)
         r = self.registry
+        self.live = LiveMetrics(r, (*live_models, OTHER_MODEL), SESSION_OUTCOMES)
         p = PREFIX
         Info(f"{p}_build", "Proxy build information", registry=r).info({"version": __version__})
         self.sessions_active = Gauge(f"{p}_sessions_active", "Open client sessions", registry=r)
