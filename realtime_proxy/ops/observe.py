@@ -81,8 +81,13 @@ class SessionObserver:
     def observe(self, item: Observation) -> None:
         if isinstance(item, CoreObservation):
             self.handle(item)
-        else:  # an observation from outside the core's closed set: logged under its class's name
-            self.log.info(_kind(item), **_fields(item))
+        else:
+            self.observe_other(item)
+
+    def observe_other(self, item: Observation) -> None:
+        """An observation from outside the core's closed set (a subclass handles its own, e.g. the
+        Live observer); otherwise logged under its class's name."""
+        self.log.info(_kind(item), **_fields(item))
 
     def handle(self, item: CoreObservation) -> None:
         """One handler per kind of observation; a kind without one fails mypy (`assert_never`)."""
