@@ -12,16 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 from realtime_proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.classify import parse_declared
-from realtime_proxy.core.events import (
-    CLIENT_EVENT_TYPES,
-    SERVER_EVENT_TYPES,
-    label_for,
-    leading_type,
-    parse_object,
-    sniff_type,
-)
+from realtime_proxy.core.events import label_for, leading_type, parse_object, sniff_type
 from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import (

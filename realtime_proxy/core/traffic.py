@@ -6,7 +6,7 @@ metrics edge reads them at scrape time. One instance is shared by every session 
 
 from __future__ import annotations
 
-from realtime_proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 
 DIRECTIONS = ("client_to_upstream", "upstream_to_client")
 C2U, U2C = DIRECTIONS
