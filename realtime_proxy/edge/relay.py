@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from realtime_proxy.core.actions import Action, CancelTimer, Frame, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.closing import LegClosed, close_for_peer, outcome_of
+from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 
 
@@ -44,7 +45,7 @@ class Relay:
     def __init__(
         self,
         client: Leg,
-        upstream: Leg,
+        upstream: UpstreamLeg,  # typed: `start` releases the frames it held (no getattr)
         core: Core,
         observe: Callable[[Any], None],
         limits: Limits,
@@ -75,9 +76,7 @@ class Relay:
             self._watchdog = self.loop.call_later(tick, self._watch, tick)
         for leg in (self.client, self.upstream):
             leg.start_keepalive()
-        release = getattr(self.upstream, "release_early", None)
-        if release is not None:
-            release()
+        self.upstream.release_early()
         for leg in (self.client, self.upstream):
             if leg.closed or leg.ended:
                 self.on_leg_ended(leg)

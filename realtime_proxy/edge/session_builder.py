@@ -17,6 +17,7 @@ from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.edge.relay import Core, Limits, Relay
+from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
@@ -133,7 +134,7 @@ class SessionBuilder:
         )
 
     def start(
-        self, client: Leg, upstream: Leg, pending: PendingSession, on_end: Callable[[Relay], None]
+        self, client: Leg, upstream: UpstreamLeg, pending: PendingSession, on_end: Callable[[Relay], None]
     ) -> Relay:
         s, metrics = self.settings, self.metrics
         route = pending.context.route
