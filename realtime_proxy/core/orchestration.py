@@ -40,7 +40,7 @@ from typing import Any
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
 from realtime_proxy.core.events import dump
-from realtime_proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_observations import (
     AbsorbReason,
     CancelAbsorbed,
     CancelHeld,

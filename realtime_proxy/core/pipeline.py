@@ -34,7 +34,7 @@ _AT_EXIT = frozenset({"response.create", "error"})  # what the lane's exit looks
 _SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 Hook = Callable[[Message, float], list[StageAction]]
-Route = tuple[tuple[Stage, Hook], ...]
+Dispatch = tuple[tuple[Stage, Hook], ...]
 
 
 @dataclass(slots=True)
@@ -44,7 +44,7 @@ class _Lane:
     direction: Direction
     stages: tuple[Stage, ...]
     parsed: frozenset[str]
-    routes: dict[str | None, Route]
+    routes: dict[str | None, Dispatch]
     counts: DirectionCounts  # this direction's traffic counters (shared by the process's sessions)
     known: frozenset[str]  # event types counted by name (others as "other")
 
@@ -113,7 +113,7 @@ class Pipeline:
 
     # -- the pipeline -------------------------------------------------------------------------
 
-    def _pass(self, message: Message, route: Route, now: float) -> list[Action]:
+    def _pass(self, message: Message, route: Dispatch, now: float) -> list[Action]:
         """Message through the stages of `route`, in order; the actions they returned."""
         actions: list[Action] = []
         for stage, hook in route:
@@ -199,7 +199,7 @@ def _out(message: Message, actions: list[Action]) -> list[Action]:
     return actions
 
 
-def _route(lane: _Lane, event_type: str | None) -> Route:
+def _route(lane: _Lane, event_type: str | None) -> Dispatch:
     """The stages (with their hook for this direction) that see frames of `event_type`."""
     client = lane.direction == "client"
     route = []

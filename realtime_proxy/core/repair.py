@@ -15,7 +15,7 @@ from realtime_proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleErr
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import RuleChain
-from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.rules.model import RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 from realtime_proxy.core.stage import STOP, BaseStage, Message, Replace, StageAction
 

@@ -42,7 +42,7 @@ from realtime_proxy.core.retry_policy import (
     is_retryable_failure,
     outcome_observation,
 )
-from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.rules.model import RuleRewrite
 from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.live_session import LiveSessionCore
-from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.orchestration_observations import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore

@@ -10,7 +10,7 @@ from typing import Any
 from realtime_proxy.api.errors import LIVE_NOT_STARTED, live_unsupported
 from realtime_proxy.api.events import LIVE_CLIENT_EVENT_TYPES, LIVE_RECORDED_SERVER_EVENTS
 from realtime_proxy.core.actions import ToUpstream
-from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.context import SessionContext, SessionRoute
 from realtime_proxy.core.events import dump, parse_object
 from realtime_proxy.core.live_session import LiveSessionCore
 from realtime_proxy.core.rules import RuleChain
@@ -26,7 +26,7 @@ def is_live_recording(events: list[Any]) -> bool:
 
 
 def lint_live_events(events: list[Any], chain: RuleChain) -> Report:
-    core = LiveSessionCore(chain, SessionContext(route="live"))
+    core = LiveSessionCore(chain, SessionContext(route=SessionRoute.LIVE))
     report = Report()
     started = False
     for number, event in enumerate(events, start=1):

@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 
 from realtime_proxy import __version__
 from realtime_proxy.core.context import ALL_ROUTES
-from realtime_proxy.core.orchestration_events import TurnAction
+from realtime_proxy.core.orchestration_observations import TurnAction
 from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL

@@ -201,7 +201,7 @@ def test_the_dtmf_server_event_is_known() -> None:
 def test_playbook_an_untouched_core_only_observes() -> None:
     """Turn-taking, retries and beta translation configured, on a Live route: nothing is held,
     named, tagged, rewritten or answered; the whole action sequence is the fast path."""
-    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.core.orchestration_observations import OrchestrationOptions
     from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
     from realtime_proxy.core.session import CoreOptions, SessionCore
     from tests.playbook import Playbook, Untouched
