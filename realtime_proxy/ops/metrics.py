@@ -118,6 +118,19 @@ class TrafficCollector(Collector):
         yield size
 
 
+class LogCollector(Collector):
+    """Log lines this process could not write (stdout's reader gone), dropped instead of raised."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from realtime_proxy.ops.logs import dropped_lines
+
+        yield CounterMetricFamily(
+            f"{PREFIX}_log_lines_dropped",
+            "Log lines dropped because writing them failed (e.g. stdout closed)",
+            value=dropped_lines(),
+        )
+
+
 class Metrics:
     def __init__(
         self, registry: CollectorRegistry | None = None, models: Iterable[str] = DEFAULT_PRICES
@@ -141,6 +154,7 @@ class Metrics:
         )
         self.traffic = TrafficCounts()
         r.register(TrafficCollector(self.traffic))
+        r.register(LogCollector())
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
         )
@@ -289,3 +303,25 @@ class Metrics:
                 self.http_bytes_total.labels(route, direction)
             for status in ("2xx", "4xx", "5xx"):
                 self.http_requests_total.labels(route, status)
+
+
+class SupervisorMetrics:
+    """The supervisor's own series, added to the sum of its workers' expositions."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.workers = Gauge(f"{PREFIX}_workers", "Worker processes running and ready", registry=r)
+        self.worker_restarts_total = Counter(
+            f"{PREFIX}_worker_restarts_total",
+            "Workers respawned after dying (signal, crash, OOM), or replaced after failing to start",
+            registry=r,
+        )
+        self.reloads_total = Counter(
+            f"{PREFIX}_reloads_total",
+            "SIGHUP graceful restarts of the workers, by result",
+            ["result"],
+            registry=r,
+        )
+        for result in ("ok", "failed"):
+            self.reloads_total.labels(result)
