@@ -182,7 +182,7 @@ class Settings(_Strict):
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, ge=0)
     shutdown_grace: float = Field(10.0, ge=0)
-    max_sessions: int = Field(1000, ge=1)  # per worker process
+    max_sessions: int = Field(1000, ge=1)  # the whole proxy: every worker counts in one shared zone
     workers: int = Field(0, ge=0)  # processes sharing the port; 0: one per available CPU (cgroup-aware)
     idle_timeout: float = Field(0.0, ge=0)
     max_session_duration: float = Field(0.0, ge=0)

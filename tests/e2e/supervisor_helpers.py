@@ -70,6 +70,17 @@ def start(
     return Supervised(proc, tag)
 
 
+def finish(run: Supervised, timeout: float = 30) -> list[str]:
+    """Wait for a run that should exit by itself; its stdout lines. Killed (and failed) if it does not."""
+    try:
+        out, _ = run.proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running after {timeout} s") from None
+    finally:
+        run.kill_all()
+    return out.decode(errors="replace").splitlines()
+
+
 def read_until(run: Supervised, pattern: re.Pattern[str], timeout: float = 20, fd: int | None = None) -> str:
     """Lines of the run's stdout (or `fd`) until one matches; AssertionError after `timeout`."""
     source = fd if fd is not None else run.proc.stdout.fileno()  # type: ignore[union-attr]

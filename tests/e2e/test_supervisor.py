@@ -30,6 +30,7 @@ from tests.e2e.helpers import AUTH, closed_with, http_get
 from tests.e2e.supervisor_helpers import (
     Supervised,
     connection_owner,
+    finish,
     json_lines,
     listening,
     metric,
@@ -109,9 +110,9 @@ async def test_a_port_served_by_another_instance_is_refused(shared: Supervised) 
             "json",
         )
         other = start("--fake-upstream", *args, env={**TWO, "REALTIME_PROXY_WORKERS": workers})
-        out, _ = other.proc.communicate(timeout=30)
+        out = finish(other)
         assert other.proc.returncode == 1, workers
-        failed = next(e for e in json_lines(out.decode().splitlines()) if e["event"] == "startup_failed")
+        failed = next(e for e in json_lines(out) if e["event"] == "startup_failed")
         assert "in use" in str(failed["error"]), failed
         assert other.tagged() == []
     client = await session(shared.port)  # the first instance still serves
@@ -228,8 +229,7 @@ async def test_failed_starts_stop_every_worker_and_sigterm_during_start_orphans_
         port = taken.getsockname()[1]
         run = start("--fake-upstream", "--host", "127.0.0.1", "--port", "0", "--metrics-port", str(port),
                     "--log-format", "json", env=TWO)  # fmt: skip
-        out, _ = run.proc.communicate(timeout=30)
-        failed = [e for e in json_lines(out.decode().splitlines()) if e["event"] == "startup_failed"]
+        failed = [e for e in json_lines(finish(run)) if e["event"] == "startup_failed"]
         assert run.proc.returncode == 1 and f"metrics port {port}" in str(failed[0]["error"])
         assert run.tagged() == []
     finally:
@@ -237,8 +237,7 @@ async def test_failed_starts_stop_every_worker_and_sigterm_during_start_orphans_
     # A worker that cannot start (an unreadable CA bundle): the others stop, the port is free.
     env = {**TWO, "REALTIME_PROXY_UPSTREAM_CA_BUNDLE": "/nonexistent/ca.pem"}
     run = start("--log-format", "json", *LOOPBACK, env=env)
-    out, _ = run.proc.communicate(timeout=30)
-    failed = [e for e in json_lines(out.decode().splitlines()) if e["event"] == "startup_failed"]
+    failed = [e for e in json_lines(finish(run)) if e["event"] == "startup_failed"]
     assert run.proc.returncode == 1 and "before it was ready" in str(failed[-1]["error"]), failed
     assert run.tagged() == []
     # SIGTERM while the workers are still starting: every one of them stops.
