@@ -26,7 +26,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.helpers import AUTH, closed_with, http_get
+from tests.e2e.helpers import AUTH, closed_with, eventually, http_get, proxy_process
 from tests.e2e.supervisor_helpers import (
     Supervised,
     connection_owner,
@@ -249,3 +249,12 @@ async def test_failed_starts_stop_every_worker_and_sigterm_during_start_orphans_
         await until(lambda: tagged_pids(run.tag) == [], timeout=10)
     finally:
         run.kill_all()
+
+
+async def test_sighup_to_a_single_process_is_logged_and_ignored() -> None:
+    async with proxy_process("--fake-upstream", "--log-format", "json", *LOOPBACK) as running:
+        running.proc.send_signal(signal.SIGHUP)
+        await eventually(lambda: any('"sighup_ignored"' in line for line in running.lines))
+        client = await session(running.port)
+        await client.close()
+        assert await running.stop() == 0
