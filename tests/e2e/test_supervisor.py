@@ -123,6 +123,7 @@ async def test_max_sessions_spans_the_workers_and_a_dead_workers_slots_come_back
     admitted: list[ClientConnection] = []
     refused = 0
     async with asyncio.timeout(30):
+        await until(lambda: _no_sessions(shared))  # the earlier tests' sessions have all ended
         for _ in range(8):
             try:
                 admitted.append(await session(shared.port))
@@ -151,6 +152,10 @@ async def test_max_sessions_spans_the_workers_and_a_dead_workers_slots_come_back
         for client in [*survivors, *again]:
             await client.close()
     assert respawned < 10
+
+
+async def _no_sessions(run: Supervised) -> bool:
+    return metric(await scrape(run), "realtime_proxy_sessions_active") == 0
 
 
 async def _ready(run: Supervised) -> bool:
