@@ -91,6 +91,7 @@ def claim_port(host: str, port: int) -> socket.socket:
     finally:
         probe.close()
     anchor = socket.socket(family, socket.SOCK_STREAM)
+    anchor.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     anchor.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     anchor.bind(address)
     return anchor
