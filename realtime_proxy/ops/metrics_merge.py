@@ -1,7 +1,10 @@
 """Sum the Prometheus expositions of several worker processes into one (the supervisor's /metrics).
 
 Counters, histograms and gauges are summed per sample and label set (sessions_active of N workers is
-their sum); `_created` timestamps keep the earliest, info-style samples the largest. The result is
+their sum); `_created` timestamps keep the earliest, info-style samples the largest. `cumulative_only`
+keeps counters, histograms and summaries (what a worker that exited leaves to the sum); `floor`
+keeps each of their samples from ever going below what was exposed before (a worker killed between
+two scrapes takes its last increments with it: no spurious counter reset for rate()). The result is
 rendered by prometheus_client's own writer, so it has exactly the shape of one worker's exposition
 (`# TYPE x_total counter` above `x_total` samples: what `promtool check metrics` requires)."""
 
@@ -15,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+CUMULATIVE = ("counter", "histogram", "summary")
 
 
 class _Families(Collector):
@@ -25,10 +29,12 @@ class _Families(Collector):
         yield from self.families
 
 
-def merge_exposition(texts: list[str]) -> str:
+def merge_exposition(texts: list[str], *, cumulative_only: bool = False, floor: Samples | None = None) -> str:
     families: dict[str, tuple[str, str, Samples]] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
+            if cumulative_only and family.type not in CUMULATIVE:
+                continue
             kind, _doc, samples = families.setdefault(family.name, (family.type, family.documentation, {}))
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
@@ -44,7 +50,10 @@ def merge_exposition(texts: list[str]) -> str:
     merged: list[Metric] = []
     for name, (kind, doc, samples) in families.items():
         metric = Metric(name, doc, kind)
-        for (sample_name, labels), value in samples.items():
+        for key, value in samples.items():
+            sample_name, labels = key
+            if floor is not None and kind in CUMULATIVE:
+                value = floor[key] = max(value, floor.get(key, 0.0))
             metric.add_sample(sample_name, dict(labels), value)
         merged.append(metric)
     return generate_latest(_Families(merged)).decode()

@@ -78,6 +78,10 @@ async def serve(settings: Settings, link: WorkerLink | None) -> int:
     await stop.wait()
     log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
     await server.shutdown()
+    if link is not None:
+        from prometheus_client import generate_latest
+
+        link.report_final(generate_latest(metrics.registry))
     await health.stop()
     if tracing is not None:
         await asyncio.to_thread(tracing.shutdown)  # flush the last spans (blocking export)

@@ -55,6 +55,9 @@ class Supervisor:
         self.stopping = False
         self.anchor: socket.socket | None = None
         self.port = 0
+        self.tasks: set[asyncio.Future[None]] = set()
+        self.retired = ""  # counters of workers that exited, still part of every sum
+        self.floor: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}  # what was exposed
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -161,7 +164,16 @@ class Supervisor:
         self.zone.clear(worker.slot)  # its sessions died with it: their slots are free again
         self.free_slots.append(worker.slot)
         if worker.ready:
+            task = asyncio.ensure_future(self._retire(worker))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
             self._died(worker)
+
+    async def _retire(self, worker: WorkerProc) -> None:
+        """Its counters stay in the sum (a replaced worker is no counter reset for Prometheus)."""
+        text = await worker.last_exposition()
+        with contextlib.suppress(ValueError):
+            self.retired = merge_exposition([self.retired, text], cumulative_only=True)
 
     def _died(self, worker: WorkerProc) -> None:
         """A worker that had served is gone: respawn it unless it was meant to stop."""
@@ -250,5 +262,10 @@ class Supervisor:
         texts = await asyncio.gather(
             *(http_get(w.metrics_port, "/metrics") for w in workers), return_exceptions=True
         )
+        live = []
+        for worker, text in zip(workers, texts, strict=True):
+            if isinstance(text, str) and worker in self.running:  # one that exited meanwhile is in retired
+                worker.last_scrape = text
+                live.append(text)
         own = generate_latest(self.metrics.registry).decode()
-        return merge_exposition([*(t for t in texts if isinstance(t, str)), own]).encode()
+        return merge_exposition([*live, self.retired, own], floor=self.floor).encode()

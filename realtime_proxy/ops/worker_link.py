@@ -2,9 +2,10 @@
 
 A worker inherits three file descriptors (numbers in REALTIME_WORKER_LINK): its listening socket
 (bound by the supervisor, SO_REUSEPORT among this supervisor's sockets only), the write end of a
-readiness pipe (one JSON line once it serves, then closed: no log parsing, whatever --log-format
-says) and the shared limits zone with its slot there. It asks the kernel for SIGTERM when the
-supervisor dies (PR_SET_PDEATHSIG), so a killed supervisor never leaves workers on the port.
+readiness pipe (one JSON line once it serves: no log parsing, whatever --log-format says; its final
+metrics when it stops, then EOF) and the shared limits zone with its slot there. It asks the kernel
+for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG), so a killed supervisor never leaves workers
+on the port.
 """
 
 from __future__ import annotations
@@ -58,15 +59,24 @@ class WorkerLink:
         return socket.socket(fileno=self.listen_fd)
 
     def report_ready(self, metrics_port: int) -> None:
-        """One line on the readiness pipe, then close it (EOF without it: the worker failed)."""
-        line = json.dumps({"pid": os.getpid(), "metrics_port": metrics_port}).encode() + b"\n"
+        """One line on the readiness pipe (EOF without it: the worker failed)."""
+        self._write(json.dumps({"pid": os.getpid(), "metrics_port": metrics_port}).encode() + b"\n")
+
+    def report_final(self, exposition: bytes) -> None:
+        """The final metrics on the same pipe, then EOF: the supervisor's counters carry on with them."""
         try:
-            os.write(self.ready_fd, line)
+            self._write(exposition)
+        finally:
+            os.close(self.ready_fd)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.ready_fd, view) :]
         except OSError as exc:  # the supervisor is gone: PDEATHSIG will end this process
             if exc.errno != errno.EPIPE:
                 raise
-        finally:
-            os.close(self.ready_fd)
 
 
 def claim_port(host: str, port: int) -> socket.socket:

@@ -15,6 +15,8 @@ import time
 from realtime_proxy.ops.shared_limits import Zone
 from realtime_proxy.ops.worker_link import WorkerLink
 
+FINAL_LIMIT = 16 * 1024 * 1024  # a final exposition larger than this is cut (and then fails to parse)
+
 
 class WorkerProc:
     def __init__(self, index: int, slot: int, proc: asyncio.subprocess.Process, ready: asyncio.StreamReader):
@@ -25,6 +27,8 @@ class WorkerProc:
         self.handled = False  # its death was dealt with (respawn scheduled)
         self.started = time.monotonic()
         self.exited = asyncio.ensure_future(proc.wait())
+        self.final: asyncio.Future[bytes] | None = None  # its last exposition, sent as it stops
+        self.last_scrape = ""
 
     @property
     def pid(self) -> int:
@@ -39,12 +43,32 @@ class WorkerProc:
         except (TimeoutError, ValueError, KeyError, TypeError):
             return False
         self.ready = True
+        self.final = asyncio.ensure_future(_read_to_eof(self._ready_pipe))
         return True
+
+    async def last_exposition(self) -> str:
+        """What the worker sent as it stopped, else (killed) what the supervisor last scraped."""
+        if self.final is not None:
+            with contextlib.suppress(TimeoutError, OSError, ValueError):
+                async with asyncio.timeout(2):
+                    text = (await self.final).decode()
+                if text:
+                    return text
+        return self.last_scrape
 
     def signal(self, signum: int) -> None:
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signum)
+
+
+async def _read_to_eof(reader: asyncio.StreamReader) -> bytes:
+    """Everything until EOF, kept to FINAL_LIMIT bytes (the rest is read and dropped)."""
+    data = bytearray()
+    while chunk := await reader.read(65536):
+        if len(data) < FINAL_LIMIT:
+            data += chunk[: FINAL_LIMIT - len(data)]
+    return bytes(data)
 
 
 async def spawn(

@@ -135,6 +135,7 @@ async def test_max_sessions_spans_the_workers_and_a_dead_workers_slots_come_back
         owners = [connection_owner(shared.port, c.local_address[1], workers) for c in admitted]
         victim = max(set(owners), key=owners.count)
         assert victim is not None
+        counted = _sessions_counted(await scrape(shared))
         started = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         survivors = [c for c, owner in zip(admitted, owners, strict=True) if owner != victim]
@@ -143,6 +144,7 @@ async def test_max_sessions_spans_the_workers_and_a_dead_workers_slots_come_back
         respawned = time.monotonic() - started
         text = await scrape(shared)
         assert metric(text, "realtime_proxy_worker_restarts_total") == 1
+        assert _sessions_counted(text) >= counted  # the dead worker's counters stay in the sum
         # The killed worker's sessions no longer count: exactly the free slots are admitted again.
         again = []
         for _ in range(4):
@@ -152,6 +154,14 @@ async def test_max_sessions_spans_the_workers_and_a_dead_workers_slots_come_back
         for client in [*survivors, *again]:
             await client.close()
     assert respawned < 10
+
+
+def _sessions_counted(text: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("realtime_proxy_sessions_total{")
+    )
 
 
 async def _no_sessions(run: Supervised) -> bool:
@@ -175,7 +185,13 @@ async def test_sighup_restarts_the_workers_gracefully(shared: Supervised) -> Non
         assert await closed_with(old_session) == (1001, "proxy shutting down")
         await until(lambda: not before & set(shared.workers()))
         assert len(shared.workers()) == 2 and shared.proc.poll() is None
+        # The old workers' last counts (sent as they stopped) stay in the sum: the drained session too.
+        await until(lambda: _shutdown_counted(shared))
         assert await _ready(shared)
+
+
+async def _shutdown_counted(run: Supervised) -> bool:
+    return metric(await scrape(run), 'realtime_proxy_sessions_total{outcome="shutdown"}') >= 1
 
 
 async def _reloads(run: Supervised) -> bool:

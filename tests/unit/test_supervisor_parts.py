@@ -35,6 +35,17 @@ def test_a_worker_exposition_and_the_merged_one_follow_the_rules() -> None:
     assert '\nrealtime_proxy_build_info{version="' in merged and '"} 1.0\n' in merged  # info: not summed
 
 
+def test_exited_workers_leave_their_counters_and_the_sum_never_goes_down() -> None:
+    one = _exposition()
+    retired = merge_exposition([one], cumulative_only=True)
+    assert "realtime_proxy_rewrites_total" in retired and "realtime_proxy_rate_limit_remaining" not in retired
+    floor: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    assert '{rule="tool_choice_object"} 2.0' in merge_exposition([one, one], floor=floor)
+    # One worker gone without a word (its counters lost): the exposed counter does not go back.
+    after = merge_exposition([one], floor=floor)
+    assert '{rule="tool_choice_object"} 2.0' in after and 'remaining{name="requests"} 5.0' in after
+
+
 def test_the_rules_catch_a_type_line_without_its_total_suffix() -> None:
     text = "# HELP x Things\n# TYPE x counter\nx_total 1.0\n"
     assert [p.split(",")[0] for p in exposition_problems(text)] == [
