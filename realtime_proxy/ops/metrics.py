@@ -16,6 +16,8 @@ from realtime_proxy import __version__
 from realtime_proxy.core.context import ALL_ROUTES
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
+from realtime_proxy.ops.metrics_live import LiveMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -50,6 +52,7 @@ HANDSHAKE_RESULTS = (
     "rejected_beta",
     "rejected_path",
     "rejected_header",
+    "rejected_model",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
 # Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
@@ -134,12 +137,17 @@ class LogCollector(Collector):
 
 class Metrics:
     def __init__(
-        self, registry: CollectorRegistry | None = None, models: Iterable[str] = DEFAULT_PRICES
+        self,
+        registry: CollectorRegistry | None = None,
+        models: Iterable[str] = DEFAULT_PRICES,
+        live_models: Iterable[str] = DEFAULT_LIVE_PRICES,
     ) -> None:
-        """`models`: the price table's models, the bounded values of every `model` label (else "other")."""
+        """`models`: the price table's models, the bounded values of every `model` label (else "other");
+        `live_models` likewise for the Live metrics."""
         self.registry = registry or CollectorRegistry()
         self.models = (*models, OTHER_MODEL)
         r = self.registry
+        self.live = LiveMetrics(r, (*live_models, OTHER_MODEL), SESSION_OUTCOMES)
         p = PREFIX
         Info(f"{p}_build", "Proxy build information", registry=r).info({"version": __version__})
         self.sessions_active = Gauge(f"{p}_sessions_active", "Open client sessions", registry=r)
@@ -265,6 +273,11 @@ class Metrics:
         self.http_bytes_total = Counter(
             f"{p}_http_bytes_total", "Plain HTTP body bytes relayed", ["route", "direction"], registry=r
         )
+        self.http_admissions_total = Counter(
+            f"{p}_http_admissions_total",
+            "Plain HTTP requests admitted to the upstream at once, after queueing, or refused (503)",
+            ["result"], registry=r,
+        )  # fmt: skip
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -312,6 +325,8 @@ class Metrics:
                 self.http_bytes_total.labels(route, direction)
             for status in ("2xx", "4xx", "5xx"):
                 self.http_requests_total.labels(route, status)
+        for result in ("immediate", "queued", "rejected"):
+            self.http_admissions_total.labels(result)
 
 
 class SupervisorMetrics:

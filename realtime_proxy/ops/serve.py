@@ -39,7 +39,7 @@ async def serve(settings: Settings, link: WorkerLink | None) -> int:
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
 
-    metrics = Metrics(models=settings.prices)
+    metrics = Metrics(models=settings.prices, live_models=settings.live_prices)
     tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
     slots: SessionSlots = LocalSlots(settings.max_sessions)
     if link is not None:  # max_sessions is the whole proxy's: counted in the supervisor's zone
