@@ -51,7 +51,7 @@ async def test_upstream_drops_tcp_mid_response(make_proxy: ProxyFactory, fake: F
         while "delta" not in json.loads(await client.recv())["type"]:
             pass
         await fake.drop_all()
-        assert await closed_with(client) == (1014, "upstream connection lost")
+        assert await closed_with(client) == (1011, "upstream connection lost")
     await assert_clean(proxy, baseline, "upstream_lost")
 
 
@@ -134,11 +134,11 @@ async def test_subprocess_faults_release_fds() -> None:
             await eventually(lambda: any('"session_closed"' in line for line in running.lines))
             baseline = running.fds()
             for _ in range(3):
-                # Upstream TCP drop: the client gets 1014.
+                # Upstream TCP drop: the client gets 1011 (SDKs reconnect on it).
                 client = await connect(url)
                 conn = await upstream.next_conn()
                 conn.ws.transport.abort()
-                assert await closed_with(client) == (1014, "upstream connection lost")
+                assert await closed_with(client) == (1011, "upstream connection lost")
                 # Client vanishes: the upstream gets 1001.
                 client = await connect(url)
                 conn = await upstream.next_conn()
