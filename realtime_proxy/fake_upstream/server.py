@@ -17,6 +17,7 @@ from websockets.typing import Subprotocol
 
 from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 
+from .errors import ApiError
 from .http_api import FakeHttpApi
 from .listener import Dispatcher, attach_listener, websocket_factory, websocket_server
 from .session import FakeSession
@@ -24,7 +25,17 @@ from .translation import FakeTranslationSession
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-STATUS_REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests"}
+STATUS_REASONS = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+# The 60-minute cap as the API ends it (pipecat #3170): this error, then close 1001.
+SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
 
 
 @dataclass
@@ -84,8 +95,10 @@ def _mask(key: str) -> str:
     return key if len(key) <= 8 else f"{key[:3]}{'*' * (len(key) - 7)}{key[-4:]}"
 
 
-def json_response(status: int, body: dict[str, Any]) -> Response:
+def json_response(status: int, body: dict[str, Any], retry_after: float | None = None) -> Response:
     headers = Headers([("Content-Type", "application/json")])
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
     payload = orjson.dumps(body)
     headers["Content-Length"] = str(len(payload))
     return Response(status, STATUS_REASONS.get(status, "Error"), headers, payload)
@@ -118,6 +131,14 @@ class FakeUpstream:
         self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent
         self.fail_all_out_of_band = False
         self.refuse_handshake: tuple[int, dict[str, Any]] | None = None
+        # Upstream failures (issue 25). Each connection's TCP connection is dropped after its
+        # `drop_after_responses`-th response.done (0: never), at most `drops_left` times (None: always).
+        self.drop_after_responses = 0
+        self.drops_left: int | None = None
+        # Each session ends after this many seconds like the 60-minute cap: session_expired, close 1001.
+        self.session_max_seconds = 0.0
+        self._handshake_failures: list[tuple[int, float | None]] = []
+        self._in_band_failures: list[tuple[str, str | None]] = []
         self.connections: list[ConnectionRecord] = []
         self.refused: list[ConnectionRecord] = []
         self._failures: list[tuple[str, str | None]] = []
@@ -141,6 +162,17 @@ class FakeUpstream:
         if self._failures:
             return self._failures.pop(0)
         return ("server_error", None) if self.fail_all_out_of_band else None
+
+    def fail_next_in_band(self, n: int, *, error_type: str = "server_error", code: str | None = None) -> None:
+        """The next `n` in-band responses fail with empty output (livekit/agents #4617, #6205)."""
+        self._in_band_failures.extend([(error_type, code)] * n)
+
+    def take_in_band_failure(self) -> tuple[str, str | None] | None:
+        return self._in_band_failures.pop(0) if self._in_band_failures else None
+
+    def fail_next_handshakes(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
+        """The next `n` WebSocket handshakes are refused with `status` (5xx/429, livekit #3101)."""
+        self._handshake_failures.extend([(status, retry_after)] * n)
 
     async def close_all(self, code: int, reason: str) -> None:
         live = list(self._live.values())
@@ -210,6 +242,11 @@ class FakeUpstream:
         return response
 
     def _refusal(self, record: ConnectionRecord, request: Request) -> Response | None:
+        if self._handshake_failures:
+            status, retry_after = self._handshake_failures.pop(0)
+            kind = "rate_limit_exceeded" if status == 429 else "server_error"
+            error = {"message": "The server is overloaded. Please retry.", "type": kind, "code": None}
+            return json_response(status, {"error": {**error, "param": None}}, retry_after)
         if self.refuse_handshake is not None:
             status, body = self.refuse_handshake
             return json_response(status, body)
@@ -241,9 +278,18 @@ class FakeUpstream:
         self.connections.append(record)
         self._live[id(ws)] = ws
 
+        responses_done = 0
+
         async def send_text(text: str) -> None:
+            nonlocal responses_done
             record.sent.append(text)
             await ws.send(text)
+            if self.drop_after_responses and '"type":"response.done"' in text:
+                responses_done += 1
+                if responses_done >= self.drop_after_responses and self.drops_left != 0:
+                    if self.drops_left is not None:
+                        self.drops_left -= 1
+                    ws.transport.abort()  # a TCP reset mid-session (livekit/agents #3145)
 
         model = record.query.get("model", "gpt-realtime")
         session: FakeSession | FakeTranslationSession
@@ -257,6 +303,11 @@ class FakeUpstream:
                 sideband="call_id" in record.query,
                 transcription=record.query.get("intent") == "transcription",
                 model_in_transcription_query="model" in record.query,
+            )
+        expiry = None
+        if self.session_max_seconds > 0 and isinstance(session, FakeSession):
+            expiry = asyncio.get_running_loop().call_later(
+                self.session_max_seconds, lambda: asyncio.ensure_future(_expire(ws, session))
             )
         try:
             if record.beta and isinstance(session, FakeSession):
@@ -273,6 +324,8 @@ class FakeUpstream:
         except ConnectionClosed:
             pass
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._live.pop(id(ws), None)
             await session.close()
             with contextlib.suppress(Exception):
@@ -282,6 +335,12 @@ class FakeUpstream:
                 record.close_reason = ws.protocol.close_rcvd.reason
             record.open = False
             record.closed.set()
+
+
+async def _expire(ws: ServerConnection, session: FakeSession) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await session.send_error(ApiError(SESSION_EXPIRED_MESSAGE, code="session_expired"), None)
+        await ws.close(1001, "session expired")
 
 
 async def serve_fake_upstream(host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> FakeUpstream:

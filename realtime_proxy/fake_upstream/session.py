@@ -49,6 +49,7 @@ class Controls(Protocol):
     audio_shortfall_ms: int
 
     def take_out_of_band_failure(self) -> tuple[str, str | None] | None: ...
+    def take_in_band_failure(self) -> tuple[str, str | None] | None: ...
 
 
 def default_session(model: str) -> dict[str, Any]:
@@ -411,7 +412,7 @@ class FakeSession:
         s = self.session
         tools = params.get("tools", s["tools"]) or []
         choice = params.get("tool_choice", s["tool_choice"])
-        failure = None
+        failure = self.controls.take_in_band_failure() if in_band else None
         if not in_band:
             failure = self.controls.take_out_of_band_failure()
             if failure is None and isinstance(choice, dict):

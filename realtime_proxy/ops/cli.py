@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --fake-upstream: time from response.create to response.created (default 0)",
     )
+    for flag, kind, metavar, text in (
+        ("drop-after", int, "N", "drop each upstream connection after N responses"),
+        ("session-seconds", float, "SECONDS", "end each session like the 60-minute cap after SECONDS"),
+        ("fail-handshakes", int, "N", "refuse the first N upstream handshakes with 503"),
+        ("fail-in-band", int, "N", "fail the first N in-band responses with server_error"),
+    ):
+        parser.add_argument(
+            f"--fake-upstream-{flag}", type=kind, metavar=metavar, help=f"with --fake-upstream: {text}"
+        )
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -156,6 +165,10 @@ async def _serve(settings: Settings, argv: list[str]) -> int:
         from realtime_proxy.fake_upstream import FakeUpstream
 
         fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
+        fake.drop_after_responses = settings.fake_upstream_drop_after
+        fake.session_max_seconds = settings.fake_upstream_session_seconds
+        fake.fail_next_handshakes(settings.fake_upstream_fail_handshakes, 503, retry_after=0)
+        fake.fail_next_in_band(settings.fake_upstream_fail_in_band)
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
     from realtime_proxy.ops.tracing import tracing_from_environment

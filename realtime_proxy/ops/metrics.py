@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from realtime_proxy import __version__
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -140,6 +141,7 @@ class Metrics:
             registry=r,
         )
         self.traffic = TrafficCounts()
+        self.upstream = UpstreamMetrics(r)  # handshake retries, resumptions, re-drives (issue 25)
         r.register(TrafficCollector(self.traffic))
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
