@@ -34,11 +34,18 @@ class Limits:
     max_client_fps: float = 0.0
 
 
+class Resumer(Protocol):
+    """Session continuity (edge.continuity): may take over when the upstream leg ends."""
+
+    def on_upstream_ended(self, leg: Leg) -> bool: ...  # True: a resumption started
+
+
 class Relay:
     __slots__ = (
         "_watchdog", "_window_frames", "_window_start", "bytes", "client", "closed_by", "core", "done",
-        "finishing", "frames", "last_activity", "limits", "loop", "observe", "on_done", "outcome",
-        "started", "timers", "upstream",
+        "finishing", "frames", "held", "held_bytes", "held_up", "last_activity", "limits", "loop",
+        "max_held_bytes", "observe", "on_done", "outcome", "resumer", "resuming", "started", "timers",
+        "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -63,6 +70,14 @@ class Relay:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self._window_start, self._window_frames = self.started, 0
         self._watchdog: asyncio.TimerHandle | None = None
+        # Continuity: while a new upstream is being opened, client frames (and frames the core sends
+        # up from timers) are held, then delivered in order; past max_held_bytes the client is paused.
+        self.resumer: Resumer | None = None
+        self.resuming = False
+        self.held: list[tuple[bytes, bool]] = []
+        self.held_up: list[Frame] = []
+        self.held_bytes = 0
+        self.max_held_bytes = 4 * 1024 * 1024
         client.peer, upstream.peer = upstream, client
         client.sink = self
         upstream.sink = self
@@ -90,6 +105,11 @@ class Relay:
         if self.finishing:
             return
         from_client = leg is self.client
+        if not from_client and leg is not self.upstream:
+            return  # a replaced upstream leg
+        if self.resuming and from_client:
+            self._hold(data, text)
+            return
         side = "client" if from_client else "upstream"
         self.frames[side] += 1
         self.bytes[side] += len(data)
@@ -123,6 +143,9 @@ class Relay:
             kind = type(action)
             if kind is ToUpstream or kind is ToClient:
                 frame = action.frame  # type: ignore[union-attr]
+                if kind is ToUpstream and self.resuming:
+                    self.held_up.append(frame)
+                    continue
                 leg = self.upstream if kind is ToUpstream else self.client
                 if isinstance(frame, str):
                     leg.send(frame.encode(), True)
@@ -166,13 +189,68 @@ class Relay:
         self.upstream.abort()
 
     def on_leg_ended(self, leg: Leg) -> None:
-        if self.finishing:
+        if self.finishing or (leg is not self.client and leg is not self.upstream):
             return
+        if leg is self.upstream and self.resumer is not None and self.resumer.on_upstream_ended(leg):
+            return  # the client keeps its socket; edge.continuity opens a new upstream
         self.finishing = True
         ended = LegClosed(leg.side, leg.ws.close_rcvd, leg.ws.close_sent)
         self.outcome, self.closed_by = outcome_of(ended), leg.side
         peer = self.upstream if leg is self.client else self.client
         peer.close(*close_for_peer(ended))
+
+    # -- continuity ---------------------------------------------------------------------------
+
+    def begin_resume(self) -> None:
+        """Hold client frames from now until `finish_resume` (the upstream leg is gone)."""
+        self.resuming = True
+        self.upstream.peer = None  # the old leg must no longer pause or resume the client
+        if self.held_bytes > self.max_held_bytes:
+            self.client.pause_reading()
+
+    def _hold(self, data: bytes, text: bool) -> None:
+        self.held.append((data, text))
+        self.held_bytes += len(data)
+        if self.held_bytes > self.max_held_bytes:
+            self.client.pause_reading()  # the rest waits in the kernel and the client's buffers
+
+    def attach(self, upstream: Leg) -> None:
+        """Put a new upstream leg in place of the lost one."""
+        self.upstream = upstream
+        upstream.peer, self.client.peer = self.client, upstream
+        upstream.sink = self
+        upstream.start_keepalive()
+
+    def inject_from_upstream(self, frame: str) -> None:
+        """A server event the proxy made (e.g. the end of a response lost with the upstream)."""
+        actions = self.core.from_upstream(frame, self.loop.time())
+        self._execute([ToClient(frame)] if actions is None else actions)
+
+    def send_upstream(self, frame: Frame) -> None:
+        self._execute([ToUpstream(frame)])
+
+    def finish_resume(self) -> None:
+        """Deliver what was held, in order, and read the client again."""
+        self.resuming = False
+        held_up, self.held_up = self.held_up, []
+        for frame in held_up:
+            self._execute([ToUpstream(frame)])
+        held, self.held, self.held_bytes = self.held, [], 0
+        now = self.loop.time()
+        for data, text in held:
+            self.on_message(self.client, data, text, now)
+        self.client.resume_reading()
+        self.client.flush()
+        self.upstream.flush()
+
+    def end_upstream_failed(self, code: int, reason: str) -> None:
+        """No resumption was possible: close the client with a code its SDK reconnects on."""
+        if self.finishing:
+            return
+        self.resuming = False
+        self.finishing = True
+        self.outcome, self.closed_by = "upstream_lost", "upstream"
+        self.client.close(code, reason)
 
     def on_transport_closed(self, leg: Leg) -> None:
         if self.done or not (self.client.closed and self.upstream.closed):

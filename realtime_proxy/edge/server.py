@@ -25,6 +25,7 @@ from realtime_proxy.edge.admit import (
     handshake_result,
 )
 from realtime_proxy.edge.auth import Admission
+from realtime_proxy.edge.continuity import UpstreamTarget
 from realtime_proxy.edge.http import HttpService
 from realtime_proxy.edge.listener import ClientLeg
 from realtime_proxy.edge.relay import Relay
@@ -167,7 +168,8 @@ class ProxyServer:
             query,
             (request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
-        relay = self.sessions.start(leg, upstream, pending, self._ended)
+        target = UpstreamTarget(plan.url, list(plan.headers), list(plan.subprotocols), self.upstream_options)
+        relay = self.sessions.start(leg, upstream, pending, self._ended, target)
         self.relays.add(relay)
         relay.start()
 

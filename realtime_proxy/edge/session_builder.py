@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.conversation import ConversationMirror
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.resumable import ResumableCore
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
+from realtime_proxy.edge.continuity import Continuity, UpstreamTarget
 from realtime_proxy.edge.relay import Core, Limits, Relay
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.ops.cost import SessionCost
@@ -118,7 +121,12 @@ class SessionBuilder:
         return core
 
     def start(
-        self, client: Leg, upstream: Leg, pending: PendingSession, on_end: Callable[[Relay], None]
+        self,
+        client: Leg,
+        upstream: Leg,
+        pending: PendingSession,
+        on_end: Callable[[Relay], None],
+        target: UpstreamTarget | None = None,
     ) -> Relay:
         s, metrics = self.settings, self.metrics
         session_log = log.bind(
@@ -141,6 +149,20 @@ class SessionBuilder:
             if self.tracing is not None
             else None
         )
+        continuity = None
+        if target is not None and s.continuity.mode == "resume" and resumable_route(pending):
+            resumable = ResumableCore(core, ConversationMirror(s.continuity.max_mirror_bytes))
+            core = resumable
+            continuity = Continuity(
+                s.continuity,
+                s.handshake_retry,
+                target,
+                resumable,
+                metrics.upstream,
+                session_log,
+                self.rng,
+                on_span=trace.on_resumption if trace is not None else None,
+            )
         observer = SessionObserver(
             metrics,
             session_log,
@@ -150,6 +172,9 @@ class SessionBuilder:
         )
 
         def finished(relay: Relay) -> None:
+            if continuity is not None:
+                continuity.close()
+            upstream = relay.upstream  # the last one, after any resumption
             metrics.sessions_active.dec()
             duration = time.monotonic() - pending.started
             metrics.sessions_total.labels(relay.outcome).inc()
@@ -168,12 +193,16 @@ class SessionBuilder:
                 bytes_from_upstream=relay.bytes["upstream"],
                 client_close=close_desc(client),
                 upstream_close=close_desc(upstream),
+                resumptions=continuity.resumptions if continuity is not None else 0,
                 **observer.summary(),
             )
             observer.end(relay.outcome)
             on_end(relay)
 
         relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
+        if continuity is not None:
+            relay.max_held_bytes = s.continuity.max_held_client_bytes
+            continuity.attach(relay)
         metrics.sessions_active.inc()
         session_log.info(
             "session_open",
@@ -197,6 +226,13 @@ def orchestration_options(settings: Settings) -> OrchestrationOptions | None:
         max_held=o.max_held_creates,
         tool_output_timeout=o.tool_output_timeout,
     )
+
+
+def resumable_route(pending: PendingSession) -> bool:
+    """Conversation sessions only: a sideband (`call_id`) belongs to a WebRTC/SIP call the proxy
+    cannot reopen; transcription and translation sessions, and the Live API, are not mirrored."""
+    query = pending.query
+    return pending.path.rstrip("/").endswith("/realtime") and "call_id" not in query and "intent" not in query
 
 
 def upstream_host(url: str) -> str:

@@ -41,7 +41,7 @@ async def assert_clean(proxy: RunningProxy, baseline_tasks: int, outcome: str) -
 
 
 async def test_upstream_drops_tcp_mid_response(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
-    proxy = await make_proxy()
+    proxy = await make_proxy(continuity={"mode": "off"})  # resumed otherwise: tests/e2e/test_continuity.py
     baseline = len(asyncio.all_tasks())
     async with asyncio.timeout(10):
         client = await open_session(proxy)
@@ -56,7 +56,7 @@ async def test_upstream_drops_tcp_mid_response(make_proxy: ProxyFactory, fake: F
 
 
 async def test_upstream_stops_answering_pings(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
-    proxy = await make_proxy(ping_interval=0.1, ping_timeout=0.2)
+    proxy = await make_proxy(ping_interval=0.1, ping_timeout=0.2, continuity={"mode": "off"})
     baseline = len(asyncio.all_tasks())
     async with asyncio.timeout(10):
         client = await open_session(proxy)
@@ -85,7 +85,7 @@ async def test_upstream_handshake_hangs(make_proxy: ProxyFactory, fake: FakeUpst
 async def test_upstream_closes_with_reason(
     make_proxy: ProxyFactory, fake: FakeUpstream, code: int, reason: str
 ) -> None:
-    proxy = await make_proxy()
+    proxy = await make_proxy(continuity={"mode": "off"})  # 1011/1001 are resumed otherwise
     baseline = len(asyncio.all_tasks())
     async with asyncio.timeout(10):
         client = await open_session(proxy)

@@ -1,0 +1,90 @@
+"""Issue 25, item 4: sessions survive a dropped or expired upstream. The official SDK keeps its
+socket; the proxy opens a new upstream session and replays the confirmed configuration and items
+before anything new goes up (the fake records every frame per connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from realtime_proxy.fake_upstream import FakeUpstream
+from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
+
+INSTRUCTIONS = "You are a terse assistant for the continuity test."
+
+
+async def until_done(connection: Any) -> list[Any]:
+    events = []
+    async with asyncio.timeout(10):
+        async for event in connection:
+            events.append(event)
+            if event.type == "response.done":
+                return events
+    raise AssertionError("no response.done")
+
+
+def received(record: Any) -> list[dict[str, Any]]:
+    return [json.loads(frame) for frame in record.received]
+
+
+async def first_turn(connection: Any) -> list[Any]:
+    """Configure, say something, get a complete answer (the fake may drop right after it)."""
+    assert (await connection.recv()).type == "session.created"
+    await connection.session.update(
+        session={"type": "realtime", "output_modalities": ["text"], "instructions": INSTRUCTIONS}
+    )
+    assert (await connection.recv()).type == "session.updated"
+    await connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}
+    )
+    await connection.response.create()
+    return await until_done(connection)
+
+
+async def second_turn(connection: Any) -> list[Any]:
+    await connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second"}]}
+    )
+    await connection.response.create()
+    return await until_done(connection)
+
+
+def assert_replayed_before_create(record: Any, first_items: list[str]) -> None:
+    events = received(record)
+    types = [e["type"] for e in events]
+    assert types[0] == "session.update" and events[0]["session"]["instructions"] == INSTRUCTIONS
+    assert "id" not in events[0]["session"] and "expires_at" not in events[0]["session"]
+    replayed = [e["item"] for e in events[1 : 1 + len(first_items)]]
+    assert [item["id"] for item in replayed] == first_items
+    assert replayed[0]["content"] == [{"type": "input_text", "text": "first"}]
+    assert replayed[1]["role"] == "assistant" and replayed[1]["content"][0]["type"] == "output_text"
+    assert replayed[1]["content"][0]["text"].startswith("Hello!")
+    assert types[1 + len(first_items) :] == ["conversation.item.create", "response.create"]
+
+
+async def test_dropped_upstream_resumes_with_config_and_items(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    proxy = await make_proxy()
+    fake.drop_after_responses, fake.drops_left = 1, 1
+    client = AsyncOpenAI(api_key=API_KEY, websocket_base_url=proxy.ws_base)
+    async with client.realtime.connect(model="gpt-realtime") as connection:
+        events = await first_turn(connection)
+        assert events[-1].response.status == "completed"
+        first_items = [i for e in events if e.type == "conversation.item.done" for i in [e.item.id]]
+        await asyncio.wait_for(fake.connections[0].wait_closed(), 5)
+        events = await second_turn(connection)
+        assert events[-1].response.status == "completed"
+        # Nothing of the new upstream session's own events reached the client.
+        assert not [e for e in events if e.type.startswith("session.")]
+    assert len(fake.connections) == 2
+    assert_replayed_before_create(fake.connections[1], first_items)
+    samples = await proxy.scrape()
+    assert sample(samples, "realtime_proxy_reconnects_total", cause="dropped", outcome="resumed") == 1.0
+    assert samples["realtime_proxy_replayed_items_total{}"] == 2.0
+    resumed = [line for line in proxy.log_lines() if line["event"] == "upstream_resumed"]
+    assert resumed and resumed[0]["items"] == 2 and resumed[0]["cause"] == "dropped"
+    assert API_KEY not in proxy.logs.getvalue()
