@@ -289,7 +289,7 @@ class FakeUpstream:
                 if responses_done >= self.drop_after_responses and self.drops_left != 0:
                     if self.drops_left is not None:
                         self.drops_left -= 1
-                    while ws.transport.get_write_buffer_size():  # the response.done goes out first
+                    while ws.transport.get_write_buffer_size():  # noqa: ASYNC110 (response.done first)
                         await asyncio.sleep(0)
                     ws.transport.abort()  # a TCP reset mid-session (livekit/agents #3145)
 

@@ -11,7 +11,7 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from realtime_proxy.fake_upstream import FakeUpstream
-from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample
+from tests.conftest import API_KEY, ProxyFactory, sample
 
 INSTRUCTIONS = "You are a terse assistant for the continuity test."
 
