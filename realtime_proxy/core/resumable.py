@@ -57,11 +57,11 @@ class ResumableCore:
         if not isinstance(frame, str):
             return frame
         original = frame
-        kind = sniff_type(frame)
-        if kind is None or (kind != "response.create" and not (self.ids and kind in CLIENT_EVENTS)):
+        kind = sniff_type(frame)  # None: a nested "type" follows, the parse decides (audio never)
+        if kind is not None and kind != "response.create" and not (self.ids and kind in CLIENT_EVENTS):
             return frame
         event = parse_object(frame)
-        if event is None:
+        if event is None or event.get("type") not in CLIENT_EVENTS:
             return frame
         if self.ids and self.ids.client_event(event):
             frame = dump(event)
