@@ -143,6 +143,7 @@ class FakeUpstream:
         self.refused: list[ConnectionRecord] = []
         self._failures: list[tuple[str, str | None]] = []
         self._live: dict[int, ServerConnection] = {}
+        self._sessions: dict[int, tuple[ServerConnection, FakeSession]] = {}
         self._server: Server | None = None
         self.http = FakeHttpApi(self)  # plain HTTP routes, served on the same port
         self._http_live: set[HttpConnection] = set()
@@ -173,6 +174,10 @@ class FakeUpstream:
     def fail_next_handshakes(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
         """The next `n` WebSocket handshakes are refused with `status` (5xx/429, livekit #3101)."""
         self._handshake_failures.extend([(status, retry_after)] * n)
+
+    async def expire_all(self) -> None:
+        """End every live session now the way the 60-minute cap does."""
+        await asyncio.gather(*(_expire(ws, session) for ws, session in list(self._sessions.values())))
 
     async def close_all(self, code: int, reason: str) -> None:
         live = list(self._live.values())
@@ -307,6 +312,8 @@ class FakeUpstream:
                 model_in_transcription_query="model" in record.query,
             )
         expiry = None
+        if isinstance(session, FakeSession):
+            self._sessions[id(ws)] = (ws, session)
         if self.session_max_seconds > 0 and isinstance(session, FakeSession):
             expiry = asyncio.get_running_loop().call_later(
                 self.session_max_seconds, lambda: asyncio.ensure_future(_expire(ws, session))
@@ -329,6 +336,7 @@ class FakeUpstream:
             if expiry is not None:
                 expiry.cancel()
             self._live.pop(id(ws), None)
+            self._sessions.pop(id(ws), None)
             await session.close()
             with contextlib.suppress(Exception):
                 await ws.wait_closed()

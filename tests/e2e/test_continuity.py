@@ -88,3 +88,21 @@ async def test_dropped_upstream_resumes_with_config_and_items(
     resumed = [line for line in proxy.log_lines() if line["event"] == "upstream_resumed"]
     assert resumed and resumed[0]["items"] == 2 and resumed[0]["cause"] == "dropped"
     assert API_KEY not in proxy.logs.getvalue()
+
+
+async def test_the_60_minute_cap_is_resumed_and_hidden(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
+    """The API's session_expired error and close 1001 (simulated at once): the client sees neither."""
+    proxy = await make_proxy()
+    client = AsyncOpenAI(api_key=API_KEY, websocket_base_url=proxy.ws_base)
+    async with client.realtime.connect(model="gpt-realtime") as connection:
+        events = await first_turn(connection)
+        first_items = [e.item.id for e in events if e.type == "conversation.item.done"]
+        await fake.expire_all()
+        await asyncio.wait_for(fake.connections[0].wait_closed(), 5)
+        events = await second_turn(connection)
+        assert events[-1].response.status == "completed"
+        assert not [e for e in events if e.type == "error" or e.type.startswith("session.")]
+    assert fake.connections[0].close_code == 1001  # the proxy answered the API's close
+    assert_replayed_before_create(fake.connections[1], first_items)
+    samples = await proxy.scrape()
+    assert sample(samples, "realtime_proxy_reconnects_total", cause="expired", outcome="resumed") == 1.0
