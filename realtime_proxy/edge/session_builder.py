@@ -13,6 +13,7 @@ from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.conversation import ConversationMirror
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.redrive import RedriveCore, RedrivePolicy, ResponseRedriven
 from realtime_proxy.core.resumable import ResumableCore
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
@@ -163,6 +164,9 @@ class SessionBuilder:
                 self.rng,
                 on_span=trace.on_resumption if trace is not None else None,
             )
+        if s.redrive.enabled and resumable_route(pending):  # sidebands: the peer may have heard it
+            r = s.redrive
+            core = RedriveCore(core, RedrivePolicy(r.max_attempts, r.backoff_base, r.backoff_cap), self.rng)
         observer = SessionObserver(
             metrics,
             session_log,
@@ -199,7 +203,14 @@ class SessionBuilder:
             observer.end(relay.outcome)
             on_end(relay)
 
-        relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
+        redrives = metrics.upstream.redrives_total
+
+        def observe(item: Any) -> None:
+            if type(item) is ResponseRedriven:
+                redrives.labels(item.outcome).inc()
+            observer.observe(item)
+
+        relay = Relay(client, upstream, core, observe, self.limits, finished)
         if continuity is not None:
             relay.max_held_bytes = s.continuity.max_held_client_bytes
             continuity.attach(relay)

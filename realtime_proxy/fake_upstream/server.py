@@ -179,6 +179,11 @@ class FakeUpstream:
         """End every live session now the way the 60-minute cap does."""
         await asyncio.gather(*(_expire(ws, session) for ws, session in list(self._sessions.values())))
 
+    async def start_responses(self) -> None:
+        """Every live session starts an in-band response itself, as server VAD does when speech ends."""
+        for _, session in list(self._sessions.values()):
+            await session.start_response()
+
     async def close_all(self, code: int, reason: str) -> None:
         live = list(self._live.values())
         await asyncio.gather(*(ws.close(code, reason) for ws in live), return_exceptions=True)

@@ -441,6 +441,10 @@ class FakeSession:
             input_items=len(params.get("input", [])),
         )
 
+    async def start_response(self) -> None:
+        """A response the server starts on its own (server VAD with `create_response`)."""
+        await self._response_create({"type": "response.create"})
+
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         response_id = event.get("response_id")
         run = self.active.get(response_id) if response_id else self.in_band

@@ -11,7 +11,7 @@ PREFIX = "realtime_proxy"
 # Why a session was resumed on a new upstream connection.
 RECONNECT_CAUSES = ("dropped", "closed", "expired", "rollover")
 RECONNECT_OUTCOMES = ("resumed", "failed", "refused", "mirror_incomplete")
-REDRIVE_OUTCOMES = ("redriven", "recovered", "exhausted")
+REDRIVE_OUTCOMES = ("redriven", "recovered", "exhausted", "superseded")
 RETRIED_CAUSES = tuple(c.value for c in HandshakeCause if c is not HandshakeCause.REFUSED)
 
 

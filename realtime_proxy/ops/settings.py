@@ -125,6 +125,16 @@ class ContinuitySettings(_Strict):
     max_held_client_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # client frames held while resuming
 
 
+class RedriveSettings(_Strict):
+    """`[redrive]`: an in-band response that failed with `server_error` before producing anything
+    is hidden from the client and created again (not on WebRTC/SIP sidebands)."""
+
+    enabled: bool = True
+    max_attempts: int = Field(3, ge=2, le=10)  # attempts in all, the failed first one included
+    backoff_base: float = Field(0.25, gt=0)
+    backoff_cap: float = Field(2.0, gt=0)
+
+
 class AuthSettings(_Strict):
     mode: Literal["passthrough", "inject"] = "passthrough"
     # SHA-256 hex digests of the tokens clients present in inject mode (never the tokens).
@@ -227,6 +237,7 @@ class Settings(_Strict):
     retry: RetrySettings = RetrySettings()
     handshake_retry: HandshakeRetrySettings = Field(default_factory=HandshakeRetrySettings)
     continuity: ContinuitySettings = Field(default_factory=ContinuitySettings)
+    redrive: RedriveSettings = Field(default_factory=RedriveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
