@@ -10,7 +10,7 @@ from realtime_proxy.core.backoff import HandshakeCause
 PREFIX = "realtime_proxy"
 # Why a session was resumed on a new upstream connection.
 RECONNECT_CAUSES = ("dropped", "closed", "expired", "rollover")
-RECONNECT_OUTCOMES = ("resumed", "failed", "refused", "mirror_incomplete")
+RECONNECT_OUTCOMES = ("resumed", "failed", "refused")
 REDRIVE_OUTCOMES = ("redriven", "recovered", "exhausted", "superseded")
 RETRIED_CAUSES = tuple(c.value for c in HandshakeCause if c is not HandshakeCause.REFUSED)
 
