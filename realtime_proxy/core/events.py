@@ -178,6 +178,7 @@ SERVER_EVENT_TYPES = frozenset(
         "input_audio_buffer.speech_started",
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.dtmf_event_received",  # SIP calls: a keypad digit
         "output_audio_buffer.started",
         "output_audio_buffer.stopped",
         "output_audio_buffer.cleared",

@@ -54,17 +54,20 @@ def admit(
         if mode == "reject":
             metrics.handshakes_total.labels("rejected_beta").inc()
             return json_response(400, "beta_api_shape_disabled", BETA_REFUSED)
-    translate = beta and mode == "translate"
-    forwarded = forwarded_headers(headers)
-    if translate:
-        plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
-        forwarded = list(plain.items())
     # Where the session is (route, model), for the rules' scopes; model aliases and the
     # transcription handshake repair may change the upstream query (pure, in core.context).
     aliases = settings.models.aliases
     context = chain.session_context(request.path, aliases)
+    # A route the proxy does not understand is relayed as the client asked: no beta translation,
+    # no alias, no handshake repair.
+    translate = beta and mode == "translate" and not context.untouched
+    forwarded = forwarded_headers(headers)
+    if translate:
+        plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
+        forwarded = list(plain.items())
+    target = request.path if context.untouched else upstream_target(request.path, context, aliases)
     try:
-        url = upstream_url(settings.upstream_url, upstream_target(request.path, context, aliases))
+        url = upstream_url(settings.upstream_url, target)
     except BadRequestTarget as exc:
         return json_response(400, "invalid_request_target", str(exc))
     return UpstreamPlan(url, forwarded, subprotocols, translate, context)

@@ -103,22 +103,24 @@ class SessionBuilder:
     def build_core(self, pending: PendingSession) -> SessionCore:
         s = self.settings
 
-        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
+        untouched = pending.context.untouched
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled and not untouched else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
             traffic=self.metrics.traffic,
             escalation=self.escalation,
             options=CoreOptions(
-                beta_client=pending.beta_client,
-                orchestration=orchestration_options(s),
+                beta_client=pending.beta_client and not untouched,
+                orchestration=None if untouched else orchestration_options(s),
                 log_event_types=s.log_event_types,
                 max_parse_bytes=s.max_parse_bytes,
+                untouched=untouched,
             ),
+            context=pending.context,  # where the session is (route, model): the rules' scopes
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
-        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
         return core
 
     def start(
@@ -215,9 +217,11 @@ class SessionBuilder:
             relay.max_held_bytes = s.continuity.max_held_client_bytes
             continuity.attach(relay)
         metrics.sessions_active.inc()
+        metrics.sessions_opened_total.labels(pending.context.route).inc()
         session_log.info(
             "session_open",
             path=pending.path,
+            route=pending.context.route,
             subprotocol=client.ws.subprotocol and safe_subprotocol(client.ws.subprotocol),
             beta_client=pending.beta_client,
         )

@@ -27,21 +27,32 @@ def describe(rule: Rule) -> dict[str, Any]:
         "routes": [r for r in ROUTES if r in rule.routes],
         "session_types": sorted(rule.session_types),
         "models": list(rule.models) or "all",
+        "model_scope": model_scope(rule),
         "evidence": rule.evidence,
     }
+
+
+def model_scope(rule: Rule) -> str:
+    """The model scope the engine enforces, in words."""
+    if not rule.models:
+        return "all models"
+    families = ", ".join(rule.models)
+    return (
+        f"enforced: the {families} family only (dated snapshots included; not other models, not an "
+        "unknown model); [models.rules.<model>] can switch it on elsewhere"
+    )
 
 
 def _text(rule: Rule) -> str:
     d = describe(rule)
     lossless = "lossless" if rule.lossless else "lossy"
-    models = ", ".join(rule.models) if rule.models else "all models"
     return "\n".join(
         [
             f"{rule.name}  [{d['default']}, {lossless}]  on {', '.join(d['event_types'])}",
             f"  {rule.description}",
             f"  prevents: {rule.prevents}",
             f"  routes: {', '.join(d['routes'])}; session types: {', '.join(d['session_types'])}; "
-            f"known needed for: {models}",
+            f"models: {d['model_scope']}",
             f"  evidence: {rule.evidence}",
         ]
     )
@@ -55,7 +66,7 @@ def _markdown() -> str:
     for rule in ALL_RULES:
         scope = (
             f"{_scope(rule.routes, ROUTES)} · {', '.join(sorted(rule.session_types))} · "
-            f"{', '.join(rule.models) or 'all'}"
+            f"{(', '.join(rule.models) + ' family (enforced)') if rule.models else 'all'}"
         )
         evidence = "<br>".join(part.strip() for part in rule.evidence.split(";"))
         cells = [

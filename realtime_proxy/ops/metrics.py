@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from realtime_proxy import __version__
+from realtime_proxy.core.context import ALL_ROUTES
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
@@ -220,6 +221,12 @@ class Metrics:
         self.closes_total = Counter(
             f"{p}_closes_total", "Close codes received, by side that sent them", ["side", "code"], registry=r
         )
+        self.sessions_opened_total = Counter(
+            f"{p}_sessions_opened_total",
+            "WebSocket sessions opened, by route class (live and other: relayed untouched)",
+            ["route"],
+            registry=r,
+        )
         self.beta_sessions_total = Counter(
             f"{p}_beta_sessions_total", "Beta-shaped client sessions by handling", ["mode"], registry=r
         )
@@ -283,6 +290,8 @@ class Metrics:
                 self.closes_total.labels(side, code)
         for mode in ("translate", "reject", "passthrough"):
             self.beta_sessions_total.labels(mode)
+        for session_route in ALL_ROUTES:
+            self.sessions_opened_total.labels(session_route)
         for action in ORCHESTRATION_ACTIONS:
             self.orchestration_total.labels(action)
         for route in HTTP_ROUTE_CLASSES:
