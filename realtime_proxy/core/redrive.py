@@ -28,7 +28,7 @@ from realtime_proxy.core.actions import (
     ToClient,
     ToUpstream,
 )
-from realtime_proxy.core.events import dump, leading_type, parse_object, sniff_string_field, sniff_type
+from realtime_proxy.core.events import dump, leading_type, parse_object, sniff_string_field
 from realtime_proxy.core.resumable import Core
 from realtime_proxy.core.retry import METADATA_KEY
 from realtime_proxy.core.retry_policy import failure_error, is_retryable_failure
@@ -179,8 +179,7 @@ class RedriveCore:
 
 
 def _is_in_band_create(frame: str) -> bool:
-    kind = sniff_type(frame)
-    if kind is not None and kind != "response.create":
+    if leading_type(frame) != "response.create":  # audio appends leave here at once
         return False
     event = parse_object(frame)
     if event is None or event.get("type") != "response.create":

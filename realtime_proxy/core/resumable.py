@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from realtime_proxy.core.actions import Action, Frame, ToClient, ToUpstream
 from realtime_proxy.core.conversation import MIRRORED_EVENTS, ConversationMirror
-from realtime_proxy.core.events import dump, leading_type, parse_object, sniff_type
+from realtime_proxy.core.events import dump, leading_type, parse_object
 from realtime_proxy.core.idmap import CLIENT_EVENTS, SERVER_EVENTS, IdMap
 
 _WATCHED = MIRRORED_EVENTS | SERVER_EVENTS | {"response.created", "response.done", "error"}
@@ -57,8 +57,10 @@ class ResumableCore:
         if not isinstance(frame, str):
             return frame
         original = frame
-        kind = sniff_type(frame)  # None: a nested "type" follows, the parse decides (audio never)
-        if kind is not None and kind != "response.create" and not (self.ids and kind in CLIENT_EVENTS):
+        # The leading type alone (audio appends leave here at once): a client repeating `type` to
+        # hide a create only loses its own re-send or id translation, never anyone else's safety.
+        kind = leading_type(frame)
+        if kind != "response.create" and not (self.ids and kind in CLIENT_EVENTS):
             return frame
         event = parse_object(frame)
         if event is None or event.get("type") not in CLIENT_EVENTS:
