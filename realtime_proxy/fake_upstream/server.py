@@ -137,6 +137,7 @@ class FakeUpstream:
         self.drops_left: int | None = None
         # Each session ends after this many seconds like the 60-minute cap: session_expired, close 1001.
         self.session_max_seconds = 0.0
+        self.keep_client_item_ids = True  # False: items get the server's ids whatever the client asked
         self._handshake_failures: list[tuple[int, float | None]] = []
         self._in_band_failures: list[tuple[str, str | None]] = []
         self.connections: list[ConnectionRecord] = []

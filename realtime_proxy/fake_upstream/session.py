@@ -47,6 +47,7 @@ class Controls(Protocol):
     parallel_function_calls: int
     echo_audio: bool
     audio_shortfall_ms: int
+    keep_client_item_ids: bool
 
     def take_out_of_band_failure(self) -> tuple[str, str | None] | None: ...
     def take_in_band_failure(self) -> tuple[str, str | None] | None: ...
@@ -334,6 +335,8 @@ class FakeSession:
         if "item" not in event:
             raise missing_parameter("item")
         item = copy.deepcopy(check_item(event["item"], "item"))
+        if not self.controls.keep_client_item_ids:
+            item.pop("id", None)  # a server that names every item itself
         if "id" in item and any(i["id"] == item["id"] for i in self.items):
             raise ApiError(
                 f"Item with id '{item['id']}' already exists.", code="item_id_duplicate", param="item.id"

@@ -214,3 +214,26 @@ async def test_not_resumed_the_client_gets_1011(
         await fake.drop_all()
         assert await closed_with(client) == (1011, "upstream connection lost")
     assert len(fake.connections) == 1
+
+
+async def test_item_ids_the_new_session_changed_are_translated_both_ways(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    proxy = await make_proxy()
+    fake.keep_client_item_ids = False  # the new session names the replayed items itself
+    fake.drop_after_responses, fake.drops_left = 1, 1
+    client = AsyncOpenAI(api_key=API_KEY, websocket_base_url=proxy.ws_base)
+    async with client.realtime.connect(model="gpt-realtime") as connection:
+        events = await first_turn(connection)
+        old = next(e.item.id for e in events if e.type == "conversation.item.done")
+        await asyncio.wait_for(fake.connections[0].wait_closed(), 5)
+        await connection.conversation.item.delete(item_id=old)
+        async with asyncio.timeout(10):
+            async for event in connection:
+                if event.type in ("conversation.item.deleted", "error"):
+                    break
+        assert event.type == "conversation.item.deleted" and event.item_id == old
+    sent_up = [json.loads(f) for f in fake.connections[1].received]
+    delete = next(e for e in sent_up if e["type"] == "conversation.item.delete")
+    replayed = next(e for e in sent_up if e["type"] == "conversation.item.create")
+    assert replayed["item"]["id"] == old and delete["item_id"] != old  # the server's own id
