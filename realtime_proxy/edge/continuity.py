@@ -21,6 +21,7 @@ from realtime_proxy.core.closing import UPSTREAM_RESTARTING, UPSTREAM_UNAVAILABL
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.replay import plan_replay
 from realtime_proxy.core.resumable import ResumableCore
+from realtime_proxy.edge import relay_resume
 from realtime_proxy.edge.relay import Relay
 from realtime_proxy.edge.replay_sink import ReplayFailed, ReplaySink
 from realtime_proxy.edge.upstream import UpstreamFailure, UpstreamOptions
@@ -145,7 +146,7 @@ class Continuity:
     def _begin(self, cause: str) -> bool:
         assert self.relay is not None
         self.resumptions += 1
-        self.relay.begin_resume()
+        relay_resume.begin_resume(self.relay)
         self.log.warning("upstream_resuming", cause=cause, resumption=self.resumptions)
         self.task = self.loop.create_task(self._resume(cause))
         return True
@@ -221,12 +222,12 @@ class Continuity:
         core.expired = False
         core.hide_expiry = self.resumptions < self.settings.max_resumptions
         self.upstream_since = self.loop.time()
-        relay.attach(leg)
+        relay_resume.attach(relay, leg)
         if active is not None:
-            relay.inject_from_upstream(lost_response_done(active))
+            relay_resume.inject_from_upstream(relay, lost_response_done(active))
         elif pending is not None:
-            relay.send_upstream(core.resend(pending[0]))
-        relay.finish_resume()
+            relay_resume.send_upstream(relay, core.resend(pending[0]))
+        relay_resume.finish_resume(relay)
 
     def _failed(
         self, relay: Relay, cause: str, outcome: str, started: float, close: tuple[int, str], **extra: Any
@@ -237,7 +238,7 @@ class Continuity:
             self.on_span(
                 {"cause": cause, "outcome": outcome, "resume_s": round(self.loop.time() - started, 4)}
             )
-        relay.end_upstream_failed(*close)
+        relay_resume.end_upstream_failed(relay, *close)
 
     def _report_attempt(self, attempt: Attempt) -> None:
         if attempt.delay is not None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from realtime_proxy.core.actions import Action, CancelTimer, Frame, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.closing import LegClosed, close_for_peer, outcome_of
+from realtime_proxy.edge.relay_resume import Resumer
 from realtime_proxy.edge.wire import Leg
 
 
@@ -32,12 +33,6 @@ class Limits:
     idle_timeout: float = 0.0
     max_duration: float = 0.0
     max_client_fps: float = 0.0
-
-
-class Resumer(Protocol):
-    """Session continuity (edge.continuity): may take over when the upstream leg ends."""
-
-    def on_upstream_ended(self, leg: Leg) -> bool: ...  # True: a resumption started
 
 
 class Relay:
@@ -130,7 +125,7 @@ class Relay:
         if actions is None:
             (self.upstream if from_client else self.client).send(data, text)
         else:
-            self._execute(actions)
+            self.execute(actions)
 
     def _over_rate(self, now: float) -> bool:
         self._window_frames += 1
@@ -138,7 +133,7 @@ class Relay:
             self._window_start, self._window_frames = now, 1
         return self._window_frames > self.limits.max_client_fps
 
-    def _execute(self, actions: list[Action]) -> None:
+    def execute(self, actions: list[Action]) -> None:
         for action in actions:
             kind = type(action)
             if kind is ToUpstream or kind is ToClient:
@@ -168,7 +163,7 @@ class Relay:
         self.timers.pop(token, None)
         if self.finishing:
             return
-        self._execute(self.core.on_timer(token, self.loop.time()))
+        self.execute(self.core.on_timer(token, self.loop.time()))
         self.client.flush()
         self.upstream.flush()
 
@@ -199,58 +194,12 @@ class Relay:
         peer = self.upstream if leg is self.client else self.client
         peer.close(*close_for_peer(ended))
 
-    # -- continuity ---------------------------------------------------------------------------
-
-    def begin_resume(self) -> None:
-        """Hold client frames from now until `finish_resume` (the upstream leg is gone)."""
-        self.resuming = True
-        self.upstream.peer = None  # the old leg must no longer pause or resume the client
-        if self.held_bytes > self.max_held_bytes:
-            self.client.pause_reading()
-
     def _hold(self, data: bytes, text: bool) -> None:
+        """A client frame while resuming (edge.relay_resume)."""
         self.held.append((data, text))
         self.held_bytes += len(data)
         if self.held_bytes > self.max_held_bytes:
             self.client.pause_reading()  # the rest waits in the kernel and the client's buffers
-
-    def attach(self, upstream: Leg) -> None:
-        """Put a new upstream leg in place of the lost one."""
-        self.upstream = upstream
-        upstream.peer, self.client.peer = self.client, upstream
-        upstream.sink = self
-        upstream.start_keepalive()
-
-    def inject_from_upstream(self, frame: str) -> None:
-        """A server event the proxy made (e.g. the end of a response lost with the upstream)."""
-        actions = self.core.from_upstream(frame, self.loop.time())
-        self._execute([ToClient(frame)] if actions is None else actions)
-
-    def send_upstream(self, frame: Frame) -> None:
-        self._execute([ToUpstream(frame)])
-
-    def finish_resume(self) -> None:
-        """Deliver what was held, in order, and read the client again."""
-        self.resuming = False
-        held_up, self.held_up = self.held_up, []
-        for frame in held_up:
-            self._execute([ToUpstream(frame)])
-        held, self.held, self.held_bytes = self.held, [], 0
-        now = self.loop.time()
-        for data, text in held:
-            self.on_message(self.client, data, text, now)
-        self.client.resume_reading()
-        self.client.flush()
-        self.upstream.flush()
-
-    def end_upstream_failed(self, code: int, reason: str) -> None:
-        """No resumption was possible: close the client with a code its SDK reconnects on."""
-        if self.finishing:
-            return
-        self.resuming = False
-        self.finishing = True
-        self.outcome, self.closed_by = "upstream_lost", "upstream"
-        self.client.close(code, reason)
 
     def on_transport_closed(self, leg: Leg) -> None:
         if self.done or not (self.client.closed and self.upstream.closed):
