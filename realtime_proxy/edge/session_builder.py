@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
-from realtime_proxy.core.conversation import ConversationMirror
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
-from realtime_proxy.core.redrive import RedriveCore, RedrivePolicy, ResponseRedriven
-from realtime_proxy.core.resumable import ResumableCore
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
-from realtime_proxy.edge.continuity import Continuity, UpstreamTarget
+from realtime_proxy.edge.continuity import UpstreamTarget
 from realtime_proxy.edge.relay import Core, Limits, Relay
+from realtime_proxy.edge.resilience import counting_redrives, wrap_core
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
@@ -152,23 +150,17 @@ class SessionBuilder:
             if self.tracing is not None
             else None
         )
-        continuity = None
-        if target is not None and s.continuity.mode == "resume" and resumable_route(pending):
-            resumable = ResumableCore(core, ConversationMirror(s.continuity.max_mirror_bytes))
-            core = resumable
-            continuity = Continuity(
-                s.continuity,
-                s.handshake_retry,
-                target,
-                resumable,
-                metrics.upstream,
-                session_log,
-                self.rng,
-                on_span=trace.on_resumption if trace is not None else None,
-            )
-        if s.redrive.enabled and resumable_route(pending):  # sidebands: the peer may have heard it
-            r = s.redrive
-            core = RedriveCore(core, RedrivePolicy(r.max_attempts, r.backoff_base, r.backoff_cap), self.rng)
+        route = (pending.path, pending.query)
+        core, continuity = wrap_core(
+            core,
+            s,
+            route=route,
+            target=target,
+            metrics=metrics.upstream,
+            log=session_log,
+            rng=self.rng,
+            trace=trace,
+        )
         observer = SessionObserver(
             metrics,
             session_log,
@@ -205,13 +197,7 @@ class SessionBuilder:
             observer.end(relay.outcome)
             on_end(relay)
 
-        redrives = metrics.upstream.redrives_total
-
-        def observe(item: Any) -> None:
-            if type(item) is ResponseRedriven:
-                redrives.labels(item.outcome).inc()
-            observer.observe(item)
-
+        observe = counting_redrives(observer.observe, metrics.upstream)
         relay = Relay(client, upstream, core, observe, self.limits, finished)
         if continuity is not None:
             relay.max_held_bytes = s.continuity.max_held_client_bytes
@@ -241,13 +227,6 @@ def orchestration_options(settings: Settings) -> OrchestrationOptions | None:
         max_held=o.max_held_creates,
         tool_output_timeout=o.tool_output_timeout,
     )
-
-
-def resumable_route(pending: PendingSession) -> bool:
-    """Conversation sessions only: a sideband (`call_id`) belongs to a WebRTC/SIP call the proxy
-    cannot reopen; transcription and translation sessions, and the Live API, are not mirrored."""
-    query = pending.query
-    return pending.path.rstrip("/").endswith("/realtime") and "call_id" not in query and "intent" not in query
 
 
 def upstream_host(url: str) -> str:

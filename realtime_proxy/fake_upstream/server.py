@@ -17,7 +17,7 @@ from websockets.typing import Subprotocol
 
 from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 
-from .errors import ApiError
+from .failures import FailureControls, drop
 from .http_api import FakeHttpApi
 from .listener import Dispatcher, attach_listener, websocket_factory, websocket_server
 from .session import FakeSession
@@ -34,8 +34,6 @@ STATUS_REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-# The 60-minute cap as the API ends it (pipecat #3170): this error, then close 1001.
-SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
 
 
 @dataclass
@@ -104,7 +102,7 @@ def json_response(status: int, body: dict[str, Any], retry_after: float | None =
     return Response(status, STATUS_REASONS.get(status, "Error"), headers, payload)
 
 
-class FakeUpstream:
+class FakeUpstream(FailureControls):
     def __init__(
         self,
         *,
@@ -131,20 +129,11 @@ class FakeUpstream:
         self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent
         self.fail_all_out_of_band = False
         self.refuse_handshake: tuple[int, dict[str, Any]] | None = None
-        # Upstream failures (issue 25). Each connection's TCP connection is dropped after its
-        # `drop_after_responses`-th response.done (0: never), at most `drops_left` times (None: always).
-        self.drop_after_responses = 0
-        self.drops_left: int | None = None
-        # Each session ends after this many seconds like the 60-minute cap: session_expired, close 1001.
-        self.session_max_seconds = 0.0
-        self.keep_client_item_ids = True  # False: items get the server's ids whatever the client asked
-        self._handshake_failures: list[tuple[int, float | None]] = []
-        self._in_band_failures: list[tuple[str, str | None]] = []
+        self.init_failures()  # upstream failures (issue 25): fake_upstream/failures.py
         self.connections: list[ConnectionRecord] = []
         self.refused: list[ConnectionRecord] = []
         self._failures: list[tuple[str, str | None]] = []
         self._live: dict[int, ServerConnection] = {}
-        self._sessions: dict[int, tuple[ServerConnection, FakeSession]] = {}
         self._server: Server | None = None
         self.http = FakeHttpApi(self)  # plain HTTP routes, served on the same port
         self._http_live: set[HttpConnection] = set()
@@ -164,26 +153,6 @@ class FakeUpstream:
         if self._failures:
             return self._failures.pop(0)
         return ("server_error", None) if self.fail_all_out_of_band else None
-
-    def fail_next_in_band(self, n: int, *, error_type: str = "server_error", code: str | None = None) -> None:
-        """The next `n` in-band responses fail with empty output (livekit/agents #4617, #6205)."""
-        self._in_band_failures.extend([(error_type, code)] * n)
-
-    def take_in_band_failure(self) -> tuple[str, str | None] | None:
-        return self._in_band_failures.pop(0) if self._in_band_failures else None
-
-    def fail_next_handshakes(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
-        """The next `n` WebSocket handshakes are refused with `status` (5xx/429, livekit #3101)."""
-        self._handshake_failures.extend([(status, retry_after)] * n)
-
-    async def expire_all(self) -> None:
-        """End every live session now the way the 60-minute cap does."""
-        await asyncio.gather(*(_expire(ws, session) for ws, session in list(self._sessions.values())))
-
-    async def start_responses(self) -> None:
-        """Every live session starts an in-band response itself, as server VAD does when speech ends."""
-        for _, session in list(self._sessions.values()):
-            await session.start_response()
 
     async def close_all(self, code: int, reason: str) -> None:
         live = list(self._live.values())
@@ -253,11 +222,9 @@ class FakeUpstream:
         return response
 
     def _refusal(self, record: ConnectionRecord, request: Request) -> Response | None:
-        if self._handshake_failures:
-            status, retry_after = self._handshake_failures.pop(0)
-            kind = "rate_limit_exceeded" if status == 429 else "server_error"
-            error = {"message": "The server is overloaded. Please retry.", "type": kind, "code": None}
-            return json_response(status, {"error": {**error, "param": None}}, retry_after)
+        failure = self.take_handshake_failure()
+        if failure is not None:
+            return json_response(*failure)
         if self.refuse_handshake is not None:
             status, body = self.refuse_handshake
             return json_response(status, body)
@@ -297,12 +264,8 @@ class FakeUpstream:
             await ws.send(text)
             if self.drop_after_responses and '"type":"response.done"' in text:
                 responses_done += 1
-                if responses_done >= self.drop_after_responses and self.drops_left != 0:
-                    if self.drops_left is not None:
-                        self.drops_left -= 1
-                    while ws.transport.get_write_buffer_size():  # noqa: ASYNC110 (response.done first)
-                        await asyncio.sleep(0)
-                    ws.transport.abort()  # a TCP reset mid-session (livekit/agents #3145)
+                if self.should_drop(responses_done):
+                    await drop(ws)
 
         model = record.query.get("model", "gpt-realtime")
         session: FakeSession | FakeTranslationSession
@@ -317,13 +280,7 @@ class FakeUpstream:
                 transcription=record.query.get("intent") == "transcription",
                 model_in_transcription_query="model" in record.query,
             )
-        expiry = None
-        if isinstance(session, FakeSession):
-            self._sessions[id(ws)] = (ws, session)
-        if self.session_max_seconds > 0 and isinstance(session, FakeSession):
-            expiry = asyncio.get_running_loop().call_later(
-                self.session_max_seconds, lambda: asyncio.ensure_future(_expire(ws, session))
-            )
+        expiry = self.watch_session(ws, session) if isinstance(session, FakeSession) else None
         try:
             if record.beta and isinstance(session, FakeSession):
                 await session.reject_beta()
@@ -342,7 +299,7 @@ class FakeUpstream:
             if expiry is not None:
                 expiry.cancel()
             self._live.pop(id(ws), None)
-            self._sessions.pop(id(ws), None)
+            self.forget_session(ws)
             await session.close()
             with contextlib.suppress(Exception):
                 await ws.wait_closed()
@@ -351,12 +308,6 @@ class FakeUpstream:
                 record.close_reason = ws.protocol.close_rcvd.reason
             record.open = False
             record.closed.set()
-
-
-async def _expire(ws: ServerConnection, session: FakeSession) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await session.send_error(ApiError(SESSION_EXPIRED_MESSAGE, code="session_expired"), None)
-        await ws.close(1001, "session expired")
 
 
 async def serve_fake_upstream(host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> FakeUpstream:
