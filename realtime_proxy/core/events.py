@@ -127,6 +127,14 @@ def parse_object(frame: Frame) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def parse_guarded(frame: Frame, limit: int = MAX_REPAIR_DEPTH) -> dict[str, Any] | None:
+    """The one guard for every JSON the proxy parses (WebSocket events, HTTP session configs):
+    None when it nests deeper than `limit` (never parsed: it goes on untouched and the API answers
+    it), is malformed, or is not an object. Size is bounded by the caller (`max_parse_bytes`,
+    `http.max_repair_body_bytes`)."""
+    return None if too_deep(frame, limit) else parse_object(frame)
+
+
 def dump(event: dict[str, Any]) -> str:
     """Serialise an event the proxy changed or made (compact, UTF-8 text frame)."""
     return orjson.dumps(event).decode()

@@ -13,6 +13,7 @@ from realtime_proxy.core.context import SessionContext, upstream_target
 from realtime_proxy.core.rules import RuleChain
 from realtime_proxy.edge.auth import Admission, AdmissionRefused
 from realtime_proxy.edge.listener import json_response, phrase
+from realtime_proxy.edge.target import REFUSAL, normalise_target
 from realtime_proxy.edge.upstream import (
     RELAYED_REFUSAL_HEADERS,
     BadRequestTarget,
@@ -35,6 +36,7 @@ class UpstreamPlan:
     subprotocols: list[str]
     beta_client: bool  # translate this client's beta shapes
     context: SessionContext  # route and model, for the rules' scopes
+    target: str  # the client's request target, normalised (target.py), before any alias
 
 
 def admit(
@@ -42,8 +44,14 @@ def admit(
 ) -> Response | UpstreamPlan:
     """The plan for the upstream handshake, or the HTTP refusal to answer the client with."""
     try:
+        # What the upstream will be asked for, checked against `auth.inject_paths` and opened.
+        target = normalise_target(request.path, strict=admission.inject)
+    except BadRequestTarget:
+        metrics.handshakes_total.labels("rejected_path").inc()
+        return json_response(400, "invalid_request_target", REFUSAL)
+    try:
         offered = offered_subprotocols(request.headers)
-        headers, subprotocols = admission.admit(request.headers, offered, request.path)
+        headers, subprotocols = admission.admit(request.headers, offered, target)
     except AdmissionRefused as refused:
         metrics.handshakes_total.labels(refused.result).inc()
         return json_response(refused.status, refused.code, refused.message)
@@ -57,20 +65,20 @@ def admit(
     # Where the session is (route, model), for the rules' scopes; model aliases and the
     # transcription handshake repair may change the upstream query (pure, in core.context).
     aliases = settings.models.aliases
-    context = chain.session_context(request.path, aliases)
-    # A route the proxy does not understand is relayed as the client asked: no beta translation,
-    # no alias, no handshake repair.
+    context = chain.session_context(target, aliases)
+    # A route the proxy does not understand is relayed as the client asked (normalised, as every
+    # target is): no beta translation, no alias, no handshake repair.
     translate = beta and mode == "translate" and not context.untouched
     forwarded = forwarded_headers(headers)
     if translate:
         plain, subprotocols = compat.strip_beta_markers(dict(forwarded), subprotocols)
         forwarded = list(plain.items())
-    target = request.path if context.untouched else upstream_target(request.path, context, aliases)
+    opened = target if context.untouched else upstream_target(target, context, aliases)
     try:
-        url = upstream_url(settings.upstream_url, target)
-    except BadRequestTarget as exc:
-        return json_response(400, "invalid_request_target", str(exc))
-    return UpstreamPlan(url, forwarded, subprotocols, translate, context)
+        url = upstream_url(settings.upstream_url, opened)
+    except BadRequestTarget:
+        return json_response(400, "invalid_request_target", REFUSAL)
+    return UpstreamPlan(url, forwarded, subprotocols, translate, context, target)
 
 
 def capacity_refusal(metrics: Metrics) -> Response:

@@ -63,7 +63,13 @@ class ProxyServer:
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
-        self.client_timing = LegTiming(s.ping_interval, ping_timeout, min(ping_timeout or 10.0, 10.0))
+        self.client_timing = LegTiming(
+            s.ping_interval,
+            ping_timeout,
+            min(ping_timeout or 10.0, 10.0),
+            write_stall_timeout=s.write_stall_timeout,
+            max_fragments=s.max_fragments,
+        )
         self.head_timeout, self.max_frame_bytes, self.compression = (
             s.handshake_timeout + 5,
             s.max_frame_bytes,
@@ -111,7 +117,7 @@ class ProxyServer:
 
     async def _connect(self, leg: ClientLeg, request: Request, plan: UpstreamPlan) -> None:
         started = time.monotonic()
-        host, path = upstream_host(self.settings.upstream_url), request.path.split("?", 1)[0]
+        host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
         retries = self.metrics.upstream.handshake_retries_total
 
         def report(attempt: Attempt) -> None:
@@ -155,8 +161,8 @@ class ProxyServer:
         if not leg.accept(request, upstream.subprotocol):
             upstream.close(1001, "client connection lost")
             return
-        query = dict(parse_qsl(request.path.partition("?")[2]))
-        path = request.path.split("?", 1)[0]
+        query = dict(parse_qsl(plan.target.partition("?")[2]))
+        path = plan.target.split("?", 1)[0]
         pending = PendingSession(
             plan.beta_client,
             uuid.uuid4().hex[:16],

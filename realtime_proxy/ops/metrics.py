@@ -253,6 +253,11 @@ class Metrics:
         self.http_bytes_total = Counter(
             f"{p}_http_bytes_total", "Plain HTTP body bytes relayed", ["route", "direction"], registry=r
         )
+        self.http_admissions_total = Counter(
+            f"{p}_http_admissions_total",
+            "Plain HTTP requests admitted to the upstream at once, after queueing, or refused (503)",
+            ["result"], registry=r,
+        )  # fmt: skip
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -300,3 +305,5 @@ class Metrics:
                 self.http_bytes_total.labels(route, direction)
             for status in ("2xx", "4xx", "5xx"):
                 self.http_requests_total.labels(route, status)
+        for result in ("immediate", "queued", "rejected"):
+            self.http_admissions_total.labels(result)

@@ -184,6 +184,10 @@ class HttpSettings(_Strict):
     header_timeout: float = Field(30.0, gt=0)  # from the first byte of a request to its complete head
     keepalive_timeout: float = Field(75.0, gt=0)  # idle client connection between requests
     max_upstream_connections: int = Field(200, ge=1)
+    # Admission: requests forwarded upstream at once (per worker); the rest wait up to
+    # `queue_timeout` seconds for a slot, then get 503 with Retry-After.
+    max_concurrent_requests: int = Field(64, ge=1)
+    queue_timeout: float = Field(5.0, ge=0)
 
     @field_validator("inject_routes")
     @classmethod
@@ -226,6 +230,8 @@ class Settings(_Strict):
     idle_timeout: float = Field(0.0, ge=0)
     max_session_duration: float = Field(0.0, ge=0)
     max_client_frames_per_second: float = Field(0.0, ge=0)
+    max_fragments: int = Field(1024, ge=1)  # per WebSocket message, either leg; more: close 1009
+    write_stall_timeout: float = Field(30.0, ge=0)  # a leg not draining what we write: close 1008
     compression: bool = False
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     upstream_ca_bundle: str = ""

@@ -179,10 +179,10 @@ def test_a_rule_that_raises_forwards_the_original_and_reports_it() -> None:
 
 
 def test_events_over_the_size_bound_are_not_parsed_and_skip_the_rules(monkeypatch: Any) -> None:
-    def no_parsing(frame: Any) -> None:
+    def no_parsing(frame: Any, limit: int = 0) -> None:
         raise AssertionError("an event over the bound must not be parsed")
 
-    monkeypatch.setattr("realtime_proxy.core.classify.parse_object", no_parsing)
+    monkeypatch.setattr("realtime_proxy.core.classify.parse_guarded", no_parsing)
     frame = frame_of(
         {"type": "session.update", "event_id": "h", "session": {"temperature": 1, "x": "x" * 200}}
     )
