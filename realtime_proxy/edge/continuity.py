@@ -171,7 +171,7 @@ class Continuity:
             leg.close(1000, "client gone")
             return
         try:
-            sent_items, sent_bytes, result = await self._replay(leg)
+            sent_items, skipped, sent_bytes, result = await self._replay(leg)
         except (TimeoutError, ReplayFailed) as exc:
             leg.close(1011, "replay failed")
             self._failed(relay, cause, "failed", started, UPSTREAM_RESTARTING, error=str(exc) or "timeout")
@@ -191,6 +191,7 @@ class Continuity:
             "attempts": attempts,
             "items": sent_items,
             "bytes": sent_bytes,
+            "skipped_items": skipped,  # mirrored, but nothing a replay can carry (no transcript...)
             "refused_items": len(result.errors),
             "trimmed_items": self.core.mirror.trimmed,
             "resume_s": round(elapsed, 4),
@@ -199,7 +200,7 @@ class Continuity:
         if self.on_span is not None:
             self.on_span({**details, "outcome": "resumed"})
 
-    async def _replay(self, leg: UpstreamLeg) -> tuple[int, int, Any]:
+    async def _replay(self, leg: UpstreamLeg) -> tuple[int, int, int, Any]:
         plan = plan_replay(self.core.mirror)
         sink = ReplaySink(plan)
         leg.sink = sink
@@ -212,7 +213,7 @@ class Continuity:
         leg.release_early()
         async with asyncio.timeout(self.settings.replay_timeout):
             result = await sink.done
-        return len(plan.item_ids), sent, result
+        return len(plan.item_ids), plan.skipped, sent, result
 
     def _switch(self, relay: Relay, leg: UpstreamLeg, pairs: dict[str, str]) -> None:
         core = self.core
