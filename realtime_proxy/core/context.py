@@ -33,9 +33,10 @@ ROUTES: Final[tuple[Route, ...]] = (
     "azure",
     "azure_preview",
 )
-# Relayed byte for byte, no stage that can hold, rewrite, retry or answer: the Live API (its own
-# event vocabulary, no `response.done`) until it has its own stages, and every path the proxy
-# has never heard of. Still counted in traffic metrics and logged under these bounded labels.
+# Relayed as the client asked (no alias, beta translation or handshake repair) and by no Realtime
+# stage: the Live API (its own event vocabulary, no `response.done`), which runs its own observing
+# core (core.live_session; rules scoped `live` act only when switched on), and every path the proxy
+# has never heard of (nothing can hold, rewrite, retry or answer). Counted and logged by route.
 UNTOUCHED_ROUTES: Final[tuple[Route, ...]] = ("live", "other")
 ALL_ROUTES: Final[tuple[Route, ...]] = (*ROUTES, *UNTOUCHED_ROUTES)
 SESSION_TYPES: Final = ("realtime", "transcription", "translation")

@@ -4,7 +4,7 @@ and re-driven in-band responses (`[redrive]`), on conversation routes only."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from realtime_proxy.core.conversation import ConversationMirror
@@ -19,18 +19,18 @@ if TYPE_CHECKING:  # the otel extra is optional
     from realtime_proxy.ops.otel import SessionTrace
 
 
-def resumable_route(path: str, query: Mapping[str, str]) -> bool:
-    """Conversation sessions only: a sideband (`call_id`) belongs to a WebRTC/SIP call whose peer may
-    already have heard a response, and which the proxy cannot reopen; transcription and translation
-    sessions, and the Live API, are not mirrored."""
-    return path.rstrip("/").endswith("/realtime") and "call_id" not in query and "intent" not in query
+# Conversation sessions in the GA shape only (core.context's route classes): a sideband belongs to a
+# WebRTC/SIP call whose peer may already have heard a response, and which the proxy cannot reopen;
+# transcription and translation sessions hold no conversation; the Azure preview speaks the beta
+# shape the replay is not written in; the Live API and unknown paths are relayed untouched.
+RESILIENT_ROUTES = frozenset({"realtime", "azure"})
 
 
 def wrap_core(
     core: Core,
     settings: Settings,
     *,
-    route: tuple[str, Mapping[str, str]],
+    route: str,
     target: UpstreamTarget | None,
     metrics: UpstreamMetrics,
     log: Any,
@@ -38,7 +38,7 @@ def wrap_core(
     trace: SessionTrace | None,
 ) -> tuple[Core, Continuity | None]:
     """The core the relay drives (re-drive outermost, then continuity) and the session's continuity."""
-    if not resumable_route(*route):
+    if route not in RESILIENT_ROUTES:
         return core, None
     continuity = None
     if target is not None and settings.continuity.mode == "resume":

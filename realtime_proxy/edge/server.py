@@ -56,7 +56,7 @@ class ProxyServer:
         tracing: Tracing | None = None,
     ) -> None:
         s = self.settings = settings
-        self.metrics = metrics or Metrics(models=settings.prices)
+        self.metrics = metrics or Metrics(models=settings.prices, live_models=settings.live_prices)
         self.admission = Admission(s.auth)
         self.rng = rng or random.Random()
         self.sessions = SessionBuilder(s, self.metrics, self.rng, extra_rules, tracing)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.live_session import LiveSessionCore
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
@@ -23,6 +24,7 @@ from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
 from realtime_proxy.ops.metrics import CLOSE_CODES, Metrics
 from realtime_proxy.ops.observe import SessionObserver
+from realtime_proxy.ops.observe_live import LiveObserver, live_cost
 from realtime_proxy.ops.record import SessionRecorder
 from realtime_proxy.ops.settings import Settings
 
@@ -50,7 +52,7 @@ class PendingSession:
 class RecordingCore:
     """The core, with every client frame written to the session's recording first."""
 
-    def __init__(self, core: SessionCore, recorder: SessionRecorder) -> None:
+    def __init__(self, core: SessionCore | LiveSessionCore, recorder: SessionRecorder) -> None:
         self.core, self.recorder = core, recorder
         self.from_upstream, self.on_timer = core.from_upstream, core.on_timer
 
@@ -121,6 +123,17 @@ class SessionBuilder:
         core.state.external_audio_input = "call_id" in pending.query
         return core
 
+    def build_live_core(self, pending: PendingSession) -> LiveSessionCore:
+        """A Live session's core: relayed untouched unless a rule scoped `live` is on."""
+        s = self.settings
+        return LiveSessionCore(
+            self.chain,
+            pending.context,
+            traffic=self.metrics.traffic,
+            max_parse_bytes=s.max_parse_bytes,
+            log_event_types=s.log_event_types,
+        )
+
     def start(
         self,
         client: Leg,
@@ -130,13 +143,15 @@ class SessionBuilder:
         target: UpstreamTarget | None = None,
     ) -> Relay:
         s, metrics = self.settings, self.metrics
+        route = pending.context.route
         session_log = log.bind(
             session_id=pending.session_id,
             client=pending.client_addr,
             model=pending.model,
             upstream_host=upstream_host(s.upstream_url),
+            route=route,
         )
-        session_core = self.build_core(pending)
+        session_core = self.build_live_core(pending) if route == "live" else self.build_core(pending)
         core: Core = session_core
         if s.record_dir:
             core = RecordingCore(session_core, SessionRecorder(s.record_dir, pending.session_id))
@@ -146,11 +161,11 @@ class SessionBuilder:
                 model=pending.model,
                 traceparent=pending.trace_headers[0],
                 tracestate=pending.trace_headers[1],
+                live=route == "live",
             )
             if self.tracing is not None
             else None
         )
-        route = (pending.path, pending.query)
         core, continuity = wrap_core(
             core,
             s,
@@ -161,13 +176,25 @@ class SessionBuilder:
             rng=self.rng,
             trace=trace,
         )
-        observer = SessionObserver(
-            metrics,
-            session_log,
-            cost=SessionCost(pending.model, s.prices),
-            trace=trace,
-            server_model=lambda: session_core.state.live_model,
-        )
+        observer: SessionObserver
+        if isinstance(session_core, LiveSessionCore):
+            live_core = session_core
+            observer = LiveObserver(
+                metrics,
+                session_log,
+                live_cost=live_cost(s.live_prices),
+                trace=trace,
+                server_model=lambda: live_core.live_model,
+            )
+        else:
+            realtime_core = session_core
+            observer = SessionObserver(
+                metrics,
+                session_log,
+                cost=SessionCost(pending.model, s.prices),
+                trace=trace,
+                server_model=lambda: realtime_core.state.live_model,
+            )
 
         def finished(relay: Relay) -> None:
             if continuity is not None:
@@ -177,6 +204,9 @@ class SessionBuilder:
             duration = time.monotonic() - pending.started
             metrics.sessions_total.labels(relay.outcome).inc()
             metrics.session_duration.observe(duration)
+            metrics.live.sessions_closed.labels(route, relay.outcome).inc()
+            if route == "live":
+                metrics.live.session_duration.observe(duration)
             for side, leg in (("client", client), ("upstream", upstream)):
                 if leg.ws.close_rcvd is not None:
                     metrics.closes_total.labels(side, close_label(leg.ws.close_rcvd.code)).inc()

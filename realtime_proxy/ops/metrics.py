@@ -16,6 +16,8 @@ from realtime_proxy import __version__
 from realtime_proxy.core.context import ALL_ROUTES
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
+from realtime_proxy.ops.metrics_live import LiveMetrics
 from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
@@ -51,6 +53,7 @@ HANDSHAKE_RESULTS = (
     "rejected_beta",
     "rejected_path",
     "rejected_header",
+    "rejected_model",
 )
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
 # Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
@@ -122,12 +125,17 @@ class TrafficCollector(Collector):
 
 class Metrics:
     def __init__(
-        self, registry: CollectorRegistry | None = None, models: Iterable[str] = DEFAULT_PRICES
+        self,
+        registry: CollectorRegistry | None = None,
+        models: Iterable[str] = DEFAULT_PRICES,
+        live_models: Iterable[str] = DEFAULT_LIVE_PRICES,
     ) -> None:
-        """`models`: the price table's models, the bounded values of every `model` label (else "other")."""
+        """`models`: the price table's models, the bounded values of every `model` label (else "other");
+        `live_models` likewise for the Live metrics."""
         self.registry = registry or CollectorRegistry()
         self.models = (*models, OTHER_MODEL)
         r = self.registry
+        self.live = LiveMetrics(r, (*live_models, OTHER_MODEL), SESSION_OUTCOMES)
         p = PREFIX
         Info(f"{p}_build", "Proxy build information", registry=r).info({"version": __version__})
         self.sessions_active = Gauge(f"{p}_sessions_active", "Open client sessions", registry=r)

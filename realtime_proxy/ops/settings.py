@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from realtime_proxy.ops.cost import DEFAULT_PRICES, ModelPrice
+from realtime_proxy.ops.cost_live import LivePrice, default_live_prices
 
 ENV_PREFIX = "REALTIME_PROXY_"
 
@@ -146,7 +147,12 @@ class AuthSettings(_Strict):
     upstream_key_header: Literal["authorization", "api-key"] = "authorization"
     allowed_origins: tuple[str, ...] = ()
     # inject: the only paths (query aside, exact match) whose handshakes may carry the injected key.
-    inject_paths: tuple[str, ...] = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
+    inject_paths: tuple[str, ...] = (
+        "/v1/realtime",
+        "/openai/v1/realtime",
+        "/openai/realtime",
+        "/v1/live/sessions",
+    )
 
     @field_validator("token_sha256")
     @classmethod
@@ -162,6 +168,8 @@ HTTP_ROUTE_CLASSES = (
     "translations_client_secrets",
     "realtime_calls",
     "realtime_call_action",
+    "live_sessions",
+    "live_session_action",
     "other",
 )
 
@@ -175,6 +183,8 @@ class HttpSettings(_Strict):
         "translations_client_secrets",
         "realtime_calls",
         "realtime_call_action",
+        "live_sessions",
+        "live_session_action",
     )
     max_repair_body_bytes: int = Field(1024 * 1024, ge=1024)  # session-config routes are read whole
     max_header_bytes: int = Field(16 * 1024, ge=1024)  # as the listener allows for the first request
@@ -252,12 +262,22 @@ class Settings(_Strict):
     # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
 
+    # Live: USD per minute of session by model (active, paused); entries replace or add to the defaults.
+    live_prices: dict[str, LivePrice] = Field(default_factory=default_live_prices)
+
     @field_validator("prices", mode="before")
     @classmethod
     def _prices_over_defaults(cls, value: Any) -> Any:
         if not isinstance(value, Mapping):
             return value
         return {**_default_prices(), **value}
+
+    @field_validator("live_prices", mode="before")
+    @classmethod
+    def _live_prices_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {**default_live_prices(), **value}
 
     @field_validator("upstream_url")
     @classmethod

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realtime_proxy.core.context import SessionContext, session_context
-from realtime_proxy.core.rules import audio, ga_shape, guards, items, session_fields, tool_choice, tools
+from realtime_proxy.core.rules import audio, ga_shape, guards, items, live, session_fields, tool_choice, tools
 from realtime_proxy.core.rules.model import Refusal, Refuse, Rewrite, Rule
 from realtime_proxy.core.session_state import SessionState
 
@@ -160,6 +160,7 @@ ALL_RULES: tuple[Rule, ...] = (
     guards.VOICE_AFTER_AUDIO,
     guards.EMPTY_COMMIT,
     guards.TRUNCATE_PAST_AUDIO,
+    *live.LIVE_RULES,  # scoped to the live route (and the Live-model handshake guard to Realtime)
 )
 _BY_NAME = {rule.name: rule for rule in ALL_RULES}
 
