@@ -110,6 +110,9 @@ class SessionBuilder:
             retrier=retrier,
             traffic=self.metrics.traffic,
             escalation=self.escalation,
+            context=pending.context,  # where the session is (route, model): the rules' scopes
+            # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
+            external_audio_input="call_id" in pending.query,
             options=CoreOptions(
                 beta_client=pending.beta_client and not untouched,
                 orchestration=None if untouched else orchestration_options(s),
@@ -117,10 +120,7 @@ class SessionBuilder:
                 max_parse_bytes=s.max_parse_bytes,
                 untouched=untouched,
             ),
-            context=pending.context,  # where the session is (route, model): the rules' scopes
         )
-        # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
-        core.state.external_audio_input = "call_id" in pending.query
         return core
 
     def build_live_core(self, pending: PendingSession) -> LiveSessionCore:

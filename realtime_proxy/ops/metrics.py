@@ -14,6 +14,8 @@ from prometheus_client.registry import Collector
 
 from realtime_proxy import __version__
 from realtime_proxy.core.context import ALL_ROUTES
+from realtime_proxy.core.orchestration_events import TurnAction
+from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
@@ -55,22 +57,8 @@ HANDSHAKE_RESULTS = (
     "rejected_header",
     "rejected_model",
 )
-RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
-# Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
-ORCHESTRATION_ACTIONS = (
-    "held",
-    "released",
-    "coalesced",
-    "overflow",
-    "dropped",
-    "cancel_held",
-    "cancel_released",
-    "cancel_absorbed",
-    "would_hold",
-    "would_coalesce",
-    "would_hold_cancel",
-    "would_absorb_cancel",
-)
+RETRY_OUTCOMES = tuple(RetryResult)  # ok, recovered, exhausted, not_retryable, cancelled, untracked
+ORCHESTRATION_ACTIONS = tuple(TurnAction)  # held, released, ..., would_absorb_cancel (observe mode)
 RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
 MODALITIES = ("audio", "text", "function_call")
 TOKEN_MODALITIES = ("text", "audio", "image")
