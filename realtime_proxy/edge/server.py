@@ -26,12 +26,13 @@ from realtime_proxy.edge.admit import (
     handshake_result,
 )
 from realtime_proxy.edge.auth import Admission
+from realtime_proxy.edge.continuity import UpstreamTarget
 from realtime_proxy.edge.http import HttpService
 from realtime_proxy.edge.listener import ClientLeg
 from realtime_proxy.edge.relay import Relay
 from realtime_proxy.edge.session_builder import PendingSession, SessionBuilder, upstream_host
 from realtime_proxy.edge.upstream import UpstreamFailure, upstream_options
-from realtime_proxy.edge.upstream_leg import open_upstream
+from realtime_proxy.edge.upstream_retry import Attempt, backoff_policy, open_with_retries
 from realtime_proxy.edge.wire import LegTiming
 from realtime_proxy.ops.logs import get_logger
 from realtime_proxy.ops.metrics import Metrics
@@ -61,7 +62,8 @@ class ProxyServer:
         s = self.settings = settings
         self.metrics = metrics or Metrics(models=settings.prices, live_models=settings.live_prices)
         self.admission = Admission(s.auth)
-        self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules, tracing)
+        self.rng = rng or random.Random()
+        self.sessions = SessionBuilder(s, self.metrics, self.rng, extra_rules, tracing)
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
@@ -126,13 +128,31 @@ class ProxyServer:
 
     async def _connect(self, leg: ClientLeg, request: Request, plan: UpstreamPlan) -> None:
         started = time.monotonic()
+        host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
+        retries = self.metrics.upstream.handshake_retries_total
+
+        def report(attempt: Attempt) -> None:
+            if attempt.delay is not None:
+                retries.labels(attempt.cause.value).inc()
+                log.warning(
+                    "upstream_handshake_retry",
+                    attempt=attempt.number,
+                    cause=attempt.cause.value,
+                    status=attempt.status,
+                    delay_s=round(attempt.delay, 3),
+                    upstream_host=host,
+                    path=path,
+                )
+
+        policy = backoff_policy(self.settings.handshake_retry)
         try:
-            upstream = await open_upstream(plan.url, plan.headers, plan.subprotocols, self.upstream_options)
+            upstream, _ = await open_with_retries(
+                plan.url, plan.headers, plan.subprotocols, self.upstream_options, policy, self.rng, report
+            )
         except UpstreamFailure as failure:
             self.handshaking -= 1
             self.slots.release()
             self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
-            host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
             log.warning(
                 "upstream_handshake_failed",
                 status=failure.status,
@@ -168,8 +188,9 @@ class ProxyServer:
             query,
             (request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
+        target = UpstreamTarget(plan.url, list(plan.headers), list(plan.subprotocols), self.upstream_options)
         try:
-            relay = self.sessions.start(leg, upstream, pending, self._ended)
+            relay = self.sessions.start(leg, upstream, pending, self._ended, target)
         except BaseException:
             self.slots.release()
             raise

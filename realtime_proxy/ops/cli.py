@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --fake-upstream: time from response.create to response.created (default 0)",
     )
+    for flag, kind, metavar, text in (
+        ("drop-after", int, "N", "drop each upstream connection after N responses"),
+        ("session-seconds", float, "SECONDS", "end each session like the 60-minute cap after SECONDS"),
+        ("fail-handshakes", int, "N", "refuse the first N upstream handshakes with 503"),
+        ("fail-in-band", int, "N", "fail the first N in-band responses with server_error"),
+    ):
+        parser.add_argument(
+            f"--fake-upstream-{flag}", type=kind, metavar=metavar, help=f"with --fake-upstream: {text}"
+        )
     parser.add_argument(
         "--dry-run",
         action="store_true",

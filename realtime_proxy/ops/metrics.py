@@ -20,6 +20,7 @@ from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
 from realtime_proxy.ops.metrics_live import LiveMetrics
+from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -150,6 +151,7 @@ class Metrics:
             registry=r,
         )
         self.traffic = TrafficCounts()
+        self.upstream = UpstreamMetrics(r)  # handshake retries, resumptions, re-drives (issue 25)
         r.register(TrafficCollector(self.traffic))
         r.register(LogCollector())
         self.handshakes_total = Counter(

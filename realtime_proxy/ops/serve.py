@@ -36,6 +36,10 @@ async def serve(settings: Settings, link: WorkerLink | None) -> int:
         from realtime_proxy.fake_upstream import FakeUpstream
 
         fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
+        fake.drop_after_responses = settings.fake_upstream_drop_after
+        fake.session_max_seconds = settings.fake_upstream_session_seconds
+        fake.fail_next_handshakes(settings.fake_upstream_fail_handshakes, 503, retry_after=0)
+        fake.fail_next_in_band(settings.fake_upstream_fail_in_band)
         await fake.start()
         settings = settings.model_copy(update={"upstream_url": fake.url})
 
