@@ -142,3 +142,10 @@ def test_lookups_by_a_response_id_that_is_not_a_string_find_nothing() -> None:
     assert ledger.by_response_id("r1") == Response("r1", True, None, 1.0)
     assert ledger.by_response_id(["r1"]) is None  # unhashable: never looked up
     assert ledger.by_response_id(None) is None
+
+
+def test_a_fresh_ledger_is_about_nothing_and_has_no_active_response() -> None:
+    ledger = Ledger()
+    assert ledger.about is None and ledger.active_in_band is None
+    ledger.on_server("response.done", done("r9"), 1.0)  # a done out of the blue: untimed, not active
+    assert ledger.about == Response("r9", True, None, None, done=True) and ledger.active_in_band is None
