@@ -111,6 +111,9 @@ def test_commit_after_observed_appends() -> None:
     state.observe_client("input_audio_buffer.append", None, frame)
     assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is None
     state.observe_client("input_audio_buffer.commit", None, '{"type":"input_audio_buffer.commit"}')
+    # Sent, not yet confirmed: the commit may still be refused and leave the buffer as it was.
+    assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is None
+    state.observe_server("input_audio_buffer.committed", None, "")
     assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is not None
 
 
@@ -144,7 +147,7 @@ def test_truncate_of_an_item_that_delivered_no_audio_is_answered() -> None:
             "type": "response.created",
             "response": {"id": response_id, "conversation_id": conversation},
         }
-        state.observe_server("response.created", created, "")
+        state.ledger.on_server("response.created", created, 0.0)  # the pipeline does, before the stages
         for item_id in item_ids:
             item = {"id": item_id, "role": "assistant", "content": []}
             done = {"type": "response.output_item.done", "response_id": response_id, "item": item}

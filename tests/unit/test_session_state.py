@@ -52,7 +52,7 @@ def test_defaults_are_upper_bound_rates() -> None:
     state = SessionState()
     assert state.input_bytes_per_ms == state.output_bytes_per_ms == 8.0
     assert state.session_tools == [] and state.session_type is None
-    assert not state.assistant_audio_produced and not state.active_in_band_response
+    assert not state.assistant_audio_produced and state.ledger.active_in_band is None
 
 
 def test_client_session_update_tools_tracked_optimistically() -> None:
@@ -67,13 +67,18 @@ def test_append_accounting_and_resets() -> None:
     frame = "A" * 1000
     state.observe_client("input_audio_buffer.append", None, frame)
     assert state.appended_audio_ms_upper_bound == pytest.approx(1000 * 0.75 / 8)
-    for reset in ("input_audio_buffer.committed", "input_audio_buffer.cleared"):
+    # A server commit nobody asked for (server VAD) covers an unknown part of the buffer: no reset.
+    state.observe_server("input_audio_buffer.committed", None, "")
+    assert state.appended_audio_ms_upper_bound == pytest.approx(1000 * 0.75 / 8)
+    for request, answer in (
+        ("input_audio_buffer.commit", "input_audio_buffer.committed"),
+        ("input_audio_buffer.clear", "input_audio_buffer.cleared"),
+    ):
         state.observe_client("input_audio_buffer.append", None, frame)
-        state.observe_server(reset, None, "")
-        assert state.appended_audio_ms_upper_bound == 0.0
-    state.observe_client("input_audio_buffer.append", None, frame.encode())
-    state.observe_client("input_audio_buffer.clear", None, "")
-    assert state.appended_audio_ms_upper_bound == 0.0
+        state.observe_client(request, None, "")
+        state.observe_client("input_audio_buffer.append", None, frame.encode())  # after the reset point
+        state.observe_server(answer, None, "")
+        assert state.appended_audio_ms_upper_bound == pytest.approx(1000 * 0.75 / 8)
 
 
 def test_output_audio_delivered_per_item() -> None:
@@ -92,19 +97,6 @@ def test_delivered_items_bounded() -> None:
         state.observe_server("response.output_audio.delta", None, f'{{"item_id":"i{i}","delta":"AAAA"}}')
     assert len(state.delivered_audio_ms) == 256 and "i299" in state.delivered_audio_ms
     assert "i0" not in state.delivered_audio_ms
-
-
-def test_in_band_response_tracking() -> None:
-    state = SessionState()
-    out_of_band = {"response": {"id": "r0", "conversation_id": None}}
-    state.observe_server("response.created", out_of_band, "")
-    assert not state.active_in_band_response
-    state.observe_server("response.created", {"response": {"id": "r1", "conversation_id": "conv_1"}}, "")
-    assert state.active_in_band_response
-    state.observe_server("response.done", {"response": {"id": "r0"}}, "")
-    assert state.active_in_band_response
-    state.observe_server("response.done", {"response": {"id": "r1"}}, "")
-    assert not state.active_in_band_response
 
 
 @pytest.mark.parametrize(
