@@ -9,6 +9,7 @@ back-pressure both ways (the upstream socket is not read while the client is beh
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -240,7 +241,7 @@ class UpstreamClient:
         now = asyncio.get_running_loop().time()
         while idle:
             leg = idle.pop()
-            if leg.failure is None and now - leg.idle_since < self._expiry:
+            if leg.failure is None and now - leg.idle_since < self._expiry and not _readable(leg):
                 return leg
             _close(leg)
         return None
@@ -277,6 +278,19 @@ class UpstreamClient:
             for leg in idle:
                 _close(leg)
         self._idle.clear()
+
+
+def _readable(leg: _Leg) -> bool:
+    """An idle connection with something to read has been closed (or sent garbage) by the upstream,
+    though the loop may not have told its protocol yet: one poll instead of a failed request."""
+    sock = leg.transport.get_extra_info("socket") if leg.transport is not None else None
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _close(leg: _Leg) -> None:
