@@ -20,6 +20,7 @@ from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
 from realtime_proxy.ops.metrics_live import LiveMetrics
+from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -110,6 +111,19 @@ class TrafficCollector(Collector):
         yield size
 
 
+class LogCollector(Collector):
+    """Log lines this process could not write (stdout's reader gone), dropped instead of raised."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from realtime_proxy.ops.logs import dropped_lines
+
+        yield CounterMetricFamily(
+            f"{PREFIX}_log_lines_dropped",
+            "Log lines dropped because writing them failed (e.g. stdout closed)",
+            value=dropped_lines(),
+        )
+
+
 class Metrics:
     def __init__(
         self,
@@ -137,7 +151,9 @@ class Metrics:
             registry=r,
         )
         self.traffic = TrafficCounts()
+        self.upstream = UpstreamMetrics(r)  # handshake retries, resumptions, re-drives (issue 25)
         r.register(TrafficCollector(self.traffic))
+        r.register(LogCollector())
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
         )
@@ -301,3 +317,25 @@ class Metrics:
                 self.http_requests_total.labels(route, status)
         for result in ("immediate", "queued", "rejected"):
             self.http_admissions_total.labels(result)
+
+
+class SupervisorMetrics:
+    """The supervisor's own series, added to the sum of its workers' expositions."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.workers = Gauge(f"{PREFIX}_workers", "Worker processes running and ready", registry=r)
+        self.worker_restarts_total = Counter(
+            f"{PREFIX}_worker_restarts_total",
+            "Workers respawned after dying (signal, crash, OOM), or replaced after failing to start",
+            registry=r,
+        )
+        self.reloads_total = Counter(
+            f"{PREFIX}_reloads_total",
+            "SIGHUP graceful restarts of the workers, by result",
+            ["result"],
+            registry=r,
+        )
+        for result in ("ok", "failed"):
+            self.reloads_total.labels(result)
