@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime_proxy.core.audio_accounting import MAX_TRACKED, OutputAudio
+from realtime_proxy.core.audio_accounting import MAX_PENDING, MAX_TRACKED, InputBuffer, OutputAudio
 
 PCM = {"type": "audio/pcm", "rate": 24000}  # 48 bytes/ms
 PCMU = {"type": "audio/pcmu"}  # 8 bytes/ms
@@ -69,3 +69,25 @@ def test_the_oldest_response_formats_are_forgotten_first() -> None:
     out.delta("old", "r0", 64)  # forgotten: the fallback
     out.delta("new", f"r{MAX_TRACKED}", 64)
     assert out.delivered_ms == {"old": 6.0, "new": 1.0}
+
+
+def test_a_create_asking_for_a_larger_format_keeps_the_fallback_at_the_sessions() -> None:
+    out = OutputAudio()
+    out.session_bpm = 48.0
+    out.create_sent({"audio": {"output": {"format": PCM}}})
+    out.response_created(created("r1"))
+    out.delta("a", "r1", 64)
+    assert out.delivered_ms == {"a": 1.0}
+
+
+def test_pending_updates_count_in_their_own_format_until_too_many_are_unanswered() -> None:
+    """Each unanswered session.update's format is in play; past MAX_PENDING of them the smallest
+    format any could have is assumed (the bound errs on the side of forwarding)."""
+    buffer = InputBuffer()
+    buffer.session_reported(PCM, True, answers_update=False)
+    for _ in range(MAX_PENDING):
+        buffer.update_sent(PCM, True)
+    buffer.append(640)  # 480 bytes at 48 bytes/ms
+    assert buffer.ms_upper_bound == 10.0
+    buffer.update_sent(PCM, True)  # one more than is remembered
+    assert buffer.ms_upper_bound == 60.0  # 480 bytes at 8 bytes/ms
