@@ -94,7 +94,8 @@ class ResponseTracker:
         )
         self._awaiting_delta.discard(response_id or "")
         details = response.get("status_details")
-        error = details.get("error") if isinstance(details, dict) else None
+        details = details if isinstance(details, dict) else None
+        error = details.get("error") if details else None
         error = error if isinstance(error, dict) else {}
         return ResponseDone(
             response_id=response_id,
@@ -105,4 +106,5 @@ class ResponseTracker:
             out_of_band=response.get("conversation_id", "") is None,
             tokens=token_counts(response.get("usage")),
             client_event_id=client_event_id,
+            reason=reason if isinstance(reason := (details or {}).get("reason"), str) else None,
         )

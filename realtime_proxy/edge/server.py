@@ -114,11 +114,14 @@ class ProxyServer:
         except UpstreamFailure as failure:
             self.handshaking -= 1
             self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
+            self.metrics.upstream_failures_total.labels("websocket", failure.cause).inc()
             host, path = upstream_host(self.settings.upstream_url), request.path.split("?", 1)[0]
             log.warning(
                 "upstream_handshake_failed",
                 status=failure.status,
                 code=failure.code,
+                cause=failure.cause,
+                error=failure.error or None,
                 upstream_host=host,
                 path=path,
             )

@@ -50,6 +50,9 @@ HANDSHAKE_RESULTS = (
     "rejected_path",
     "rejected_header",
 )
+# Why an upstream connection failed (edge/failure_cause.py), per leg: the WebSocket handshake or plain HTTP.
+UPSTREAM_FAILURE_CAUSES = ("dns", "refused", "tls", "timeout", "http_status", "other")
+UPSTREAM_FAILURE_LEGS = ("websocket", "http")
 RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
 # Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
 ORCHESTRATION_ACTIONS = (
@@ -143,6 +146,12 @@ class Metrics:
         r.register(TrafficCollector(self.traffic))
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
+        )
+        self.upstream_failures_total = Counter(
+            f"{p}_upstream_failures_total",
+            "Upstream connections that failed, by leg and cause (dns, refused, tls, timeout, http_status)",
+            ["leg", "cause"],
+            registry=r,
         )
         self.upstream_connect = Histogram(
             f"{p}_upstream_connect_seconds",
@@ -254,6 +263,9 @@ class Metrics:
             self.sessions_total.labels(outcome)
         for result in HANDSHAKE_RESULTS:
             self.handshakes_total.labels(result)
+        for leg in UPSTREAM_FAILURE_LEGS:
+            for cause in UPSTREAM_FAILURE_CAUSES:
+                self.upstream_failures_total.labels(leg, cause)
         for rule in ALL_RULES:
             self.rewrites_total.labels(rule.name)
             self.rule_errors_total.labels(rule.name)

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -15,6 +16,7 @@ from websockets.datastructures import Headers
 
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.edge.auth import Admission, AdmissionRefused
+from realtime_proxy.edge.failure_cause import cause_of
 from realtime_proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
 from realtime_proxy.edge.http.repair import repair_body, session_route
 from realtime_proxy.edge.http.routes import BodyKind, Route, classify
@@ -151,11 +153,13 @@ class Forwarder:
             response = await self.transport.handle_async_request(request)
         except BodyTimeout:
             raise Refused(408, "request_timeout", "The request body did not arrive in time.") from None
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            self._failed(exc)
             raise Refused(
                 504, "upstream_timeout", "The upstream did not answer in time.", "server_error"
             ) from None
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            self._failed(exc)
             raise Refused(
                 502, "upstream_unreachable", "The proxy could not reach the upstream.", "server_error"
             ) from None
@@ -176,6 +180,14 @@ class Forwarder:
             return "complete"
         finally:
             await response.aclose()
+
+    def _failed(self, exc: httpx.TransportError) -> None:
+        """The request never got an answer: why, as a bounded cause (the exception's text is not logged:
+        it may quote the URL's query)."""
+        cause = cause_of(exc)
+        self.metrics.upstream_failures_total.labels("http", cause).inc()
+        log.warning("upstream_request_failed", cause=cause, error=type(exc).__name__,
+                    upstream_host=urlsplit(self.base).netloc)  # fmt: skip
 
     async def _scrubbed(self, exchange: Exchange, response: httpx.Response) -> str:
         """An upstream error in inject mode, read whole (error bodies are small) and scrubbed: the
