@@ -15,7 +15,8 @@ RUN lock=requirements.lock; case ",${EXTRAS}," in *,otel,*) lock=requirements-ot
 FROM python:3.11-slim
 COPY --from=build /install /usr/local
 COPY config/proxy.toml /etc/realtime-proxy/proxy.toml
-RUN useradd --system --uid 10001 --no-create-home proxy
+# Debian images already have a `proxy` user (uid 13): this name is free.
+RUN useradd --system --uid 10001 --no-create-home realtime-proxy
 USER 10001
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8080 9464
