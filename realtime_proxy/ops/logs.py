@@ -15,6 +15,8 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from realtime_proxy.ops.log_stream import lossy
+
 REDACTED = "[REDACTED]"
 _SECRET_KEYS = frozenset(
     {"authorization", "api-key", "api_key", "apikey", "proxy-authorization", "cookie", "set-cookie", "token"}
@@ -96,7 +98,7 @@ def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
 
 def configure_logging(*, log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog and route stdlib logging (websockets') through the same chain."""
-    stream = stream or sys.stdout
+    stream = lossy(stream or sys.stdout)  # a closed log pipe drops lines, never a session
     use_console = log_format == "console" or (log_format == "auto" and stream.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=stream.isatty())

@@ -1,19 +1,23 @@
 """The command line's rough edges, on real processes: a reader that went away (`| head -1`) ends
-every subcommand without a traceback; `probe` that reached nothing exits 1 and claims nothing; `lint`
-shows a null field's removal as a removal."""
+every subcommand without a traceback, and the proxy itself goes on serving without its log reader;
+`probe` that reached nothing exits 1 and claims nothing; `lint` shows a null field's removal as a
+removal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
 from realtime_proxy.ops.probe_cases import PROBES
-from tests.e2e.helpers import proxy_command
+from tests.e2e.helpers import AUTH, proxy_command
 
 SUBCOMMANDS = [
     ["rules"],
@@ -80,3 +84,41 @@ def test_lint_shows_a_null_speed_removal(tmp_path: Path) -> None:
     result = run(["lint", str(events)], capture_output=True)
     assert result.returncode == 1
     assert "null_speed would rewrite session.audio.output.speed: null -> (deleted)" in result.stdout
+
+
+async def test_the_proxy_outlives_its_log_reader() -> None:
+    """`realtime-proxy | head -1`: once the log pipe is gone, lines are dropped, sessions still work and
+    SIGTERM still ends it with 0 (the first log write used to raise in the session's code)."""
+    read, write = os.pipe()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_PROXY_")}
+    env |= {"REALTIME_PROXY_WORKERS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    args = (
+        "--fake-upstream",
+        "--log-format",
+        "json",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *proxy_command(*args), stdout=write, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    os.close(write)
+    try:
+        with os.fdopen(read) as reader:
+            listening = json.loads(await asyncio.wait_for(asyncio.to_thread(reader.readline), 15))
+        # The reader is gone: every later line hits a closed pipe.
+        url = f"ws://127.0.0.1:{listening['port']}/v1/realtime?model=gpt-realtime"
+        for _ in range(2):
+            async with asyncio.timeout(10), connect(url, additional_headers=AUTH) as client:
+                assert json.loads(await client.recv())["type"] == "session.created"
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            _, err = await proc.communicate()
+    assert proc.returncode == 0
+    assert "Traceback" not in err.decode() and "log lines are dropped" in err.decode()
