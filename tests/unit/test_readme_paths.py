@@ -90,3 +90,17 @@ def test_the_rule_table_is_the_catalogues() -> None:
     from realtime_proxy.ops.catalogue import _markdown
 
     assert _markdown() in TEXT[ROOT / "docs" / "rules.md"]
+
+
+def test_every_setting_is_in_the_settings_doc() -> None:
+    from pydantic import BaseModel
+
+    from realtime_proxy.ops.settings import Settings
+
+    text = TEXT[ROOT / "docs" / "settings.md"]
+    missing = [name for name in Settings.model_fields if f"`{name}" not in text]
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            subs = field.annotation.model_fields
+            missing += [f"{name}.{sub}" for sub in subs if not re.search(rf"\b{sub}\b", text)]
+    assert not missing
