@@ -54,13 +54,14 @@ def main() -> int:
     try:
         for raw in proc.stdout:
             line = raw.decode(errors="replace")
-            if installed is None and line.startswith("{"):
-                installed = time.monotonic() - started  # the proxy's first log line: pip is done
+            if line.startswith("Successfully installed realtime-repair-proxy"):
+                installed = time.monotonic() - started  # the second pip is done: the proxy starts
             if '"proxy_listening"' in line and json.loads(line).get("port") == port:
                 break
         else:
             raise SystemExit(f"readme_quickstart: the command ended with {proc.wait()} before listening")
         listening = time.monotonic() - started
+        installed = installed or listening
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5) as answer:
             assert answer.status == 200
         print(f"readme_quickstart: install {installed:.1f} s, proxy listening {listening - installed:.1f} s "
