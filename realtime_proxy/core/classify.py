@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime_proxy.core.events import MAX_REPAIR_DEPTH, parse_object, too_deep
+from realtime_proxy.core.events import MAX_REPAIR_DEPTH, parse_guarded
 
 # Real Realtime events nest < 20 deep; the rules recurse and orjson refuses to serialise past 254 levels.
 MAX_EVENT_DEPTH = MAX_REPAIR_DEPTH
@@ -17,7 +17,7 @@ MAX_EVENT_DEPTH = MAX_REPAIR_DEPTH
 def parse_declared(frame: str, sniffed: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """The event type and parse of a frame some stage declared (or whose type did not lead).
     Too deep a frame is not parsed at all (checked on the raw text: free for ordinary events)."""
-    event = None if too_deep(frame, MAX_EVENT_DEPTH) else parse_object(frame)
+    event = parse_guarded(frame, MAX_EVENT_DEPTH)
     if sniffed is None and event is not None and isinstance(event.get("type"), str):
         sniffed = event["type"]
     return sniffed, event

@@ -15,12 +15,16 @@ the API, so `model` leaves the query and goes into the session's transcription c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import parse_qsl, urlencode
 
-Route = Literal["realtime", "transcription", "translation", "sideband", "azure", "azure_preview"]
+Route = Literal[
+    "realtime", "transcription", "translation", "sideband", "azure", "azure_preview", "live", "other"
+]
+# The routes the proxy understands: rules, turn-taking and retries may act on these only.
 ROUTES: Final[tuple[Route, ...]] = (
     "realtime",
     "transcription",
@@ -29,6 +33,12 @@ ROUTES: Final[tuple[Route, ...]] = (
     "azure",
     "azure_preview",
 )
+# Relayed as the client asked (no alias, beta translation or handshake repair) and by no Realtime
+# stage: the Live API (its own event vocabulary, no `response.done`), which runs its own observing
+# core (core.live_session; rules scoped `live` act only when switched on), and every path the proxy
+# has never heard of (nothing can hold, rewrite, retry or answer). Counted and logged by route.
+UNTOUCHED_ROUTES: Final[tuple[Route, ...]] = ("live", "other")
+ALL_ROUTES: Final[tuple[Route, ...]] = (*ROUTES, *UNTOUCHED_ROUTES)
 SESSION_TYPES: Final = ("realtime", "transcription", "translation")
 
 
@@ -38,6 +48,11 @@ class SessionContext:
     model: str | None = None  # the model the session was opened with, after aliasing
     requested_model: str | None = None  # as the client named it (model= or Azure deployment=)
     transcription_model: str | None = None  # moved out of a transcription handshake's query
+
+    @property
+    def untouched(self) -> bool:
+        """A route the proxy does not understand: relayed as is (see `UNTOUCHED_ROUTES`)."""
+        return self.route in UNTOUCHED_ROUTES
 
     @property
     def implied_session_type(self) -> str | None:
@@ -52,15 +67,36 @@ class SessionContext:
         return None
 
 
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def model_family(model: str | None) -> str | None:
+    """The family a model belongs to, for the rules' `models` scope: a dated snapshot is its family
+    (`gpt-realtime-2025-08-28` -> `gpt-realtime`); every other name is its own family, so
+    `gpt-realtime-2` and `gpt-realtime-mini` are NOT `gpt-realtime` (different models, different
+    evidence). None (a sideband socket names no model, an Azure deployment is the operator's own
+    name): no family, so no model-specific rule applies unless `[models.rules]` switches it on."""
+    if model is None:
+        return None
+    return _SNAPSHOT.sub("", model.strip().lower())
+
+
 def _split(request_target: str) -> tuple[str, list[tuple[str, str]]]:
     path, _, query = request_target.partition("?")
     return path, parse_qsl(query, keep_blank_values=True)
 
 
 def route_of(path: str, query: Mapping[str, str]) -> Route:
+    """The route table. Realtime sockets end in `/realtime` (any prefix: `/v1/realtime`, Azure's
+    `/openai/v1/realtime` and `/openai/realtime`); the query tells sideband, transcription and Azure
+    preview apart. `…/live/sessions` is the Live API; anything else is `other`."""
     trimmed = path.rstrip("/")
+    if trimmed.endswith("/live/sessions") or "/live/sessions/" in trimmed:
+        return "live"
     if trimmed.endswith("/realtime/translations"):
         return "translation"
+    if not trimmed.endswith("/realtime"):
+        return "other"
     if "call_id" in query:
         return "sideband"
     if query.get("intent") == "transcription":

@@ -127,6 +127,14 @@ def parse_object(frame: Frame) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def parse_guarded(frame: Frame, limit: int = MAX_REPAIR_DEPTH) -> dict[str, Any] | None:
+    """The one guard for every JSON the proxy parses (WebSocket events, HTTP session configs):
+    None when it nests deeper than `limit` (never parsed: it goes on untouched and the API answers
+    it), is malformed, or is not an object. Size is bounded by the caller (`max_parse_bytes`,
+    `http.max_repair_body_bytes`)."""
+    return None if too_deep(frame, limit) else parse_object(frame)
+
+
 def dump(event: dict[str, Any]) -> str:
     """Serialise an event the proxy changed or made (compact, UTF-8 text frame)."""
     return orjson.dumps(event).decode()
@@ -178,6 +186,7 @@ SERVER_EVENT_TYPES = frozenset(
         "input_audio_buffer.speech_started",
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.dtmf_event_received",  # SIP calls: a keypad digit
         "output_audio_buffer.started",
         "output_audio_buffer.stopped",
         "output_audio_buffer.cleared",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from realtime_proxy.core.actions import Action, ToClient
 from realtime_proxy.core.events import leading_type
-from realtime_proxy.core.retry import SERVER_PARSED_TYPES, ResponseRetrier
+from realtime_proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier
 from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
 
 
@@ -27,8 +27,11 @@ class RetryStage(BaseStage):
         if message.type == "response.create":
             if not self.retrier.wants(event):
                 return []
-            message.edited()
-            return list(self.retrier.track(event, now))
+            before = _tag(event)
+            actions: list[StageAction] = list(self.retrier.track(event, now))
+            if _tag(event) != before:  # only a request actually tagged goes out re-serialised
+                message.edited()
+            return actions
         if message.type == "response.cancel":
             decided = self.retrier.on_client_cancel(event, now)
             if decided is not None:
@@ -59,3 +62,9 @@ class RetryStage(BaseStage):
             else a
             for a in actions
         ]
+
+
+def _tag(event: dict[str, object]) -> object:
+    response = event.get("response")
+    metadata = response.get("metadata") if isinstance(response, dict) else None
+    return metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None

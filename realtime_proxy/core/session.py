@@ -14,6 +14,7 @@ from typing import Any
 
 from realtime_proxy.core.attribution import AttributionStage, EventIds
 from realtime_proxy.core.compat.stage import BetaStage
+from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.pipeline import Pipeline
@@ -35,6 +36,9 @@ class CoreOptions:
     orchestration: OrchestrationOptions | None = None  # turn-taking on the upstream leg; None: off
     log_event_types: bool = False  # one debug observation per frame (type and size only)
     max_parse_bytes: int = DEFAULT_MAX_EVENT_BYTES  # larger events are never parsed: forwarded as sent
+    # A route the proxy does not understand (core.context.UNTOUCHED_ROUTES): only the stages that
+    # observe (tracking, state) run; nothing can hold, rewrite, retry or answer a frame.
+    untouched: bool = False
 
 
 class SessionCore:
@@ -49,10 +53,11 @@ class SessionCore:
         options: CoreOptions | None = None,
         traffic: TrafficCounts | None = None,
         escalation: RuleChain | None = None,
+        context: SessionContext | None = None,
     ) -> None:
         self.options = options = options or CoreOptions()
         self.chain, self.retrier = chain, retrier
-        self.state = SessionState()
+        self.state = SessionState(context)
         self.tracker = ResponseTracker()
         self.traffic = traffic = traffic or TrafficCounts()
         ids = EventIds()
@@ -65,9 +70,13 @@ class SessionCore:
         tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
         attribution = AttributionStage(ids)
+        client_stages = _present(beta, repair, orchestration, retry, tracking, state)
+        server_stages = _present(tracking, orchestration, attribution, state, retry, beta)
+        if options.untouched:
+            client_stages = server_stages = (tracking, state)
         self.pipeline = Pipeline(
-            _present(beta, repair, orchestration, retry, tracking, state),
-            _present(tracking, orchestration, attribution, state, retry, beta),
+            client_stages,
+            server_stages,
             traffic,
             max_parse_bytes=options.max_parse_bytes,
             log_event_types=options.log_event_types,

@@ -7,28 +7,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from realtime_proxy.core.audio_accounting import (
+    MAX_TRACKED,
+    MIN_BYTES_PER_MS,
+    InputBuffer,
+    OutputAudio,
+    bytes_per_ms,
+)
 from realtime_proxy.core.context import SessionContext
-from realtime_proxy.core.events import sniff_string_field
+from realtime_proxy.core.events import sniff_string_field, sniff_type
 from realtime_proxy.core.stage import BaseStage, Message, StageAction
 
-# Smallest bytes/ms of any GA format (G.711 at 8 kHz): with an unknown format it turns a
-# byte count into an UPPER bound on milliseconds, so guards never block a valid request.
-MIN_BYTES_PER_MS = 8.0
-_MAX_TRACKED_ITEMS = 256  # delivered-audio entries kept; truncation targets recent items
-
-
-def bytes_per_ms(fmt: Any) -> float | None:
-    """Bytes per millisecond of a GA audio format object, None when unknown."""
-    if not isinstance(fmt, dict):
-        return None
-    kind = fmt.get("type")
-    if kind in ("audio/pcmu", "audio/pcma"):
-        return 8.0
-    if kind == "audio/pcm":
-        rate = fmt.get("rate", 24000)
-        if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
-            return rate * 2 / 1000  # 16-bit mono
-    return None
+__all__ = ["MIN_BYTES_PER_MS", "SessionState", "SessionStateStage", "b64_span_len", "bytes_per_ms"]
+_MAX_TRACKED_ITEMS = MAX_TRACKED
 
 
 def b64_span_len(frame: str, field: str = "delta") -> int:
@@ -47,7 +38,7 @@ class SessionState:
 
     # session.update is parsed so a response.create sent before session.updated arrives
     # already sees the new tools (optimistic; the server's echo overrides it).
-    CLIENT_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset({"session.update"})
+    CLIENT_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset({"session.update", "response.create"})
     SERVER_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset(
         {
             "session.created",
@@ -72,15 +63,39 @@ class SessionState:
         ] = {}  # finished in-band assistant items that delivered no audio
         self.voice: Any = None  # current output voice (str or {"id": ...}) per the server
         self.assistant_audio_produced = False
-        self.input_format_bytes_per_ms: float | None = None
-        self.output_format_bytes_per_ms: float | None = None
-        self.appended_audio_ms_upper_bound = 0.0
-        self.delivered_audio_ms: dict[str, float] = {}
+        self.input = InputBuffer()  # the commit guard's upper bound
+        self.output = OutputAudio()  # per item, the audio delivered, in its response's format
         self.active_in_band_response = False
         self._active_response_id: str | None = None
         # Set by the relay for WebRTC/SIP sideband sockets (?call_id=): input audio arrives as
         # media, not as appends, so the append count says nothing about the buffer.
         self.external_audio_input = False
+
+    @property
+    def input_format_bytes_per_ms(self) -> float | None:
+        return self.input.confirmed_bpm
+
+    @property
+    def output_format_bytes_per_ms(self) -> float | None:
+        return self.output.session_bpm
+
+    @property
+    def appended_audio_ms_upper_bound(self) -> float:
+        """The most audio the server's input buffer could hold (see `InputBuffer`)."""
+        return self.input.ms_upper_bound
+
+    @appended_audio_ms_upper_bound.setter
+    def appended_audio_ms_upper_bound(self, ms: float) -> None:
+        self.input.set_ms(ms)
+
+    @property
+    def delivered_audio_ms(self) -> dict[str, float]:
+        """Per assistant item, the most audio it could have delivered to the client."""
+        return self.output.delivered_ms
+
+    @delivered_audio_ms.setter
+    def delivered_audio_ms(self, value: dict[str, float]) -> None:
+        self.output.delivered_ms = dict(value)
 
     @property
     def model(self) -> str | None:
@@ -114,16 +129,25 @@ class SessionState:
         self, event_type: str | None, event: dict[str, Any] | None, frame: str | bytes
     ) -> None:
         if event_type == "input_audio_buffer.append":
-            # The frame is longer than its base64 payload, and base64 is 4/3 of the bytes.
-            self.appended_audio_ms_upper_bound += len(frame) * 0.75 / self.input_bytes_per_ms
+            self.input.append(len(frame))
         elif event_type in ("input_audio_buffer.commit", "input_audio_buffer.clear"):
-            self.appended_audio_ms_upper_bound = 0.0
+            self.input.client_reset()
+        elif event_type == "response.create" and event is not None:
+            self.output.create_sent(event.get("response"))
         elif event_type == "session.update" and event is not None:
             session = event.get("session")
-            tools = session.get("tools") if isinstance(session, dict) else None
+            session = session if isinstance(session, dict) else {}
+            audio_in = _section(session, "input")
+            self.input.update_sent(audio_in.get("format"), "format" in audio_in)
+            tools = session.get("tools")
             if isinstance(tools, list):
                 self.session_tools = [t for t in tools if isinstance(t, dict)]
                 self.tools_source = "client"
+
+    def observe_unreadable(self) -> None:
+        """A client frame whose type the proxy could not read was forwarded: it may have been an
+        append, so the buffer may hold any amount of audio until it is next known empty."""
+        self.input.unreadable()
 
     # -- server -> client --
 
@@ -133,15 +157,18 @@ class SessionState:
         if event_type == "response.output_audio.delta":
             self._audio_delta(frame)
         elif event_type in ("input_audio_buffer.committed", "input_audio_buffer.cleared"):
-            self.appended_audio_ms_upper_bound = 0.0
+            self.input.server_reset()
         elif event is None:
             return
         elif event_type in ("session.created", "session.updated"):
             session = event.get("session")
             if isinstance(session, dict):
-                self._session(session)
+                self._session(session, answers_update=event_type == "session.updated")
         elif event_type == "response.created":
-            self._response_created(event.get("response"))
+            response = event.get("response")
+            if isinstance(response, dict):
+                self.output.response_created(response)
+            self._response_created(response)
         elif event_type == "response.output_item.done":
             # In-band only: out-of-band items are not in the conversation.
             rid = event.get("response_id")
@@ -158,15 +185,10 @@ class SessionState:
         self.assistant_audio_produced = True
         text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
         item_id = sniff_string_field(text, "item_id")
-        if item_id is None:
-            return
-        ms = b64_span_len(text) * 0.75 / self.output_bytes_per_ms
-        delivered = self.delivered_audio_ms
-        if item_id not in delivered and len(delivered) >= _MAX_TRACKED_ITEMS:
-            del delivered[next(iter(delivered))]  # oldest first: dicts keep insertion order
-        delivered[item_id] = delivered.get(item_id, 0.0) + ms
+        if item_id is not None:
+            self.output.delta(item_id, sniff_string_field(text, "response_id"), b64_span_len(text))
 
-    def _session(self, session: dict[str, Any]) -> None:
+    def _session(self, session: dict[str, Any], *, answers_update: bool) -> None:
         if isinstance(session.get("type"), str):
             self.session_type = session["type"]
         if isinstance(session.get("model"), str):
@@ -178,22 +200,19 @@ class SessionState:
             self.tools_from_elsewhere = session.get("prompt") is not None or any(
                 t.get("type", "function") != "function" for t in self.session_tools
             )
-        audio = session.get("audio")
-        if not isinstance(audio, dict):
-            return
-        audio_in, audio_out = audio.get("input"), audio.get("output")
-        if isinstance(audio_in, dict) and "transcription" in audio_in:
+        audio_in, audio_out = _section(session, "input"), _section(session, "output")
+        self.input.session_reported(
+            audio_in.get("format"), "format" in audio_in, answers_update=answers_update
+        )
+        if "transcription" in audio_in:
             transcription = audio_in["transcription"]
             self.transcription_model_set = isinstance(transcription, dict) and bool(
                 transcription.get("model")
             )
-        if isinstance(audio_in, dict) and "format" in audio_in:
-            self.input_format_bytes_per_ms = bytes_per_ms(audio_in["format"])
-        if isinstance(audio_out, dict):
-            if "format" in audio_out:
-                self.output_format_bytes_per_ms = bytes_per_ms(audio_out["format"])
-            if "voice" in audio_out:
-                self.voice = audio_out["voice"]
+        if "format" in audio_out:
+            self.output.session_bpm = bytes_per_ms(audio_out["format"])
+        if "voice" in audio_out:
+            self.voice = audio_out["voice"]
 
     def _item_done(self, item: Any) -> None:
         # A finished assistant message that delivered no audio can never be truncated
@@ -218,6 +237,12 @@ class SessionState:
             self._active_response_id = rid if isinstance(rid, str) else None
 
 
+def _section(session: dict[str, Any], name: str) -> dict[str, Any]:
+    audio = session.get("audio")
+    section = audio.get(name) if isinstance(audio, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
 class SessionStateStage(BaseStage):
     """Keeps `SessionState` current: what actually went upstream, what the API said."""
 
@@ -234,10 +259,25 @@ class SessionStateStage(BaseStage):
     def __init__(self, state: SessionState) -> None:
         self.state = state
 
+    client_sees_all = True  # a frame whose type it cannot trust may be an append (see below)
+
     def on_client(self, message: Message, now: float) -> list[StageAction]:
-        self.state.observe_client(message.type, message.event, message.frame)
+        kind = message.type
+        if kind in self.client_types or kind in self.client_sees:
+            if message.event is None and kind != "input_audio_buffer.append" and _unsure(message):
+                self.state.observe_unreadable()
+            else:
+                self.state.observe_client(kind, message.event, message.frame)
+        elif message.event is None and _unsure(message):
+            self.state.observe_unreadable()
         return []
 
     def on_server(self, message: Message, now: float) -> list[StageAction]:
         self.state.observe_server(message.type, message.event, message.frame)
         return []
+
+
+def _unsure(message: Message) -> bool:
+    """True when the frame's type was not established: not parsed (too large or too deep) and its
+    type was not sniffed reliably (absent, not first, or repeated: the API keeps the last one)."""
+    return message.type is None or sniff_type(message.frame) != message.type

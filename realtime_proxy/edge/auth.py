@@ -26,6 +26,17 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _KEY_LIKE = re.compile(r"\b(?:sk|ek)[-_][A-Za-z0-9_\-*]{3,}|[A-Za-z0-9_\-]{0,8}\*{4,}[A-Za-z0-9_\-]{0,8}")
 
 
+# A Live session's sideband and fork sockets (`/v1/live/sessions/{id}/attach|fork`): allowed in
+# inject mode wherever their session's path is (the ids vary, an exact list cannot name them).
+_LIVE_SUB_SOCKET = re.compile(r"(.*/live/sessions)/[A-Za-z0-9_\-]+/(?:attach|fork)/?")
+
+
+def _inject_path(path: str) -> str:
+    """The path whose `auth.inject_paths` entry admits `path`: itself, or a Live sub-socket's session path."""
+    match = _LIVE_SUB_SOCKET.fullmatch(path)
+    return match.group(1) if match else path
+
+
 class AdmissionRefused(Exception):
     def __init__(self, status: int, code: str, message: str, result: str) -> None:
         super().__init__(message)
@@ -115,7 +126,7 @@ class Admission:
             )
         if not self.inject:
             return headers, subprotocols
-        if path is not None and path.partition("?")[0] not in self.inject_paths:
+        if path is not None and _inject_path(path.partition("?")[0]) not in self.inject_paths:
             raise AdmissionRefused(
                 403, "path_not_allowed", "This path may not be used through the proxy.", "rejected_path"
             )

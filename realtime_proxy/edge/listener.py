@@ -172,7 +172,16 @@ class ClientLeg(Leg):
         response = ws.accept(request)  # validates Upgrade, key and version before any upstream contact
         if response.status_code != 101:
             log.info("client_handshake_failed", client=self.remote, status=response.status_code)
-            self.refuse(response)
+            # websockets' text body quotes the offending header's value: a fixed text instead.
+            refusal = json_response(
+                response.status_code,
+                "invalid_websocket_handshake",
+                "The WebSocket handshake request is invalid.",
+            )
+            for name in ("Upgrade", "Sec-WebSocket-Version"):  # what a 426 tells the client to use
+                if name in response.headers:
+                    refusal.headers[name] = response.headers[name]
+            self.refuse(refusal)
             return
         self.gateway.upgrade(self, request)
 

@@ -55,13 +55,19 @@ class ProxyServer:
         tracing: Tracing | None = None,
     ) -> None:
         s = self.settings = settings
-        self.metrics = metrics or Metrics(models=settings.prices)
+        self.metrics = metrics or Metrics(models=settings.prices, live_models=settings.live_prices)
         self.admission = Admission(s.auth)
         self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules, tracing)
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
-        self.client_timing = LegTiming(s.ping_interval, ping_timeout, min(ping_timeout or 10.0, 10.0))
+        self.client_timing = LegTiming(
+            s.ping_interval,
+            ping_timeout,
+            min(ping_timeout or 10.0, 10.0),
+            write_stall_timeout=s.write_stall_timeout,
+            max_fragments=s.max_fragments,
+        )
         self.head_timeout, self.max_frame_bytes, self.compression = (
             s.handshake_timeout + 5,
             s.max_frame_bytes,
@@ -115,7 +121,7 @@ class ProxyServer:
             self.handshaking -= 1
             self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
             self.metrics.upstream_failures_total.labels("websocket", failure.cause).inc()
-            host, path = upstream_host(self.settings.upstream_url), request.path.split("?", 1)[0]
+            host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
             log.warning(
                 "upstream_handshake_failed",
                 status=failure.status,
@@ -138,8 +144,8 @@ class ProxyServer:
         if not leg.accept(request, upstream.subprotocol):
             upstream.close(1001, "client connection lost")
             return
-        query = dict(parse_qsl(request.path.partition("?")[2]))
-        path = request.path.split("?", 1)[0]
+        query = dict(parse_qsl(plan.target.partition("?")[2]))
+        path = plan.target.split("?", 1)[0]
         pending = PendingSession(
             plan.beta_client,
             uuid.uuid4().hex[:16],

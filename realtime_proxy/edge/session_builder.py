@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.live_session import LiveSessionCore
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
@@ -21,6 +22,7 @@ from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
 from realtime_proxy.ops.metrics import CLOSE_CODES, Metrics
 from realtime_proxy.ops.observe import SessionObserver
+from realtime_proxy.ops.observe_live import LiveObserver, live_cost
 from realtime_proxy.ops.record import SessionRecorder
 from realtime_proxy.ops.settings import Settings
 
@@ -48,7 +50,7 @@ class PendingSession:
 class RecordingCore:
     """The core, with every client frame written to the session's recording first."""
 
-    def __init__(self, core: SessionCore, recorder: SessionRecorder) -> None:
+    def __init__(self, core: SessionCore | LiveSessionCore, recorder: SessionRecorder) -> None:
         self.core, self.recorder = core, recorder
         self.from_upstream, self.on_timer = core.from_upstream, core.on_timer
 
@@ -99,35 +101,50 @@ class SessionBuilder:
     def build_core(self, pending: PendingSession) -> SessionCore:
         s = self.settings
 
-        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled else None
+        untouched = pending.context.untouched
+        retrier = ResponseRetrier(self.retry_policy, self.rng) if s.retry.enabled and not untouched else None
         core = SessionCore(
             self.chain,
             retrier=retrier,
             traffic=self.metrics.traffic,
             escalation=self.escalation,
             options=CoreOptions(
-                beta_client=pending.beta_client,
-                orchestration=orchestration_options(s),
+                beta_client=pending.beta_client and not untouched,
+                orchestration=None if untouched else orchestration_options(s),
                 log_event_types=s.log_event_types,
                 max_parse_bytes=s.max_parse_bytes,
+                untouched=untouched,
             ),
+            context=pending.context,  # where the session is (route, model): the rules' scopes
         )
         # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
         core.state.external_audio_input = "call_id" in pending.query
-        core.state.context = pending.context  # where the session is (route, model): the rules' scopes
         return core
+
+    def build_live_core(self, pending: PendingSession) -> LiveSessionCore:
+        """A Live session's core: relayed untouched unless a rule scoped `live` is on."""
+        s = self.settings
+        return LiveSessionCore(
+            self.chain,
+            pending.context,
+            traffic=self.metrics.traffic,
+            max_parse_bytes=s.max_parse_bytes,
+            log_event_types=s.log_event_types,
+        )
 
     def start(
         self, client: Leg, upstream: Leg, pending: PendingSession, on_end: Callable[[Relay], None]
     ) -> Relay:
         s, metrics = self.settings, self.metrics
+        route = pending.context.route
         session_log = log.bind(
             session_id=pending.session_id,
             client=pending.client_addr,
             model=pending.model,
             upstream_host=upstream_host(s.upstream_url),
+            route=route,
         )
-        session_core = self.build_core(pending)
+        session_core = self.build_live_core(pending) if route == "live" else self.build_core(pending)
         core: Core = session_core
         if s.record_dir:
             core = RecordingCore(session_core, SessionRecorder(s.record_dir, pending.session_id))
@@ -137,23 +154,39 @@ class SessionBuilder:
                 model=pending.model,
                 traceparent=pending.trace_headers[0],
                 tracestate=pending.trace_headers[1],
+                live=route == "live",
             )
             if self.tracing is not None
             else None
         )
-        observer = SessionObserver(
-            metrics,
-            session_log,
-            cost=SessionCost(pending.model, s.prices),
-            trace=trace,
-            server_model=lambda: session_core.state.live_model,
-        )
+        observer: SessionObserver
+        if isinstance(session_core, LiveSessionCore):
+            live_core = session_core
+            observer = LiveObserver(
+                metrics,
+                session_log,
+                live_cost=live_cost(s.live_prices),
+                trace=trace,
+                server_model=lambda: live_core.live_model,
+            )
+        else:
+            realtime_core = session_core
+            observer = SessionObserver(
+                metrics,
+                session_log,
+                cost=SessionCost(pending.model, s.prices),
+                trace=trace,
+                server_model=lambda: realtime_core.state.live_model,
+            )
 
         def finished(relay: Relay) -> None:
             metrics.sessions_active.dec()
             duration = time.monotonic() - pending.started
             metrics.sessions_total.labels(relay.outcome).inc()
             metrics.session_duration.observe(duration)
+            metrics.live.sessions_closed.labels(route, relay.outcome).inc()
+            if route == "live":
+                metrics.live.session_duration.observe(duration)
             for side, leg in (("client", client), ("upstream", upstream)):
                 if leg.ws.close_rcvd is not None:
                     metrics.closes_total.labels(side, close_label(leg.ws.close_rcvd.code)).inc()
@@ -175,9 +208,11 @@ class SessionBuilder:
 
         relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
         metrics.sessions_active.inc()
+        metrics.sessions_opened_total.labels(pending.context.route).inc()
         session_log.info(
             "session_open",
             path=pending.path,
+            route=pending.context.route,
             subprotocol=client.ws.subprotocol and safe_subprotocol(client.ws.subprotocol),
             beta_client=pending.beta_client,
         )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 
+from realtime_proxy.edge.target import BadRequestTarget as BadRequestTarget  # raised by upstream_url
 from realtime_proxy.ops.settings import Settings
 
 # Auth and identity headers the API reads; everything else (hop-by-hop, cookies, Host, Origin,
@@ -65,10 +66,6 @@ class UpstreamTimeout(UpstreamFailure):
     cause = "timeout"
 
 
-class BadRequestTarget(ValueError):
-    """The client's request target is not a plain absolute path."""
-
-
 def upstream_url(base: str, request_target: str) -> str:
     """Base URL from config + the client's path and query, e.g.
     `wss://api.openai.com` + `/v1/realtime?model=gpt-realtime`.
@@ -80,12 +77,13 @@ def upstream_url(base: str, request_target: str) -> str:
         not request_target.startswith("/")
         or request_target.startswith("//")
         or "\\" in request_target
+        or "#" in request_target  # callers pass target.normalise_target's result: no fragment
         or any(not 0x21 <= ord(c) < 0x7F for c in request_target)
     ):
-        raise BadRequestTarget("request target must be an absolute path")
+        raise BadRequestTarget
     url = base.rstrip("/") + request_target
     if urlsplit(url).netloc != urlsplit(base).netloc:  # belt and braces
-        raise BadRequestTarget("request target changes the upstream host")
+        raise BadRequestTarget
     return url
 
 
@@ -114,6 +112,8 @@ class UpstreamOptions:
     ping_timeout: float | None
     compression: bool
     ssl_context: ssl.SSLContext | None
+    write_stall_timeout: float = 30.0
+    max_fragments: int = 1024
 
 
 def upstream_options(settings: Settings, upstream_ssl: ssl.SSLContext | None = None) -> UpstreamOptions:
@@ -131,6 +131,8 @@ def upstream_options(settings: Settings, upstream_ssl: ssl.SSLContext | None = N
         s.ping_timeout or None,
         s.compression,
         tls,
+        s.write_stall_timeout,
+        s.max_fragments,
     )
 
 

@@ -150,6 +150,8 @@ def _timing(options: UpstreamOptions) -> LegTiming:
         ping_timeout=timeout,
         # An upstream that missed a pong will not answer our Close either: don't wait 10 s for it.
         close_timeout=min(timeout, 10.0) if timeout else 10.0,
+        write_stall_timeout=options.write_stall_timeout,
+        max_fragments=options.max_fragments,
     )
 
 

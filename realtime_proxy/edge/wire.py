@@ -4,6 +4,13 @@ Bytes in -> `receive_data` -> frames -> whole messages handed to the leg's `sink
 the sink sends on the other leg -> `data_to_send` -> `transport.write`. No future or queue per
 message. Backpressure: when this leg's transport buffer is full, the peer leg stops reading.
 Keepalive pings and every close are bounded in time, so a peer that stops reading is reaped.
+
+Every buffer is bounded per direction and per source. A leg whose transport buffer is full stops
+the peer's reads (what the peer sends would pile up here); past `own_buffer_limit` it also stops
+its own reads, since what it sends makes the proxy answer it (Pongs to its Pings, refusals); and
+a leg that does not drain for `write_stall_timeout` is closed with 1008, whatever the keepalive.
+A fragmented message is gathered in one buffer (no object per fragment) and closed with 1009 past
+`max_fragments`; its bytes are bounded by websockets' max_size.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ OP_TEXT = Opcode.TEXT
 
 
 KEEPALIVE_TIMEOUT = (1011, "keepalive ping timeout")
+WRITE_STALLED = (1008, "not reading: write buffer not drained")
+TOO_MANY_FRAGMENTS = (1009, "message has too many fragments")
+# Why a leg is not read (a bit each, read again once none is left).
+_PEER_FULL = 1  # the peer's write buffer is full: what this leg sends would pile up there
+_OWN_FULL = 2  # this leg's own write buffer is over own_buffer_limit: it is not taking our answers
+_ALL = _PEER_FULL | _OWN_FULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,9 @@ class LegTiming:
     ping_interval: float = 0.0  # 0: no keepalive pings
     ping_timeout: float = 0.0
     close_timeout: float = 10.0  # after our Close (or a failure), abort the TCP connection
+    write_stall_timeout: float = 30.0  # write buffer full this long: closed with 1008 (0: never)
+    own_buffer_limit: int = 1024 * 1024  # past this, the leg's own reads stop too
+    max_fragments: int = 1024  # fragments per message; past it: closed with 1009
 
 
 class Sink(Interface):
@@ -50,8 +66,9 @@ class Leg(asyncio.Protocol):
     side = "leg"
     # Slots, not a dict per instance: two legs per session, thousands of idle sessions.
     __slots__ = (
-        "_close_handle", "_parts", "_ping", "_ping_handle", "_pings_sent", "_text", "closed", "ended",
-        "loop", "peer", "read_paused", "sink", "timing", "transport", "write_blocked_since", "ws",
+        "_close_handle", "_fragments", "_parts", "_pauses", "_ping", "_ping_handle", "_pings_sent",
+        "_stall_handle", "_text", "closed", "ended", "loop", "peer", "sink", "timing", "transport",
+        "write_blocked_since", "ws",
     )  # fmt: skip
 
     def __init__(self, ws: Protocol, timing: LegTiming) -> None:
@@ -63,9 +80,11 @@ class Leg(asyncio.Protocol):
         self.peer: Leg | None = None
         self.ended = False  # reported to the sink as no longer OPEN
         self.closed = False  # the TCP connection is gone
-        self.read_paused = False  # paused because the peer's send buffer is full
+        self._pauses = 0  # _PEER_FULL | _OWN_FULL: why the transport is not read
         self.write_blocked_since: float | None = None
-        self._parts: list[bytes] = []
+        self._stall_handle: asyncio.TimerHandle | None = None
+        self._parts = bytearray()  # the fragmented message being gathered
+        self._fragments = 0
         self._text = False
         self._ping: bytes | None = None  # payload of the unanswered keepalive ping
         self._pings_sent = 0
@@ -84,6 +103,8 @@ class Leg(asyncio.Protocol):
         if events:
             self.handle_frames(events, self.loop.time())
         self.flush()
+        if self.write_blocked_since is not None and self._over_own_limit():
+            self.pause_reading(_OWN_FULL)  # our answers to it pile up: stop reading it too
         peer = self.peer
         if peer is not None:
             peer.flush()
@@ -100,7 +121,7 @@ class Leg(asyncio.Protocol):
         self.closed = True
         self.ws.receive_eof()
         self.ws.data_to_send()  # nowhere to write any more
-        for handle in (self._ping_handle, self._close_handle):
+        for handle in (self._ping_handle, self._close_handle, self._stall_handle):
             if handle is not None:
                 handle.cancel()
         if self.peer is not None:
@@ -109,15 +130,38 @@ class Leg(asyncio.Protocol):
         if self.sink is not None:
             self.sink.on_transport_closed(self)
 
+    @property
+    def read_paused(self) -> bool:
+        return bool(self._pauses)
+
     def pause_writing(self) -> None:
         self.write_blocked_since = self.loop.time()
         if self.peer is not None:
             self.peer.pause_reading()
+        stall = self.timing.write_stall_timeout
+        if stall > 0 and self._stall_handle is None:
+            self._stall_handle = self.loop.call_later(stall, self._write_stalled)
 
     def resume_writing(self) -> None:
         self.write_blocked_since = None
+        if self._stall_handle is not None:
+            self._stall_handle.cancel()
+            self._stall_handle = None
         if self.peer is not None:
             self.peer.resume_reading()
+        self.resume_reading(_OWN_FULL)
+
+    def _over_own_limit(self) -> bool:
+        transport = self.transport
+        return transport is not None and transport.get_write_buffer_size() > self.timing.own_buffer_limit
+
+    def _write_stalled(self) -> None:
+        """Nothing we wrote drained for write_stall_timeout: the Close (recorded as ours, for the
+        session's outcome) would not be read either, so the connection is dropped with it."""
+        self._stall_handle = None
+        if self.write_blocked_since is not None and not self.closed:
+            self.fail(*WRITE_STALLED)
+            self.abort()
 
     # -- frames in ----------------------------------------------------------------------------
 
@@ -131,11 +175,16 @@ class Leg(asyncio.Protocol):
                     if sink is not None:
                         sink.on_message(self, frame.data, opcode is OP_TEXT, now)  # type: ignore[arg-type]
                 else:
-                    self._parts, self._text = [frame.data], opcode is OP_TEXT  # type: ignore[list-item]
+                    self._parts, self._text, self._fragments = bytearray(frame.data), opcode is OP_TEXT, 1
             elif opcode is OP_CONT:
-                self._parts.append(frame.data)  # type: ignore[arg-type]
+                self._fragments += 1
+                if self._fragments > self.timing.max_fragments:
+                    self._parts, self._fragments = bytearray(), 0
+                    self.fail(*TOO_MANY_FRAGMENTS)
+                    return  # what followed in this read is dropped with the connection
+                self._parts += frame.data
                 if frame.fin:
-                    data, self._parts = b"".join(self._parts), []
+                    data, self._parts, self._fragments = bytes(self._parts), bytearray(), 0
                     if sink is not None:
                         sink.on_message(self, data, self._text, now)
             elif opcode is OP_PONG and frame.data == self._ping:
@@ -188,13 +237,13 @@ class Leg(asyncio.Protocol):
         if self.ws.state is OPEN:
             self.ws.send_close(code, reason)
         self.flush()
-        self.resume_reading()  # keep reading (and dropping) so the peer's Close is seen
+        self.resume_reading(_ALL)  # keep reading (and dropping) so the peer's Close is seen
         self.report_ended()
 
     def fail(self, code: int, reason: str) -> None:
         self.ws.fail(code, reason)
         self.flush()
-        self.resume_reading()
+        self.resume_reading(_ALL)
         self.report_ended()
 
     def abort(self) -> None:
@@ -211,14 +260,18 @@ class Leg(asyncio.Protocol):
 
     # -- flow control -------------------------------------------------------------------------
 
-    def pause_reading(self) -> None:
-        if not self.read_paused and self.transport is not None and not self.closed and not self.ended:
-            self.read_paused = True
+    def pause_reading(self, reason: int = _PEER_FULL) -> None:
+        if self.transport is None or self.closed or self.ended:
+            return
+        if not self._pauses:
             self.transport.pause_reading()
+        self._pauses |= reason
 
-    def resume_reading(self) -> None:
-        if self.read_paused and self.transport is not None and not self.closed:
-            self.read_paused = False
+    def resume_reading(self, reason: int = _PEER_FULL) -> None:
+        if not self._pauses & reason:
+            return
+        self._pauses &= ~reason
+        if not self._pauses and self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
     # -- keepalive ----------------------------------------------------------------------------
@@ -254,7 +307,7 @@ class Leg(asyncio.Protocol):
     def _stuck_elsewhere(self) -> bool:
         """This leg is not read because the peer's buffer is full, and this leg itself is still
         taking what we write (were it not, it is stuck too and is reaped)."""
-        if not self.read_paused:
-            return False
+        if self._pauses != _PEER_FULL:
+            return False  # read as usual, or not taking what we write either: stuck itself
         blocked = self.write_blocked_since
         return blocked is None or self.loop.time() - blocked < self.timing.ping_timeout

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 from realtime_proxy.edge.http.exchange import ClientGone, CutOff, Exchange
 
 from . import http_streams
+from .http_live import LIVE_SESSIONS, live_route
 from .http_realtime import (
     Reply,
     call_offer,
@@ -84,6 +85,9 @@ class FakeHttpApi:
         if method == "GET" and _FILE_CONTENT.fullmatch(path):  # a download: `?bytes=N` of zeros, streamed
             await self._download(exchange, record, int(record.query.get("bytes", "1048576")))
             return
+        if path.startswith(LIVE_SESSIONS):
+            record.body = await exchange.read_all(16 * 1024 * 1024) if method == "POST" else b""
+            raise live_route(method, path, record.body) or self._not_found(record)
         if method == "GET" and path == "/v1/realtime":
             raise error(426, "This endpoint expects a WebSocket upgrade.", code="upgrade_required")
         if method != "POST":

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from realtime_proxy.core.events import too_deep
+
 from .errors import ApiError, missing_parameter, unknown_parameter
 from .ids import new_id
 from .session import deep_merge, default_session, transcription_session
@@ -45,6 +47,10 @@ def json_reply(value: Any, status: int = 200) -> Reply:
 
 
 def json_object(raw: bytes, what: str = "the JSON body of your request") -> dict[str, Any]:
+    # Past 64 levels the simulator refuses the body as unreadable (its replies echo the session,
+    # and orjson cannot write past 254). An assumption: the API's own limit is not documented.
+    if too_deep(raw):
+        raise error(400, f"We could not parse {what}.", code="invalid_json")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -21,6 +21,9 @@ AUDIO_CHUNKS = 5
 CHUNK_MS = 20
 # 24 kHz mono PCM16 = 48 bytes per millisecond.
 SILENCE_CHUNK = base64.b64encode(bytes(48 * CHUNK_MS)).decode()
+# G.711 (audio/pcmu, audio/pcma): 8 kHz, one byte a sample. A response speaks in ITS format (its own
+# `audio.output.format` when the create set one), not necessarily the session's.
+G711_CHUNK = base64.b64encode(bytes(8 * CHUNK_MS)).decode()
 SAMPLE_VALUES: dict[str, Any] = {"integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
 
 
@@ -183,6 +186,11 @@ class ResponseRun:
         if self.plan.in_band:
             await self.session.emit("conversation.item.done", previous_item_id=None, item=item)
 
+    def _chunk(self) -> str:
+        fmt = self.plan.audio_output.get("format")
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        return G711_CHUNK if kind in ("audio/pcmu", "audio/pcma") else SILENCE_CHUNK
+
     # --- output kinds --------------------------------------------------------------------------
 
     def _words(self) -> list[str]:
@@ -253,7 +261,7 @@ class ResponseRun:
                 await self._step()
                 self.audio_ms += CHUNK_MS
                 self.session.audio_delivered(item["id"], self.audio_ms, in_band=self.plan.in_band)
-                await self.session.emit("response.output_audio.delta", **ids, delta=SILENCE_CHUNK)
+                await self.session.emit("response.output_audio.delta", **ids, delta=self._chunk())
             if i < len(words):
                 await self._step()
                 content[field_name] += words[i]

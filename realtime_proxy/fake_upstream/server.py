@@ -19,12 +19,20 @@ from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 
 from .http_api import FakeHttpApi
 from .listener import Dispatcher, attach_listener, websocket_factory, websocket_server
+from .live import FakeLiveSession, socket_of
 from .session import FakeSession
 from .translation import FakeTranslationSession
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-STATUS_REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests"}
+LIVE_MODEL_PREFIX = "gpt-live-1"  # gpt-live-1, gpt-live-1.1 (gpt-live-transcribe is a Realtime model)
+STATUS_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+}
 
 
 @dataclass
@@ -113,6 +121,8 @@ class FakeUpstream:
         self.response_delay = response_delay
         # Function calls a tool-calling response makes at once (`tool_choice: "required"`).
         self.parallel_function_calls = parallel_function_calls
+        self.live_seconds_per_response = 30  # billable seconds a Live response adds (fake_upstream.live)
+        self.live_start_delay = 0.0  # seconds from session.start to session.started
         self.handshake_delay = 0.0
         self.echo_audio = False
         self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent
@@ -213,9 +223,15 @@ class FakeUpstream:
         if self.refuse_handshake is not None:
             status, body = self.refuse_handshake
             return json_response(status, body)
-        if not record.path.rstrip("/").endswith(("/realtime", "/realtime/translations")):
+        live = socket_of(record.path) is not None
+        if not live and not record.path.rstrip("/").endswith(("/realtime", "/realtime/translations")):
             error = {"message": f"Invalid URL (GET {record.path})", "type": "invalid_request_error"}
             return json_response(404, {"error": {**error, "code": None, "param": None}})
+        model = record.query.get("model", "")
+        if record.path.rstrip("/").endswith("/realtime") and model.startswith(LIVE_MODEL_PREFIX):
+            # A Live model on the Realtime route (https://docs.litellm.ai/docs/live_sessions).
+            error = {"message": f"Invalid model: '{model}'.", "type": "invalid_request_error"}
+            return json_response(400, {"error": {**error, "code": "invalid_model", "param": "model"}})
         key = _api_key(record)
         minted = self.http.client_secrets
         if key is None or (self.api_key is not None and key != self.api_key and key not in minted):
@@ -246,8 +262,16 @@ class FakeUpstream:
             await ws.send(text)
 
         model = record.query.get("model", "gpt-realtime")
-        session: FakeSession | FakeTranslationSession
-        if record.path.rstrip("/").endswith("/translations"):
+        session: FakeSession | FakeTranslationSession | FakeLiveSession
+        if (live_socket := socket_of(record.path)) is not None:
+            session = FakeLiveSession(
+                send_text,
+                delta_interval=self.delta_interval,
+                seconds_per_response=self.live_seconds_per_response,
+                start_delay=self.live_start_delay,
+                socket=live_socket,
+            )
+        elif record.path.rstrip("/").endswith("/translations"):
             session = FakeTranslationSession(send_text, model=model)
         else:
             session = FakeSession(

@@ -58,7 +58,22 @@ CONTENT_TYPES_BY_ROLE: dict[str, tuple[str, ...]] = {
     "system": ("input_text",),
     "assistant": ("output_text", "output_audio"),
 }
-ITEM_TYPES = ("message", "function_call", "function_call_output")
+ITEM_TYPES = (
+    "message",
+    "function_call",
+    "function_call_output",
+    "mcp_approval_response",
+    "mcp_list_tools",
+    "mcp_call",
+    "mcp_approval_request",
+)
+# Required fields of the MCP items, per the SDK's types (openai/types/realtime/realtime_mcp_*_param.py).
+MCP_REQUIRED: dict[str, tuple[str, ...]] = {
+    "mcp_approval_response": ("id", "approval_request_id", "approve"),
+    "mcp_list_tools": ("server_label", "tools"),
+    "mcp_call": ("id", "arguments", "name", "server_label"),
+    "mcp_approval_request": ("id", "arguments", "name", "server_label"),
+}
 
 
 def _require_object(value: object, param: str) -> dict[str, Any]:
@@ -212,10 +227,16 @@ def check_item(value: object, param: str) -> dict[str, Any]:
             if role == "assistant" and part.get("type") == "output_audio":
                 # Allowed by the types, refused by the API (openai-agents-js #963).
                 raise missing_parameter(f"{where}.text")
+            if "type" not in part:
+                continue  # optional in the SDK's types; no report shows the API refusing it
             if part.get("type") not in allowed:
                 # The API names the text variant for assistant/system ("Value must be 'output_text'.").
                 shown = allowed if role == "user" else allowed[:1]
                 raise invalid_value(f"{where}.type", part.get("type"), shown)
+    elif kind in MCP_REQUIRED:
+        for field in MCP_REQUIRED[kind]:
+            if field not in item:
+                raise missing_parameter(f"{param}.{field}")
     elif kind == "function_call":
         for field in ("name", "arguments"):
             if not isinstance(item.get(field), str):

@@ -8,12 +8,17 @@ import argparse
 import json
 from typing import Any
 
-from realtime_proxy.core.context import ROUTES
+from realtime_proxy.core.context import ALL_ROUTES, ROUTES
 from realtime_proxy.core.rules import ALL_RULES, Rule
 
 
 def _scope(values: frozenset[str], every: tuple[str, ...]) -> str:
     return "all" if set(every) <= values else ", ".join(v for v in every if v in values)
+
+
+def _routes(values: frozenset[str]) -> str:
+    """ "all" for every Realtime route; Live's rules name `live`."""
+    return "all" if set(ROUTES) <= values else ", ".join(r for r in ALL_ROUTES if r in values)
 
 
 def describe(rule: Rule) -> dict[str, Any]:
@@ -24,24 +29,35 @@ def describe(rule: Rule) -> dict[str, Any]:
         "event_types": sorted(rule.event_types),
         "description": rule.description,
         "prevents": rule.prevents,
-        "routes": [r for r in ROUTES if r in rule.routes],
+        "routes": [r for r in ALL_ROUTES if r in rule.routes],  # live: the Live API's own rules
         "session_types": sorted(rule.session_types),
         "models": list(rule.models) or "all",
+        "model_scope": model_scope(rule),
         "evidence": rule.evidence,
     }
+
+
+def model_scope(rule: Rule) -> str:
+    """The model scope the engine enforces, in words."""
+    if not rule.models:
+        return "all models"
+    families = ", ".join(rule.models)
+    return (
+        f"enforced: the {families} family only (dated snapshots included; not other models, not an "
+        "unknown model); [models.rules.<model>] can switch it on elsewhere"
+    )
 
 
 def _text(rule: Rule) -> str:
     d = describe(rule)
     lossless = "lossless" if rule.lossless else "lossy"
-    models = ", ".join(rule.models) if rule.models else "all models"
     return "\n".join(
         [
             f"{rule.name}  [{d['default']}, {lossless}]  on {', '.join(d['event_types'])}",
             f"  {rule.description}",
             f"  prevents: {rule.prevents}",
             f"  routes: {', '.join(d['routes'])}; session types: {', '.join(d['session_types'])}; "
-            f"known needed for: {models}",
+            f"models: {d['model_scope']}",
             f"  evidence: {rule.evidence}",
         ]
     )
@@ -54,8 +70,8 @@ def _markdown() -> str:
     ]
     for rule in ALL_RULES:
         scope = (
-            f"{_scope(rule.routes, ROUTES)} · {', '.join(sorted(rule.session_types))} · "
-            f"{', '.join(rule.models) or 'all'}"
+            f"{_routes(rule.routes)} · {', '.join(sorted(rule.session_types))} · "
+            f"{(', '.join(rule.models) + ' family (enforced)') if rule.models else 'all'}"
         )
         evidence = "<br>".join(part.strip() for part in rule.evidence.split(";"))
         cells = [

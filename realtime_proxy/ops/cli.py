@@ -170,7 +170,7 @@ async def _serve(settings: Settings, argv: list[str]) -> int:
         settings = settings.model_copy(update={"upstream_url": fake.url})
     from realtime_proxy.ops.tracing import tracing_from_environment
 
-    metrics = Metrics(models=settings.prices)
+    metrics = Metrics(models=settings.prices, live_models=settings.live_prices)
     tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
     server = ProxyServer(settings, metrics=metrics, tracing=tracing)
     await server.start(_server_ssl(settings), reuse_port=bool(os.environ.get(WORKER_ENV)))

@@ -112,7 +112,7 @@ def lint_events(events: list[Any], chain: RuleChain, *, beta_client: bool = Fals
         actions = core.from_client(frame, 0.0)
         sent = frame if actions is None else None
         for action in actions or ():
-            finding = _finding(number, event_type, event_id, action)
+            finding = finding_of(number, event_type, event_id, action)
             if finding is not None:
                 report.findings.append(finding)
             elif isinstance(action, ToUpstream) and isinstance(action.frame, str):
@@ -133,7 +133,7 @@ def lint_events(events: list[Any], chain: RuleChain, *, beta_client: bool = Fals
     return report
 
 
-def _finding(number: int, event_type: str, event_id: Any, action: Any) -> Finding | None:
+def finding_of(number: int, event_type: str, event_id: Any, action: Any) -> Finding | None:
     if isinstance(action, Rewrite):
         return Finding(
             number,
@@ -229,7 +229,13 @@ def main(argv: list[str]) -> int:
     except UnreadableInput as exc:
         print(f"realtime-proxy lint: {exc}", file=sys.stderr)
         return 2
-    report = lint_events(events, build_chain(enabled), beta_client=args.beta_client)
+    from realtime_proxy.ops.lint_live import is_live_recording, lint_live_events
+
+    chain = build_chain(enabled)
+    if is_live_recording(events):  # a Live session: Live's core and rules (docs/live.md)
+        report = lint_live_events(events, chain)
+    else:
+        report = lint_events(events, chain, beta_client=args.beta_client)
     if args.format == "json":
         print(
             json.dumps(

@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from itertools import islice
 from typing import Any, TextIO
 
 import orjson
@@ -65,6 +66,31 @@ def safe_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name: value if name.lower() in _SAFE_HEADERS else REDACTED for name, value in items}
 
 
+# Every logged value is capped (a 200 KiB event_id or upstream error message was logged whole):
+# strings to MAX_VALUE_CHARS with their length noted, containers to MAX_ITEMS entries; a
+# traceback keeps its last MAX_TRACEBACK_CHARS (the error is at its end).
+MAX_VALUE_CHARS = 1024
+MAX_ITEMS = 64
+MAX_TRACEBACK_CHARS = 8192
+
+
+def cap_text(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """Redacted, then cut to `limit` characters with the original length noted. Only a window
+    twice the limit is redacted, so the regex cost is bounded too; a secret that straddles the
+    window's end is cut away with it."""
+    if len(text) <= limit:
+        return redact_text(text)
+    kept = redact_text(text[: 2 * limit])[:limit]
+    return f"{kept}...<{len(text)} chars>"
+
+
+def _cap_traceback(text: str) -> str:
+    if len(text) <= MAX_TRACEBACK_CHARS:
+        return redact_text(text)
+    tail = redact_text(text[-2 * MAX_TRACEBACK_CHARS :])[-MAX_TRACEBACK_CHARS:]
+    return f"<{len(text)} chars, the last {MAX_TRACEBACK_CHARS}>...{tail}"
+
+
 def redact_value(value: Any, key: str | None = None, *, depth: int = 0) -> Any:
     if key is not None:
         lowered = key.lower()
@@ -75,13 +101,20 @@ def redact_value(value: Any, key: str | None = None, *, depth: int = 0) -> Any:
     if depth > 20:
         return "<nested>"
     if isinstance(value, str):
-        return redact_text(value)
+        return _cap_traceback(value) if key == "exception" else cap_text(value)
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, dict):
-        return {k: redact_value(v, str(k), depth=depth + 1) for k, v in value.items()}
+        capped = {
+            cap_text(str(k)): redact_value(v, str(k), depth=depth + 1)
+            for k, v in islice(value.items(), MAX_ITEMS)
+        }
+        if len(value) > MAX_ITEMS:
+            capped["..."] = f"<{len(value)} keys>"
+        return capped
     if isinstance(value, list | tuple):
-        return [redact_value(v, depth=depth + 1) for v in value]
+        items = [redact_value(v, depth=depth + 1) for v in value[:MAX_ITEMS]]
+        return items if len(value) <= MAX_ITEMS else [*items, f"<{len(value)} items>"]
     return value
 
 

@@ -13,8 +13,11 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from realtime_proxy import __version__
+from realtime_proxy.core.context import ALL_ROUTES
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
+from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
+from realtime_proxy.ops.metrics_live import LiveMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -49,6 +52,7 @@ HANDSHAKE_RESULTS = (
     "rejected_beta",
     "rejected_path",
     "rejected_header",
+    "rejected_model",
 )
 # Why an upstream connection failed (edge/failure_cause.py), per leg: the WebSocket handshake or plain HTTP.
 UPSTREAM_FAILURE_CAUSES = ("dns", "refused", "tls", "timeout", "http_status", "other")
@@ -123,12 +127,17 @@ class TrafficCollector(Collector):
 
 class Metrics:
     def __init__(
-        self, registry: CollectorRegistry | None = None, models: Iterable[str] = DEFAULT_PRICES
+        self,
+        registry: CollectorRegistry | None = None,
+        models: Iterable[str] = DEFAULT_PRICES,
+        live_models: Iterable[str] = DEFAULT_LIVE_PRICES,
     ) -> None:
-        """`models`: the price table's models, the bounded values of every `model` label (else "other")."""
+        """`models`: the price table's models, the bounded values of every `model` label (else "other");
+        `live_models` likewise for the Live metrics."""
         self.registry = registry or CollectorRegistry()
         self.models = (*models, OTHER_MODEL)
         r = self.registry
+        self.live = LiveMetrics(r, (*live_models, OTHER_MODEL), SESSION_OUTCOMES)
         p = PREFIX
         Info(f"{p}_build", "Proxy build information", registry=r).info({"version": __version__})
         self.sessions_active = Gauge(f"{p}_sessions_active", "Open client sessions", registry=r)
@@ -227,6 +236,12 @@ class Metrics:
         self.closes_total = Counter(
             f"{p}_closes_total", "Close codes received, by side that sent them", ["side", "code"], registry=r
         )
+        self.sessions_opened_total = Counter(
+            f"{p}_sessions_opened_total",
+            "WebSocket sessions opened, by route class (live and other: relayed untouched)",
+            ["route"],
+            registry=r,
+        )
         self.beta_sessions_total = Counter(
             f"{p}_beta_sessions_total", "Beta-shaped client sessions by handling", ["mode"], registry=r
         )
@@ -253,6 +268,11 @@ class Metrics:
         self.http_bytes_total = Counter(
             f"{p}_http_bytes_total", "Plain HTTP body bytes relayed", ["route", "direction"], registry=r
         )
+        self.http_admissions_total = Counter(
+            f"{p}_http_admissions_total",
+            "Plain HTTP requests admitted to the upstream at once, after queueing, or refused (503)",
+            ["result"], registry=r,
+        )  # fmt: skip
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -293,6 +313,8 @@ class Metrics:
                 self.closes_total.labels(side, code)
         for mode in ("translate", "reject", "passthrough"):
             self.beta_sessions_total.labels(mode)
+        for session_route in ALL_ROUTES:
+            self.sessions_opened_total.labels(session_route)
         for action in ORCHESTRATION_ACTIONS:
             self.orchestration_total.labels(action)
         for route in HTTP_ROUTE_CLASSES:
@@ -301,3 +323,5 @@ class Metrics:
                 self.http_bytes_total.labels(route, direction)
             for status in ("2xx", "4xx", "5xx"):
                 self.http_requests_total.labels(route, status)
+        for result in ("immediate", "queued", "rejected"):
+            self.http_admissions_total.labels(result)

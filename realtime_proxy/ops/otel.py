@@ -30,6 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from realtime_proxy import __version__
 from realtime_proxy.core.actions import FirstDelta, Refusal, ResponseDone, RetryAttempt, RetryOutcome, Rewrite
+from realtime_proxy.ops.otel_live import LiveTraceHooks
 
 SYSTEM = "openai"
 OPERATION = "chat"  # a Realtime response is a conversational generation (GenAI operation "chat")
@@ -71,11 +72,18 @@ class Tracing:
         return cls(provider)
 
     def session(
-        self, *, session_id: str, model: str | None, traceparent: str | None, tracestate: str | None
+        self,
+        *,
+        session_id: str,
+        model: str | None,
+        traceparent: str | None,
+        tracestate: str | None,
+        live: bool = False,
     ) -> SessionTrace:
         carrier = {k: v for k, v in (("traceparent", traceparent), ("tracestate", tracestate)) if v}
         parent = TraceContextTextMapPropagator().extract(carrier) if carrier else None
-        return SessionTrace(self.tracer, session_id=session_id, model=model, parent=parent)
+        kind = "live_session" if live else "realtime_session"
+        return SessionTrace(self.tracer, session_id=session_id, model=model, parent=parent, kind=kind)
 
     def shutdown(self) -> None:
         self.provider.shutdown()  # flushes what the batch processor still holds
@@ -92,16 +100,24 @@ class _Response:
     events: list[tuple[str, Attributes, int]] = field(default_factory=list)
 
 
-class SessionTrace:
+class SessionTrace(LiveTraceHooks):
     """Fed by the session's observer, one call per observation it cares about."""
 
-    def __init__(self, tracer: Tracer, *, session_id: str, model: str | None, parent: Context | None) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        *,
+        session_id: str,
+        model: str | None,
+        parent: Context | None,
+        kind: str = "realtime_session",
+    ) -> None:
         self.tracer = tracer
         self.model = model
         base = {"gen_ai.provider.name": SYSTEM, "gen_ai.system": SYSTEM}
         self.base: Attributes = {**base, **({"gen_ai.request.model": model} if model else {})}
         self.span: Span = tracer.start_span(
-            f"realtime_session {model or ''}".strip(),
+            f"{kind} {model or ''}".strip(),
             context=parent,
             kind=SpanKind.SERVER,
             attributes={**self.base, "realtime_proxy.session_id": session_id},

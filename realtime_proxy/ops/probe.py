@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,26 +52,35 @@ class ProbeResult:
         return None if self.failing is None else not self.failing.accepted
 
 
-async def _open(base: str, target: str, key: str, answer_s: float) -> tuple[ClientConnection, dict[str, Any]]:
+async def _open(
+    base: str, target: str, key: str, answer_s: float, live_start: dict[str, Any] | None = None
+) -> tuple[ClientConnection, dict[str, Any]]:
     ws = await connect(
         base.rstrip("/") + target,
         additional_headers={"Authorization": f"Bearer {key}"},
         open_timeout=answer_s,
     )
     async with asyncio.timeout(answer_s):
-        created = json.loads(await ws.recv())
-    return ws, created
+        if live_start is None:  # Realtime speaks first (session.created)
+            return ws, json.loads(await ws.recv())
+        await ws.send(json.dumps(live_start))  # Live: the client starts, then waits for session.started
+        while (started := json.loads(await ws.recv())).get("type") not in ("session.started", "error"):
+            pass
+    return ws, started
 
 
 async def _answer(ws: ClientConnection, probe: Probe, answer_s: float) -> Outcome:
     """Read until the API answers the event sent with id "probe" (or closes the socket)."""
     try:
-        async with asyncio.timeout(answer_s):
+        async with asyncio.timeout(probe.quiet_is_accepted or answer_s):
             while True:
                 event = json.loads(await ws.recv())
                 kind = event.get("type")
                 error = event.get("error") if kind == "error" else None
-                if isinstance(error, dict) and error.get("event_id") in ("probe", None):
+                about = (
+                    error.get("event_id") or error.get("client_event_id") if isinstance(error, dict) else None
+                )
+                if isinstance(error, dict) and about in ("probe", None):
                     return Outcome(False, f"{error.get('code')}: {error.get('message')}")
                 if kind in probe.accepted:
                     response = event.get("response") or {}
@@ -85,6 +94,8 @@ async def _answer(ws: ClientConnection, probe: Probe, answer_s: float) -> Outcom
         code = closed.rcvd.code if closed.rcvd else None
         return Outcome(False, f"socket closed {code}")
     except TimeoutError:
+        if probe.quiet_is_accepted:  # Live acknowledges no item: silence without an error is acceptance
+            return Outcome(True, f"no error in {probe.quiet_is_accepted:g} s")
         return Outcome(False, "no answer in time")
 
 
@@ -101,7 +112,7 @@ async def _send(ws: ClientConnection, probe: Probe, event: dict[str, Any], answe
 
 
 async def _failing(base: str, probe: Probe, model: str, key: str, answer_s: float) -> Outcome:
-    ws, _ = await _open(base, probe.target(model), key, answer_s)
+    ws, _ = await _open(base, probe.target(model), key, answer_s, probe.live_start)
     try:
         return await _send(ws, probe, probe.event, answer_s)
     finally:
@@ -111,7 +122,8 @@ async def _failing(base: str, probe: Probe, model: str, key: str, answer_s: floa
 async def _repaired(base: str, probe: Probe, model: str, key: str, answer_s: float) -> Outcome:
     """The event as the rule alone repairs it, with the state the proxy would have."""
     context = session_context(probe.target(model), move_transcription_model=True)
-    ws, created = await _open(base, upstream_target(probe.target(model), context, {}), key, answer_s)
+    target = upstream_target(probe.target(model), context, {})
+    ws, created = await _open(base, target, key, answer_s, probe.live_start)
     try:
         state = SessionState(context)
         state.observe_server(created.get("type"), created, "")
@@ -128,13 +140,21 @@ async def _repaired(base: str, probe: Probe, model: str, key: str, answer_s: flo
 
 
 async def run_probes(
-    base: str, key: str, models: list[str], rules: list[str] | None = None, answer_s: float = 15.0
+    base: str,
+    key: str,
+    models: list[str],
+    rules: list[str] | None = None,
+    answer_s: float = 15.0,
+    quiet_s: float | None = None,
 ) -> list[ProbeResult]:
+    """`quiet_s`: the silence that means "accepted" for Live events the API does not acknowledge."""
     results: list[ProbeResult] = []
     for model in models:
         for probe in PROBES:
             if rules and probe.rule not in rules:
                 continue
+            if quiet_s is not None and probe.quiet_is_accepted:
+                probe = replace(probe, quiet_is_accepted=quiet_s)
             try:
                 failing = await _failing(base, probe, model, key, answer_s)
                 repaired = await _repaired(base, probe, model, key, answer_s)
@@ -186,11 +206,11 @@ def render(results: list[ProbeResult]) -> str:
 
 async def _probe(args: argparse.Namespace, key: str, models: list[str]) -> list[ProbeResult]:
     if not args.fake_upstream:
-        return await run_probes(args.upstream_url, key, models, args.rule, args.timeout)
+        return await run_probes(args.upstream_url, key, models, args.rule, args.timeout, args.quiet)
     from realtime_proxy.fake_upstream import FakeUpstream
 
     async with FakeUpstream(delta_interval=0.001) as fake:
-        return await run_probes(fake.url, key, models, args.rule, args.timeout)
+        return await run_probes(fake.url, key, models, args.rule, args.timeout, args.quiet)
 
 
 def main(argv: list[str]) -> int:
@@ -202,6 +222,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", action="append", help=f"repeatable; default {', '.join(DEFAULT_MODELS)}")
     parser.add_argument("--rule", action="append", help="probe only these rules (repeatable)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per answer (default 15)")
+    parser.add_argument(
+        "--quiet", type=float, help="seconds of silence that mean a Live event was accepted (default 2)"
+    )
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument("--fake-upstream", action="store_true", help="probe the bundled simulator (no key)")
     args = parser.parse_args(argv)

@@ -35,6 +35,8 @@ class Probe:
     path: str = "/v1/realtime"
     model_in_query: bool = True
     fixed_model: str | None = None  # e.g. a transcription model, whatever model is probed
+    live_start: dict[str, Any] | None = None  # Live: sent first, then session.started is awaited
+    quiet_is_accepted: float = 0.0  # seconds of silence that mean "accepted" (Live acks no item)
 
     def target(self, model: str) -> str:
         parts = [f"model={self.fixed_model or model}"] if self.model_in_query else []
@@ -149,8 +151,26 @@ PROBES: tuple[Probe, ...] = (
         setup=({"type": "input_audio_buffer.append", "audio": "AAAA" * 240},),  # 720 bytes: 15 ms
     ),
 )
+LIVE_PROBES: tuple[Probe, ...] = (
+    Probe(
+        "live_function_output_item",
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "call_probe", "output": "{}"},
+        },
+        (),
+        path="/v1/live/sessions",
+        model_in_query=False,
+        live_start={"type": "session.start", "session": {"model": "gpt-live-1"}},
+        quiet_is_accepted=2.0,
+    ),
+)
+PROBES = (*PROBES, *LIVE_PROBES)
+
 NOT_PROBED: dict[str, str] = {
     "voice_after_audio": "needs assistant audio first (a paid audio response)",
     "truncate_past_audio": "needs assistant audio first (a paid audio response)",
     "tool_choice_object_in_band": "no failure evidenced in-band (a switch, off by default)",
+    "live_model_on_realtime": "a handshake refusal by the proxy (HTTP 400 before any upstream contact)",
+    "live_hold_until_started": "holds commands in time (a gate, not an event rewrite)",
 }

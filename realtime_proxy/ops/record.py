@@ -9,7 +9,7 @@ from typing import IO
 import orjson
 
 from realtime_proxy.core.actions import Frame
-from realtime_proxy.core.events import parse_object
+from realtime_proxy.core.events import parse_guarded
 from realtime_proxy.ops.logs import redact_value
 
 
@@ -20,7 +20,7 @@ class SessionRecorder:
         self._file: IO[bytes] = self.path.open("ab")
 
     def record(self, frame: Frame) -> None:
-        event = parse_object(frame) if isinstance(frame, str) else None
+        event = parse_guarded(frame) if isinstance(frame, str) else None
         if event is None:  # not an event object: note its size only
             line: object = {"unparsed_frame_bytes": len(frame)}
         else:

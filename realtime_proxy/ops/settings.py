@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from realtime_proxy.ops.cost import DEFAULT_PRICES, ModelPrice
+from realtime_proxy.ops.cost_live import LivePrice, default_live_prices
 
 ENV_PREFIX = "REALTIME_PROXY_"
 
@@ -112,7 +113,12 @@ class AuthSettings(_Strict):
     upstream_key_header: Literal["authorization", "api-key"] = "authorization"
     allowed_origins: tuple[str, ...] = ()
     # inject: the only paths (query aside, exact match) whose handshakes may carry the injected key.
-    inject_paths: tuple[str, ...] = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
+    inject_paths: tuple[str, ...] = (
+        "/v1/realtime",
+        "/openai/v1/realtime",
+        "/openai/realtime",
+        "/v1/live/sessions",
+    )
 
     @field_validator("token_sha256")
     @classmethod
@@ -128,6 +134,8 @@ HTTP_ROUTE_CLASSES = (
     "translations_client_secrets",
     "realtime_calls",
     "realtime_call_action",
+    "live_sessions",
+    "live_session_action",
     "other",
 )
 
@@ -141,6 +149,8 @@ class HttpSettings(_Strict):
         "translations_client_secrets",
         "realtime_calls",
         "realtime_call_action",
+        "live_sessions",
+        "live_session_action",
     )
     max_repair_body_bytes: int = Field(1024 * 1024, ge=1024)  # session-config routes are read whole
     max_header_bytes: int = Field(16 * 1024, ge=1024)  # as the listener allows for the first request
@@ -150,6 +160,10 @@ class HttpSettings(_Strict):
     header_timeout: float = Field(30.0, gt=0)  # from the first byte of a request to its complete head
     keepalive_timeout: float = Field(75.0, gt=0)  # idle client connection between requests
     max_upstream_connections: int = Field(200, ge=1)
+    # Admission: requests forwarded upstream at once (per worker); the rest wait up to
+    # `queue_timeout` seconds for a slot, then get 503 with Retry-After.
+    max_concurrent_requests: int = Field(64, ge=1)
+    queue_timeout: float = Field(5.0, ge=0)
 
     @field_validator("inject_routes")
     @classmethod
@@ -187,6 +201,8 @@ class Settings(_Strict):
     idle_timeout: float = Field(0.0, ge=0)
     max_session_duration: float = Field(0.0, ge=0)
     max_client_frames_per_second: float = Field(0.0, ge=0)
+    max_fragments: int = Field(1024, ge=1)  # per WebSocket message, either leg; more: close 1009
+    write_stall_timeout: float = Field(30.0, ge=0)  # a leg not draining what we write: close 1008
     compression: bool = False
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     upstream_ca_bundle: str = ""
@@ -204,12 +220,22 @@ class Settings(_Strict):
     # USD per 1M tokens by model; entries given in config replace or add to the shipped defaults.
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: _default_prices())
 
+    # Live: USD per minute of session by model (active, paused); entries replace or add to the defaults.
+    live_prices: dict[str, LivePrice] = Field(default_factory=default_live_prices)
+
     @field_validator("prices", mode="before")
     @classmethod
     def _prices_over_defaults(cls, value: Any) -> Any:
         if not isinstance(value, Mapping):
             return value
         return {**_default_prices(), **value}
+
+    @field_validator("live_prices", mode="before")
+    @classmethod
+    def _live_prices_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {**default_live_prices(), **value}
 
     @field_validator("upstream_url")
     @classmethod

@@ -180,7 +180,9 @@ class LiveSession:
         self.server = ProxyServer(load_settings(None, environ={}, flags=flags), rng=random.Random(1))
         await self.server.start()
         self.url = f"ws://127.0.0.1:{self.server.port}/v1/realtime?model=gpt-realtime"
-        self.client = await connect(self.url, max_size=None)
+        # No keepalive: a ping draws from `random` in this loop's thread, which hypothesis, generating
+        # in the main thread, reports as a deprecation (an error here) when a slow run reaches 20 s.
+        self.client = await connect(self.url, max_size=None, ping_interval=None)
         self.conn = await self.upstream.next_conn()
         # Refusals come back to the client as `error` events: keep reading them, or the client's
         # full receive queue would stall its close handshake.

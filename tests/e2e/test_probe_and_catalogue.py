@@ -62,8 +62,9 @@ async def test_probe_against_the_fake_reports_every_failure_and_every_repair() -
     key = "sk-probe-SECRET-0123456789"
     async with FakeUpstream(delta_interval=0.001, api_key=key) as fake:
         code, out, err = await run_cli(
-            "probe", "--upstream-url", fake.url, "--model", "gpt-realtime", "--format", "json", key=key
-        )
+            "probe", "--upstream-url", fake.url, "--model", "gpt-realtime", "--format", "json",
+            "--quiet", "0.2", key=key,
+        )  # fmt: skip
         assert code == 0, err
         results = json.loads(out)
         assert key not in out + err

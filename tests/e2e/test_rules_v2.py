@@ -42,7 +42,10 @@ def accepted(answer: dict[str, Any], probe: Probe) -> bool:
     return answer["type"] in probe.accepted
 
 
-@pytest.mark.parametrize("probe", PROBES, ids=[p.rule for p in PROBES])
+REALTIME_PROBES = [p for p in PROBES if p.live_start is None]  # Live's: tests/e2e/test_live_rules.py
+
+
+@pytest.mark.parametrize("probe", REALTIME_PROBES, ids=[p.rule for p in REALTIME_PROBES])
 async def test_failure_reproduces_directly_and_is_repaired_through_the_proxy(
     proxy: RunningProxy, probe: Probe
 ) -> None:

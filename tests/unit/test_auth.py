@@ -195,6 +195,25 @@ def test_inject_admits_the_realtime_routes(path: str) -> None:
     assert headers["Authorization"] == "Bearer sk-real"
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1/live/sessions", "/v1/live/sessions/ls_1/attach", "/v1/live/sessions/ls_1/fork"]
+)
+def test_inject_admits_the_live_socket_and_its_sideband_and_fork_sockets(path: str) -> None:
+    headers, _ = inject().admit(Headers([("Authorization", f"Bearer {TOKEN}")]), [], path)
+    assert headers["Authorization"] == "Bearer sk-real"
+
+
+@pytest.mark.parametrize("path", ["/v1/live/sessions/ls_1/other", "/v1/files/f_1/attach", "/v1/live/x/fork"])
+def test_inject_refuses_other_paths_that_look_like_live_sub_sockets(path: str) -> None:
+    assert _refusal(inject(), [("Authorization", f"Bearer {TOKEN}")], [], path)[0] == 403
+    # ...and a Live sub-socket only where its session's path is allowed.
+    only_realtime = inject(inject_paths=("/v1/realtime",))
+    assert (
+        _refusal(only_realtime, [("Authorization", f"Bearer {TOKEN}")], [], "/v1/live/sessions/l/attach")[0]
+        == 403
+    )
+
+
 def test_inject_paths_are_configurable() -> None:
     admission = inject(inject_paths=("/custom/realtime",))
     admission.admit(Headers([("Authorization", f"Bearer {TOKEN}")]), [], "/custom/realtime?x=1")

@@ -31,7 +31,12 @@ def test_every_rule_is_found_in_the_crafted_file() -> None:
     fired = {f.rule for f in report.findings if f.kind in ("rewrite", "refusal")}
     # Every rule on by default that applies on the plain realtime route (lint's default context).
     expected = {r.name for r in ALL_RULES if r.default_enabled and "realtime" in r.routes}
-    assert fired == expected - {"transcription_handshake_model", "transcription_session_update"}
+    handshake_only = {"live_model_on_realtime"}  # applied to the handshake (edge.admit), not to events
+    assert fired == expected - {
+        "transcription_handshake_model",
+        "transcription_session_update",
+        *handshake_only,
+    }
     refusals = {(f.rule, f.event_id) for f in report.findings if f.kind == "refusal"}
     assert refusals == {("empty_commit", "e8"), ("tool_choice_object", "e9")}
     unfixable = [f for f in report.findings if f.kind == "unfixable"]

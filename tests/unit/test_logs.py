@@ -96,3 +96,19 @@ def test_websockets_handshake_tracebacks_keep_the_exception_class_only() -> None
     assert websockets_line["exception"].endswith("ValueError: [REDACTED]")
     assert "SECRET" not in websockets_line["exception"]
     assert other_line["exception"].endswith("ValueError: invalid subprotocol: [REDACTED];x")
+
+
+def test_every_value_is_capped_with_its_length_noted() -> None:
+    from realtime_proxy.ops.logs import MAX_ITEMS, redact_value
+
+    secret = "sk-proj-" + "A1-" * 40
+    text = "x " * 510 + secret + " tail" * 1000  # the key straddles the 1 KiB cut
+    capped = redact_value(text)
+    assert capped.endswith(f"...<{len(text)} chars>") and len(capped) < 1100
+    assert "A1-A1" not in capped  # redacted before the cut, not half-shown
+    listed = redact_value(list(range(1000)))
+    assert listed[:MAX_ITEMS] == list(range(MAX_ITEMS)) and listed[-1] == "<1000 items>"
+    keyed = redact_value({f"k{i}": i for i in range(100)})
+    assert len(keyed) == MAX_ITEMS + 1 and keyed["..."] == "<100 keys>"
+    traceback = "Traceback\n" + "  frame\n" * 20000 + "ValueError: the end"
+    assert redact_value(traceback, "exception").endswith("ValueError: the end")

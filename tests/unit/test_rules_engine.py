@@ -146,9 +146,10 @@ def test_all_rules_enabled_by_default() -> None:
 def test_session_tool_in_chat_completions_shape_is_flattened_once() -> None:
     """Found by hypothesis: a narrowed session tool in Chat Completions shape made the chain
     non-idempotent when flattening ran before narrowing."""
+    from realtime_proxy.core.context import SessionContext
     from realtime_proxy.core.session_state import SessionState
 
-    state = SessionState()
+    state = SessionState(SessionContext(model="gpt-realtime"))
     state.session_tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     choice = {"type": "function", "name": "f"}
     event = {"type": "response.create", "response": {"conversation": "none", "tool_choice": choice}}

@@ -111,6 +111,9 @@ def test_commit_after_observed_appends() -> None:
     state.observe_client("input_audio_buffer.append", None, frame)
     assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is None
     state.observe_client("input_audio_buffer.commit", None, '{"type":"input_audio_buffer.commit"}')
+    # Sent, not yet confirmed: the commit may still be refused and leave the buffer as it was.
+    assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is None
+    state.observe_server("input_audio_buffer.committed", None, "")
     assert run("empty_commit", {"type": "input_audio_buffer.commit"}, state).refusal is not None
 
 

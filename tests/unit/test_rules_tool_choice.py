@@ -5,8 +5,12 @@ from typing import Any
 
 import pytest
 
+from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
 from realtime_proxy.core.session_state import SessionState
+
+# tool_choice_object's evidence is a report on gpt-realtime: the engine applies it there only.
+SEEN_ON = SessionContext(model="gpt-realtime")
 
 RETURN_RESPONSE = {
     "type": "function",
@@ -37,7 +41,7 @@ SEED = {
 
 def run(name: str, event: dict[str, Any], state: SessionState | None = None) -> ChainResult:
     snapshot = copy.deepcopy(event)
-    result = RuleChain([rule_by_name(name)]).apply(event, state or SessionState())
+    result = RuleChain([rule_by_name(name)]).apply(event, state or SessionState(SEEN_ON))
     assert event == snapshot
     return result
 
@@ -77,7 +81,7 @@ def test_narrows_response_tools_chat_completions_form() -> None:
 
 def confirmed(*tools: dict[str, Any], **session: Any) -> SessionState:
     """A state whose tool list the API reported in session.updated."""
-    state = SessionState()
+    state = SessionState(SEEN_ON)
     body = {"type": "realtime", "tools": list(tools), **session}
     state.observe_server("session.updated", {"type": "session.updated", "session": body}, "")
     return state
@@ -111,7 +115,7 @@ def test_in_band_is_a_switch_off_by_default() -> None:
 @pytest.mark.parametrize(
     "state",
     [
-        SessionState(),  # session.created not seen: the tool list is unknown
+        SessionState(SEEN_ON),  # session.created not seen: the tool list is unknown
         confirmed(RETURN_RESPONSE, prompt={"id": "pmpt_1"}),  # a prompt template may add tools
         confirmed(RETURN_RESPONSE, {"type": "mcp", "server_label": "s"}),  # MCP tools are not listed
     ],
@@ -127,8 +131,6 @@ def test_unknown_tool_set_forwards_unchanged(state: SessionState) -> None:
 
 
 def test_client_update_not_yet_confirmed_and_sideband_are_incomplete() -> None:
-    from realtime_proxy.core.context import SessionContext
-
     event = {
         "type": "response.create",
         "response": {"conversation": "none", "tool_choice": {"type": "function", "name": "x"}},
@@ -137,7 +139,7 @@ def test_client_update_not_yet_confirmed_and_sideband_are_incomplete() -> None:
     state.observe_client("session.update", {"type": "session.update", "session": {"tools": [LOOKUP]}}, "")
     assert run("tool_choice_object", event, state).refusal is None
     sideband = confirmed(RETURN_RESPONSE)
-    sideband.context = SessionContext(route="sideband")
+    sideband.context = SessionContext(route="sideband", model="gpt-realtime")
     assert run("tool_choice_object", event, sideband).refusal is None
     own_with_prompt = {
         "type": "response.create",
@@ -263,7 +265,7 @@ def test_flattened_tools_then_forced_choice_in_full_chain() -> None:
             "tool_choice": {"type": "function", "function": {"name": "f"}},
         },
     }
-    result = build_chain().apply(event, SessionState())
+    result = build_chain().apply(event, SessionState(SEEN_ON))
     assert result.event["response"] == {
         "conversation": "none",
         "tools": [{"type": "function", "name": "f", "parameters": {}}],

@@ -45,10 +45,10 @@ def core(observe_only: bool = False, *, retries: bool = True, **options: Any) ->
 def test_audio_takes_the_fast_path_without_parsing(monkeypatch: Any) -> None:
     session = core()
 
-    def no_parsing(frame: Any) -> None:
+    def no_parsing(frame: Any, limit: int = 0) -> None:
         raise AssertionError("audio frames must not be parsed")
 
-    monkeypatch.setattr("realtime_proxy.core.classify.parse_object", no_parsing)
+    monkeypatch.setattr("realtime_proxy.core.classify.parse_guarded", no_parsing)
     with Playbook(session) as play:
         play.client(APPEND).expect(Untouched())
         play.server(DELTA).expect(Untouched())

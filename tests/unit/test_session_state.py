@@ -67,13 +67,18 @@ def test_append_accounting_and_resets() -> None:
     frame = "A" * 1000
     state.observe_client("input_audio_buffer.append", None, frame)
     assert state.appended_audio_ms_upper_bound == pytest.approx(1000 * 0.75 / 8)
-    for reset in ("input_audio_buffer.committed", "input_audio_buffer.cleared"):
+    # A server commit nobody asked for (server VAD) covers an unknown part of the buffer: no reset.
+    state.observe_server("input_audio_buffer.committed", None, "")
+    assert state.appended_audio_ms_upper_bound == pytest.approx(1000 * 0.75 / 8)
+    for request, answer in (
+        ("input_audio_buffer.commit", "input_audio_buffer.committed"),
+        ("input_audio_buffer.clear", "input_audio_buffer.cleared"),
+    ):
         state.observe_client("input_audio_buffer.append", None, frame)
-        state.observe_server(reset, None, "")
-        assert state.appended_audio_ms_upper_bound == 0.0
-    state.observe_client("input_audio_buffer.append", None, frame.encode())
-    state.observe_client("input_audio_buffer.clear", None, "")
-    assert state.appended_audio_ms_upper_bound == 0.0
+        state.observe_client(request, None, "")
+        state.observe_client("input_audio_buffer.append", None, frame.encode())  # after the reset point
+        state.observe_server(answer, None, "")
+        assert state.appended_audio_ms_upper_bound == pytest.approx(1000 * 0.75 / 8)
 
 
 def test_output_audio_delivered_per_item() -> None:

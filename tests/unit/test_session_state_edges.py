@@ -42,6 +42,7 @@ def test_appended_audio_accumulates_until_a_commit() -> None:
         state.observe_client("input_audio_buffer.append", None, append)
     assert state.appended_audio_ms_upper_bound == pytest.approx(3 * len(append) * 0.75 / MIN_BYTES_PER_MS)
     state.observe_client("input_audio_buffer.commit", None, '{"type":"input_audio_buffer.commit"}')
+    state.observe_server("input_audio_buffer.committed", None, "")
     assert state.appended_audio_ms_upper_bound == 0.0
 
 

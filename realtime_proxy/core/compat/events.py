@@ -118,7 +118,7 @@ def _rename_leading_type(frame: str, event_type: str, renamed: str) -> str | Non
 
 
 def _translate_parsed(frame: str) -> str | None:
-    event = events.parse_object(frame)
+    event = events.parse_guarded(frame)  # the one depth guard: dump() cannot serialise past 254
     if event is None or not isinstance(event.get("type"), str):
         return None
     event_type: str = event["type"]

@@ -61,7 +61,7 @@ FLAT_AUDIO = Rule(
 
 _FORMATS: dict[str, dict[str, Any]] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "audio/pcm": {"type": "audio/pcm", "rate": 24000},
+    "audio/pcm": {"type": "audio/pcm"},  # `rate` is optional in the SDK's types: none is added
     "g711_ulaw": {"type": "audio/pcmu"},
     "audio/pcmu": {"type": "audio/pcmu"},
     "g711_alaw": {"type": "audio/pcma"},
@@ -71,12 +71,11 @@ _FORMATS: dict[str, dict[str, Any]] = {
 
 def _fix_format(path: str, section: dict[str, Any], out: list[Rewrite]) -> None:
     fmt = section.get("format")
+    # `{"type": "audio/pcm"}` without `rate` is valid (the SDK makes `rate` optional and no report
+    # shows the API refusing it): no default is added without evidence.
     if isinstance(fmt, str) and fmt in _FORMATS:
         section["format"] = dict(_FORMATS[fmt])
         out.append(Rewrite("audio_format_strings", path, fmt, dict(_FORMATS[fmt]), True))
-    elif isinstance(fmt, dict) and fmt.get("type") == "audio/pcm" and "rate" not in fmt:
-        fmt["rate"] = 24000  # the only PCM rate GA supports
-        out.append(Rewrite("audio_format_strings", f"{path}.rate", None, 24000, True))
 
 
 def _format_strings(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
@@ -92,7 +91,7 @@ def _format_strings(event: dict[str, Any], state: SessionState, out: list[Rewrit
 
 AUDIO_FORMAT_STRINGS = Rule(
     name="audio_format_strings",
-    description='Format strings ("pcm16", "g711_ulaw", "g711_alaw") -> GA format objects; add PCM rate.',
+    description='Format strings ("pcm16", "g711_ulaw", "g711_alaw") -> GA format objects.',
     lossless=True,
     default_enabled=True,
     event_types=_CONFIG_TYPES,

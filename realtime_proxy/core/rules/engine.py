@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realtime_proxy.core.context import SessionContext, session_context
-from realtime_proxy.core.rules import audio, ga_shape, guards, items, session_fields, tool_choice, tools
+from realtime_proxy.core.rules import audio, ga_shape, guards, items, live, session_fields, tool_choice, tools
 from realtime_proxy.core.rules.model import Refusal, Refuse, Rewrite, Rule
 from realtime_proxy.core.session_state import SessionState
 
@@ -59,8 +59,12 @@ class RuleChain:
         *,
         observe_only: bool = False,
         per_model: Mapping[str, Sequence[Rule]] | None = None,
+        forced: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
+        # Per model entry, the rules `[models.rules.<model>]` switched on explicitly: they run for
+        # that model even where their evidence names other model families.
+        self.forced: dict[str, frozenset[str]] = dict(forced or {})
         self.observe_only = observe_only
         self.per_model: dict[str, tuple[Rule, ...]] = {m: tuple(rs) for m, rs in (per_model or {}).items()}
         every = [*self.rules, *(r for rs in self.per_model.values() for r in rs)]
@@ -100,12 +104,16 @@ class RuleChain:
         rules = index.get(etype) if isinstance(etype, str) else None
         if not rules:
             return ChainResult(event, observe_only=self.observe_only)
+        forced = self.forced.get(model, frozenset()) if model is not None else frozenset()
+        rules = tuple(r for r in rules if r.in_scope(state, forced=r.name in forced))
+        if not rules:
+            return ChainResult(event, observe_only=self.observe_only)
         work = copy.deepcopy(event)  # the only copy: rules mutate it in place
         rewrites: list[Rewrite] = []
         queue = list(rules)
         while queue:
             rule = queue.pop(0)
-            if not rule.in_scope(state):
+            if not rule.in_scope(state, forced=rule.name in forced):
                 continue
             try:
                 rule.apply(work, state, rewrites)
@@ -152,6 +160,7 @@ ALL_RULES: tuple[Rule, ...] = (
     guards.VOICE_AFTER_AUDIO,
     guards.EMPTY_COMMIT,
     guards.TRUNCATE_PAST_AUDIO,
+    *live.LIVE_RULES,  # scoped to the live route (and the Live-model handshake guard to Realtime)
 )
 _BY_NAME = {rule.name: rule for rule in ALL_RULES}
 
@@ -187,12 +196,15 @@ def build_chain(
     overrides = dict(enabled or {})
     _check_names(overrides, names)
     models: dict[str, list[Rule]] = {}
+    forced: dict[str, frozenset[str]] = {}
     for model, switches in (per_model or {}).items():
         _check_names(switches, names)
         merged = {**overrides, **switches}
         models[model] = [r for r in rules if merged.get(r.name, r.default_enabled)]
+        forced[model] = frozenset(name for name, on in switches.items() if on)
     return RuleChain(
         [r for r in rules if overrides.get(r.name, r.default_enabled)],
         observe_only=observe_only,
         per_model=models,
+        forced=forced,
     )

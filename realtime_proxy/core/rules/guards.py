@@ -94,7 +94,10 @@ TRUNCATE_PAST_AUDIO = Rule(
     prevents="item_truncate_invalid_audio_end_ms: Audio content of Xms is already shorter than Yms / "
     "unsupported_content_type: Only model output audio messages can be truncated",
     apply=_truncate,
-    session_types=REALTIME,  # GA routes only: beta audio deltas are named differently
+    # GA routes only (beta audio deltas are named differently), and never a sideband socket: its
+    # output audio goes to the WebRTC/SIP peer as media, the proxy sees none of it.
+    routes=frozenset({"realtime", "transcription", "azure"}),
+    session_types=REALTIME,
     evidence="https://github.com/pipecat-ai/pipecat/issues/2106; "
     "https://github.com/livekit/agents/issues/6157; https://github.com/openai/openai-agents-python/pull/2374",
 )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from realtime_proxy.core.context import model_family
 from realtime_proxy.core.session_state import SessionState
 
 
@@ -73,10 +74,22 @@ class Rule:
     routes: frozenset[str] = GA_ROUTES
     session_types: frozenset[str] = REALTIME_OR_TRANSCRIPTION
     evidence: str = ""  # where the failure was reported: public link(s) or the SDK type
-    models: tuple[str, ...] = ()  # models it is known to be needed for; () = every model
+    # Model families it is known to be needed for (see core.context.model_family), enforced by
+    # `in_scope`; () = every model (the failure is model-independent, e.g. an SDK-type fact).
+    models: tuple[str, ...] = ()
 
-    def in_scope(self, state: SessionState) -> bool:
+    def in_scope(self, state: SessionState, *, forced: bool = False) -> bool:
+        """Where the rule's evidence applies: its routes, session types and model families.
+        `forced`: the operator switched it on for this session's model (`[models.rules]`), which
+        lifts the model scope only."""
         if state.context.route not in self.routes:
             return False
         kind = state.known_session_type
-        return kind is None or kind in self.session_types
+        if kind is not None and kind not in self.session_types:
+            return False
+        return forced or not self.models or self.covers(state.model)
+
+    def covers(self, model: str | None) -> bool:
+        """Whether the rule's evidence covers `model` (its family is one the rule names)."""
+        family = model_family(model)
+        return not self.models or (family is not None and family in self.models)

@@ -16,6 +16,7 @@ from typing import cast
 import h11
 
 from realtime_proxy.edge.http.exchange import CutOff, Exchange, RequestHead, error_body
+from realtime_proxy.edge.http.framing import MESSAGES, framing_problem, h11_reason, head_end
 from realtime_proxy.ops.logs import get_logger
 
 log = get_logger("proxy.http")
@@ -49,6 +50,8 @@ class HttpConnection(asyncio.Protocol):
         self._awaiting_head = True  # no byte of the next request seen yet
         self._read_pauses: set[str] = set()
         self._discarding = False
+        self._head_checked = False  # framing.py has passed the current request's raw head
+        self._refused = False  # a malformed request was answered: nothing more is read
         self.closing = False  # finish the current exchange, then close
         self.closed = False
 
@@ -62,7 +65,7 @@ class HttpConnection(asyncio.Protocol):
         self._arm(self._limits.keepalive_timeout, self._close)
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self._refused:
             return
         if self._exchange is None and self._awaiting_head and data:
             self._awaiting_head = False
@@ -125,11 +128,13 @@ class HttpConnection(asyncio.Protocol):
     # -- request parsing ----------------------------------------------------------------------
 
     def _pump(self) -> None:
-        while not self.closed:
+        while not self.closed and not self._refused:
+            if not self._head_checked and self._h11.their_state is h11.IDLE and not self._check_head():
+                return
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
-                self._refuse(exc.error_status_hint, "invalid_http_request", str(exc))
+                self._refuse(exc.error_status_hint, h11_reason(exc.error_status_hint))
                 return
             if event is h11.NEED_DATA:
                 return
@@ -195,6 +200,7 @@ class HttpConnection(asyncio.Protocol):
         if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE and not self.closing:
             self._h11.start_next_cycle()
             self._exchange = None
+            self._head_checked = False
             self._awaiting_head = not self._h11.trailing_data[0]
             timeout = self._limits.keepalive_timeout if self._awaiting_head else self._limits.header_timeout
             self._arm(timeout, self._close if self._awaiting_head else self._head_timed_out)
@@ -211,13 +217,34 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._close()
 
+    def _check_head(self) -> bool:
+        """framing.py's checks on the next request's raw head, before h11 parses it. False: wait
+        for more bytes, or refused."""
+        buffered = self._h11.trailing_data[0]
+        end = head_end(buffered)
+        if end < 0:
+            return True  # h11 says NEED_DATA (or refuses a head past its size limit)
+        self._head_checked = True
+        problem = framing_problem(buffered[:end])
+        if problem is not None:
+            self._refuse(400, problem)
+            return False
+        return True
+
     # -- errors, timers, closing --------------------------------------------------------------
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
-        if self._exchange is not None and self.task is not None:
-            self._exchange.lost()  # e.g. a malformed chunk mid-body: the handler stops, nothing is answered
-        elif self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = error_body(message, code=code)
+    def _refuse(self, status: int, code: str) -> None:
+        """A fixed-text answer (framing.MESSAGES: never the offending bytes, which may be a key)
+        to a request that cannot be read one way only; the connection is closed, nothing after
+        it is read."""
+        self._refused = True
+        log.debug("http_request_refused", client=self._peer, status=status, code=code)  # as the listener
+        exchange = self._exchange
+        if exchange is not None and self.task is not None:
+            exchange.lost()  # e.g. a malformed chunk mid-body: the handler stops
+        answerable = self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+        if answerable and (exchange is None or exchange.status is None):
+            body = error_body(MESSAGES.get(code, MESSAGES["invalid_http_request"]), code=code)
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             with contextlib.suppress(h11.LocalProtocolError):
                 self._write(h11.Response(status_code=status, headers=headers, reason=_phrase(status)))
@@ -226,7 +253,7 @@ class HttpConnection(asyncio.Protocol):
         self._close()
 
     def _head_timed_out(self) -> None:
-        self._refuse(408, "request_timeout", "The request head did not arrive in time.")
+        self._refuse(408, "request_timeout")
 
     def _write(self, event: h11.Event) -> None:
         data = self._h11.send(event)

@@ -17,9 +17,12 @@ from websockets.datastructures import Headers
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.edge.auth import Admission, AdmissionRefused
 from realtime_proxy.edge.failure_cause import cause_of
+from realtime_proxy.edge.http.admission import RETRY_AFTER_SECONDS, QueueTimeout, UpstreamSlots
 from realtime_proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
 from realtime_proxy.edge.http.repair import repair_body, session_route
-from realtime_proxy.edge.http.routes import BodyKind, Route, classify
+from realtime_proxy.edge.http.routes import OTHER, BodyKind, Route, classify
+from realtime_proxy.edge.target import REFUSAL as TARGET_REFUSAL
+from realtime_proxy.edge.target import normalise_target, path_of
 from realtime_proxy.edge.upstream import (
     HTTP_FORWARDED_HEADERS,
     BadRequestTarget,
@@ -43,10 +46,16 @@ class Refused(Exception):
     """An answer the proxy gives itself, before or instead of forwarding."""
 
     def __init__(
-        self, status: int, code: str | None, message: str, error_type: str = "invalid_request_error"
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        error_type: str = "invalid_request_error",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ):
         super().__init__(message)
         self.status, self.body = status, error_body(message, code=code, error_type=error_type)
+        self.headers = headers
 
 
 def http_base(ws_url: str) -> str:
@@ -78,21 +87,28 @@ class Forwarder:
         )
         self.extensions = {"timeout": timeout.as_dict()}
         self.base = http_base(settings.upstream_url)
+        self.slots = UpstreamSlots(h.max_concurrent_requests, h.queue_timeout, metrics)
 
     async def handle(self, exchange: Exchange) -> None:
         started = time.monotonic()
         head = exchange.head
-        route = classify(head.method, head.path)
+        route, target = OTHER, ""
         outcome = "incomplete"
         # Each request runs in its own task: this binding reaches its rewrite and http_request lines.
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:16], client=exchange.client)
         try:
-            outcome = await self._serve(exchange, route)
+            # Classified on what the upstream will receive (target.py), never on the raw target.
+            try:
+                target = normalise_target(head.target, strict=self.admission.inject)
+            except BadRequestTarget:
+                raise Refused(400, "invalid_request_target", TARGET_REFUSAL) from None
+            route = classify(head.method, path_of(target))
+            outcome = await self._serve(exchange, route, target)
         except Refused as refused:
             outcome = "refused"
             with contextlib.suppress(ClientGone, BodyTimeout):
-                await exchange.respond(refused.status, refused.body)
+                await exchange.respond(refused.status, refused.body, extra=refused.headers)
         except ClientGone:
             outcome = "client_disconnected"
         finally:
@@ -100,13 +116,13 @@ class Forwarder:
                 outcome = "client_disconnected"
             self._account(exchange, route, outcome, time.monotonic() - started)
 
-    async def _serve(self, exchange: Exchange, route: Route) -> str:
+    async def _serve(self, exchange: Exchange, route: Route, target: str) -> str:
         head = exchange.head
         headers = self._admit(Headers(head.headers), route)
         try:
-            url = upstream_url(self.base, head.target)
-        except BadRequestTarget as exc:
-            raise Refused(400, "invalid_request_target", str(exc)) from None
+            url = upstream_url(self.base, target)
+        except BadRequestTarget:
+            raise Refused(400, "invalid_request_target", TARGET_REFUSAL) from None
         content: bytes | AsyncIterator[bytes] | None = exchange.body() if head.has_body else None
         if route.body is not BodyKind.NONE and head.header("content-encoding") is None:
             try:
@@ -117,7 +133,7 @@ class Forwarder:
                 ) from None
             except BodyTimeout:
                 raise Refused(408, "request_timeout", "The request body did not arrive in time.") from None
-            content = self._repair(route, head.path, head.header("content-type") or "", raw)
+            content = self._repair(route, path_of(target), head.header("content-type") or "", raw)
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("content-length", str(len(content))))
         return await self._forward(exchange, head.method, url, headers, content)
@@ -148,6 +164,21 @@ class Forwarder:
 
     async def _forward(self, exchange: Exchange, method: str, url: str, headers: list[tuple[str, str]],
                        content: bytes | AsyncIterator[bytes] | None) -> str:  # fmt: skip
+        try:
+            async with self.slots.held():
+                return await self._exchange_upstream(exchange, method, url, headers, content)
+        except QueueTimeout:
+            raise Refused(
+                503,
+                "proxy_overloaded",
+                "The proxy has too many requests in flight; retry later.",
+                "server_error",
+                ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
+            ) from None
+
+    async def _exchange_upstream(self, exchange: Exchange, method: str, url: str,
+                                 headers: list[tuple[str, str]],
+                                 content: bytes | AsyncIterator[bytes] | None) -> str:  # fmt: skip
         request = httpx.Request(method, url, headers=headers, content=content, extensions=self.extensions)
         try:
             response = await self.transport.handle_async_request(request)

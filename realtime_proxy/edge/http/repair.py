@@ -15,6 +15,7 @@ import orjson
 
 from realtime_proxy.core.context import Route as SessionRoute
 from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.events import parse_guarded
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.core.session_state import SessionState
 from realtime_proxy.edge.http.multipart import boundary_of, named_part
@@ -48,11 +49,9 @@ def _run(chain: RuleChain, session: dict[str, Any], route: SessionRoute, kind: B
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+    # The WebSocket path's guard: a config nested past MAX_REPAIR_DEPTH is forwarded untouched
+    # (the rules recurse, orjson cannot serialise past 254 levels: it was a 500 and a traceback).
+    return parse_guarded(raw)
 
 
 def repair_body(

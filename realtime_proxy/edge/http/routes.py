@@ -27,7 +27,11 @@ OTHER = Route("other")
 _CALL_ID = r"[A-Za-z0-9_\-]+"
 _SECRETS = Route("realtime_client_secrets", BodyKind.SECRET_REQUEST)
 _TRANSLATION_SECRETS = Route("translations_client_secrets", BodyKind.SECRET_REQUEST, translation=True)
+_LIVE_SESSIONS = Route("live_sessions")  # Live: relayed untouched (no Realtime repair applies)
+_LIVE_ACTION = Route("live_session_action")
 _TABLE: tuple[tuple[str, re.Pattern[str], Route], ...] = (
+    ("*", re.compile(r".*/live/sessions/?"), _LIVE_SESSIONS),
+    ("*", re.compile(rf".*/live/sessions/{_CALL_ID}(/[a-z_]+)?/?"), _LIVE_ACTION),
     ("POST", re.compile(r".*/realtime/client_secrets/?"), _SECRETS),
     ("POST", re.compile(r".*/realtime/translations/client_secrets/?"), _TRANSLATION_SECRETS),
     ("POST", re.compile(r".*/realtime/calls/?"), Route("realtime_calls", BodyKind.OFFER)),

@@ -6,6 +6,7 @@ from typing import Any
 
 from realtime_proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient, ToUpstream
 from realtime_proxy.core.attribution import EventIds
+from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.repair import RepairStage
 from realtime_proxy.core.rules import RuleChain, build_chain
 from realtime_proxy.core.rules.model import Rule
@@ -15,7 +16,9 @@ from tests.playbook import Passes, Playbook, frame_of, message
 
 
 def stage(chain: RuleChain | None = None, max_bytes: int = 1 << 20) -> RepairStage:
-    return RepairStage(chain or build_chain(), SessionState(), EventIds(), max_bytes)
+    # A gpt-realtime session: tool_choice_object's evidence covers that model family only.
+    state = SessionState(SessionContext(model="gpt-realtime"))
+    return RepairStage(chain or build_chain(), state, EventIds(), max_bytes)
 
 
 def test_valid_event_passes_byte_for_byte() -> None:
@@ -176,10 +179,10 @@ def test_a_rule_that_raises_forwards_the_original_and_reports_it() -> None:
 
 
 def test_events_over_the_size_bound_are_not_parsed_and_skip_the_rules(monkeypatch: Any) -> None:
-    def no_parsing(frame: Any) -> None:
+    def no_parsing(frame: Any, limit: int = 0) -> None:
         raise AssertionError("an event over the bound must not be parsed")
 
-    monkeypatch.setattr("realtime_proxy.core.classify.parse_object", no_parsing)
+    monkeypatch.setattr("realtime_proxy.core.classify.parse_guarded", no_parsing)
     frame = frame_of(
         {"type": "session.update", "event_id": "h", "session": {"temperature": 1, "x": "x" * 200}}
     )
