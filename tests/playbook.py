@@ -8,6 +8,8 @@ idea of mitmproxy's `Playbook` in `test/mitmproxy/proxy/tutils.py`).
 
 For a stage, a message that is still going on after it (not `done`) appears as `Passes(frame)` at
 the end of the list, so "held", "refused" and "forwarded as is" are all part of what is asserted.
+A stage that reads the session's ledger (`stage.ledger`) gets it kept as the pipeline keeps it: a
+server event recorded before the stage sees it, a create that passes recorded as sent.
 For the core (`SessionCore`), `None` (the untouched-frame fast path) is shown as `[Untouched()]`.
 """
 
@@ -21,7 +23,8 @@ from typing import Any
 import orjson
 
 from realtime_proxy.core.events import parse_object, sniff_type
-from realtime_proxy.core.stage import Direction, Message
+from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
+from realtime_proxy.core.stage import Direction, Forward, Message, Replace, ReplaceFrame, Stop
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,14 @@ class Playbook:
             return self._step(label, [Untouched()] if result is None else list(result))
         assert not isinstance(event, bytes)
         msg = message(direction, event)
+        ledger = getattr(self.target, "ledger", None)
+        if ledger is not None and direction == "server" and msg.type in LEDGER_SERVER_TYPES:
+            ledger.on_server(msg.type, msg.event, at)
         hook = self.target.on_client if direction == "client" else self.target.on_server
-        actions = list(hook(msg, at))
+        actions = applied(hook(msg, at), msg)
         if not msg.done:
+            if ledger is not None and msg.type == "response.create" and msg.event is not None:
+                ledger.sent(msg.event, at)
             actions.append(Passes(msg.out()))
         return self._step(label, actions)
 
@@ -118,7 +126,33 @@ class Playbook:
         return self._feed("server", event, now)
 
     def timer(self, token: str, now: float | None = None) -> Step:
-        return self._step(f"timer {token}", list(self.target.on_timer(token, self._at(now))))
+        actions = self.target.on_timer(token, self._at(now))
+        return self._step(f"timer {token}", list(actions) if self.is_core else applied(actions, None))
 
     def close(self, now: float | None = None) -> Step:
-        return self._step("close", list(self.target.close(self._at(now))))
+        actions = self.target.close(self._at(now))
+        return self._step("close", list(actions) if self.is_core else applied(actions, None))
+
+
+def applied(actions: list[Any], msg: Message | None) -> list[Any]:
+    """A stage's actions as the pipeline applies them: its decisions about the message (`Stop`,
+    `Replace`, `ReplaceFrame`) change `msg` and are shown by how it `Passes` (or not); a `Forward`ed
+    message goes on (not done) as the event it carries."""
+    shown = []
+    for action in actions:
+        if isinstance(action, Stop | Replace | ReplaceFrame):
+            assert msg is not None, f"{action!r} outside a message's hook"
+            if isinstance(action, Stop):
+                msg.done = True
+            elif isinstance(action, Replace):
+                msg.replace(action.event)
+            else:
+                msg.replace_frame(action.frame)
+            continue
+        if isinstance(action, Forward):
+            action.message.done = False
+            if action.event is not None:
+                action.message.replace(action.event)
+            action = Forward(action.message)
+        shown.append(action)
+    return shown

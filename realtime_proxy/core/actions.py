@@ -8,7 +8,10 @@ class, so mypy checks every field. They carry JSON-safe details, never audio or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the producer owns the vocabulary (it imports this module)
+    from realtime_proxy.core.retry_policy import RetryResult
 
 Frame = str | bytes  # str = WebSocket text frame, bytes = binary frame
 
@@ -150,7 +153,7 @@ class RetryAttempt(Observation):
 
 @dataclass(frozen=True, slots=True)
 class RetryOutcome(Observation):
-    outcome: str
+    outcome: RetryResult
     attempts: int
     added_seconds: float
     response_id: str | None

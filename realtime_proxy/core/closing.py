@@ -40,20 +40,28 @@ class LegClosed:
         return frame.code if frame else None
 
 
-def close_for_peer(ended: LegClosed) -> tuple[int, str]:
-    """Mirror the code and reason; codes that may not be sent become 1011 (or 1014 when the
-    upstream vanished: the proxy is a gateway that lost its upstream)."""
+# Close codes the proxy itself sends, by cause (RFC 6455 §7.4.1 and the IANA registry). The
+# `openai` SDK reconnects (`on_reconnecting`) on 1001, 1005, 1006, 1011, 1012, 1013 and 1015 only
+# (`openai/types/websocket_reconnection.py`), so every upstream failure maps into that set.
+UPSTREAM_LOST = (1011, "upstream connection lost")  # the upstream vanished (TCP gone, 1006, 1015)
+UPSTREAM_UNAVAILABLE = (1013, "upstream unavailable, try again later")  # resumption refused/unreachable
+UPSTREAM_RESTARTING = (1012, "upstream session could not be resumed")  # resumption replay failed
+
+
+def close_for_peer(ended: LegClosed) -> tuple[int | None, str]:
+    """Mirror the code and reason. A Close without a code stays without one (None: an empty Close
+    frame, which the peer sees as 1005). Codes that may not be sent become 1011: for the upstream
+    that is "internal error" at the gateway, which clients treat as recoverable (1014, "bad
+    gateway", is not in the SDKs' reconnect set)."""
     frame = ended.received or ended.sent
     if frame is None:
         if ended.side == "upstream":
-            return 1014, "upstream connection lost"
+            return UPSTREAM_LOST
         return 1001, "client connection lost"
-    if frame.code == 1005:  # a Close frame without a code: a normal closure
-        return 1000, clip_reason(frame.reason)
+    if frame.code == 1005:  # a Close frame without a code: pass it on code-less
+        return None, ""
     if not sendable(frame.code):
-        return (1014 if ended.side == "upstream" else 1011), clip_reason(
-            frame.reason or f"{ended.side} closed with {frame.code}"
-        )
+        return 1011, clip_reason(frame.reason or f"{ended.side} closed with {frame.code}")
     return frame.code, clip_reason(frame.reason)
 
 

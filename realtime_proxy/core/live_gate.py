@@ -6,7 +6,7 @@ started. The SDK's types say to wait ("Send this event before other commands and
 from __future__ import annotations
 
 from realtime_proxy.core.live_events import LIVE_CLIENT_EVENT_TYPES, LiveEarlyCommand
-from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, StageAction
 
 MAX_HELD = 64  # commands the start gate holds; past it they go on and the API answers them
 
@@ -41,17 +41,15 @@ class LiveStartGate(BaseStage):
         hold = self.apply and len(self.held) < MAX_HELD
         if hold:
             self.held.append(message)
-            message.done = True
-        return [LiveEarlyCommand(message.type, event_id, hold, len(self.held))]
+        early = LiveEarlyCommand(message.type, event_id, hold, len(self.held))
+        return [early, STOP] if hold else [early]
 
     def on_server(self, message: Message, now: float) -> list[StageAction]:
         if self.started or not self.start_sent:
             return []
         self.started = True  # session.started, or the start failed: either way nothing more to wait for
         held, self.held = self.held, []
-        for item in held:
-            item.done = False
-        return [Forward(item) for item in held]
+        return [Forward(item) for item in held]  # each goes on (the pipeline reopens it)
 
     def close(self, now: float) -> list[StageAction]:
         self.held.clear()

@@ -6,11 +6,11 @@ rules scoped to the `live` route are in scope there (`Rule.routes`)."""
 
 from __future__ import annotations
 
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.live import live_stages
 from realtime_proxy.core.pipeline import Pipeline
 from realtime_proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import RuleChain
 from realtime_proxy.core.session_state import SessionState
 from realtime_proxy.core.traffic import TrafficCounts
@@ -29,15 +29,17 @@ class LiveSessionCore:
         log_event_types: bool = False,
     ) -> None:
         self.chain = chain
-        self.state = SessionState(context)
+        self.ledger = Ledger()  # issues the ids repair names events with, maps them back on errors
+        self.state = SessionState(context, ledger=self.ledger)
         live_rules = any("live" in rule.routes for rule in chain.rules)
-        repair = RepairStage(chain, self.state, EventIds(), max_parse_bytes) if live_rules else None
+        repair = RepairStage(chain, self.state, self.ledger, max_parse_bytes) if live_rules else None
         hold = chain.enabled(HOLD_RULE) and not chain.observe_only
         client, server, self.observer = live_stages(repair, hold_until_started=hold)
         self.pipeline = Pipeline(
             client,
             server,
             traffic or TrafficCounts(),
+            ledger=self.ledger,
             max_parse_bytes=max_parse_bytes,
             log_event_types=log_event_types,
         )

@@ -12,9 +12,26 @@
   held, the create is dropped and the client gets a cancelled `response.done`. A cancel of a
   response already done is absorbed (the API would only answer `response_cancel_not_active`).
 
+States (`OrchestrationStage.state`, a `TurnState` from realtime_proxy.core.turns), one row each;
+held creates (`held`) and the tool-call turn (`turn`) are kept beside the state:
+
+    state            upstream                      a create         response.created     response.done / error
+    IDLE             nothing                       goes up          RUNNING (server's)   -
+    AWAITING_OUTPUTS nothing; the turn's answer    held             RUNNING (server's)   -
+                     held for tool outputs         (outputs in or timer: answer goes up -> REQUESTED)
+    REQUESTED        our create, not created yet   held             RUNNING              error naming it: next
+                                                   (a cancel is held until created)      held goes up, or IDLE
+    RUNNING          a response (ours/server's)    held             -                    done: next held goes
+                                                                                         up, or IDLE
+    CANCELLING       RUNNING, a cancel went up     held             -                    as RUNNING
+                                                   (a second cancel is absorbed)
+    UNTOLD           the API refused a create as   held             RUNNING              as RUNNING
+                     "already active": a response
+                     it had not told of runs
+
 Comes after the repair rules: a held create was repaired when it arrived, once, and goes out as
-repaired. In-band creates without an id get one of the proxy's (`proxy_evt_N`, removed again from
-errors by the attribution stage) so an upstream `error` naming them ends their turn."""
+repaired. In-band creates without an id get one of the proxy's (`proxy_evt_N`, issued by the
+ledger and mapped back at the server lane's exit) so an upstream `error` naming them ends their turn."""
 
 from __future__ import annotations
 
@@ -22,30 +39,36 @@ import itertools
 from typing import Any
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.orchestration_events import (
+    AbsorbReason,
     CancelAbsorbed,
     CancelHeld,
     CancelReleased,
     CreateCoalesced,
     CreateDropped,
+    DropReason,
     HoldOverflow,
+    HoldReason,
     OrchestrationOptions,
+    ReleaseReason,
     ResponseHeld,
     ResponseReleased,
     cancelled_done,
 )
-from realtime_proxy.core.stage import BaseStage, Forward, Message, StageAction
+from realtime_proxy.core.responses import Ledger
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
 from realtime_proxy.core.turns import (
     HeldCancel,
     HeldCreate,
     Memory,
     ToolTurn,
+    TurnState,
     UpstreamResponse,
     function_calls,
     in_band,
     response_of,
+    turn_state,
 )
 
 TIMER = "orchestration.tool_outputs"
@@ -57,8 +80,8 @@ class OrchestrationStage(BaseStage):
     client_types = frozenset({"response.create", "response.cancel", "conversation.item.create"})
     server_types = frozenset({"response.created", "response.done", "error"})
 
-    def __init__(self, ids: EventIds, options: OrchestrationOptions | None = None) -> None:
-        self.ids = ids
+    def __init__(self, ledger: Ledger, options: OrchestrationOptions | None = None) -> None:
+        self.ledger = ledger  # the session's ledger: names creates, tells in-band responses
         self.options = options or OrchestrationOptions()
         self.apply = not self.options.observe_only
         self.upstream: UpstreamResponse | None = None
@@ -70,6 +93,11 @@ class OrchestrationStage(BaseStage):
         self.memory = Memory()
         self.conversation_id: Any = None
         self._synthetic = itertools.count(1)
+
+    @property
+    def state(self) -> TurnState:
+        """The named state (the table at the head of this module)."""
+        return turn_state(self.upstream, self.held, self.turn)
 
     # -- client -------------------------------------------------------------------------------
 
@@ -87,8 +115,11 @@ class OrchestrationStage(BaseStage):
 
     def _create(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         if self.apply and not isinstance(event.get("event_id"), str):
-            self.ids.ensure(event)
-            message.edited()
+            self.ledger.name(event)  # so an upstream error naming it ends its turn
+            return [Replace(event), *self._take(message, event, now)]
+        return self._take(message, event, now)
+
+    def _take(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         event_id = event.get("event_id")
         create = HeldCreate(message, event_id if isinstance(event_id, str) else None, now)
         if self.turn is not None and self.turn.answer is None and not self.turn.answered:
@@ -96,9 +127,8 @@ class OrchestrationStage(BaseStage):
         turn = self.turn
         if turn is not None and self._redundant(turn, create):
             turn.absorbed += 1
-            message.done = self.apply
             into = turn.answer.client_event_id if turn.answer else None
-            return [CreateCoalesced(create.client_event_id, into, turn.calls, self.apply)]
+            return [CreateCoalesced(create.client_event_id, into, turn.calls, self.apply), *self._stop()]
         reason = self._blocked()
         if reason is None or not self.apply:
             if turn is not None and turn.answer is None:
@@ -111,18 +141,17 @@ class OrchestrationStage(BaseStage):
             if self.upstream is None:  # only tool outputs were awaited: it will run
                 self.upstream = UpstreamResponse(create)
             return [HoldOverflow(create.client_event_id, len(self.held))]  # the API answers it
-        message.done = True
         self.held.append(create)
         if turn is not None and turn.answer is None:
             turn.answer = create
-        actions: list[StageAction] = [ResponseHeld(create.client_event_id, reason, len(self.held))]
+        actions: list[StageAction] = [ResponseHeld(create.client_event_id, reason, len(self.held)), STOP]
         return actions + self._arm_timer()
 
-    def _blocked(self) -> str | None:
+    def _blocked(self) -> HoldReason | None:
         if self.upstream is not None or self.held:
-            return "active_response" if self.options.serialise else None
+            return HoldReason.ACTIVE_RESPONSE if self.options.serialise else None
         if self.turn is not None and self.turn.awaiting and self.turn.answer is None:
-            return "tool_outputs"
+            return HoldReason.TOOL_OUTPUTS
         return None
 
     def _redundant(self, turn: ToolTurn, create: HeldCreate) -> bool:
@@ -151,9 +180,8 @@ class OrchestrationStage(BaseStage):
         if not self.held or self.upstream is not None:
             return disarmed
         # The output that completes the turn goes upstream before the answer it unblocks.
-        message.done = True
         output = Forward(Message(message.direction, message.out(), message.type, message.event))
-        return [*disarmed, output, *self._release(now, "tool_outputs")]
+        return [STOP, *disarmed, output, *self._release(now, ReleaseReason.TOOL_OUTPUTS)]
 
     def _cancel(self, message: Message, event: dict[str, Any], now: float) -> list[StageAction]:
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
@@ -161,46 +189,51 @@ class OrchestrationStage(BaseStage):
         upstream = self.upstream
         if isinstance(response_id, str) and response_id:
             if response_id in self.memory.finished:
-                return self._absorb_cancel(message, client_event_id, "response_done")
+                return self._absorb_cancel(message, client_event_id, AbsorbReason.RESPONSE_DONE)
             if upstream is None or upstream.response_id != response_id:
                 return []
         if upstream is not None:
             if upstream.cancelling:
-                return self._absorb_cancel(message, client_event_id, "already_cancelling")
+                return self._absorb_cancel(message, client_event_id, AbsorbReason.ALREADY_CANCELLING)
             if upstream.response_id is not None or upstream.create is None:
                 upstream.cancelling = self.apply and upstream.response_id is not None
                 return []  # running: the API cancels it
             if self.held_cancel is not None:
-                return self._absorb_cancel(message, client_event_id, "already_cancelling")
+                return self._absorb_cancel(message, client_event_id, AbsorbReason.ALREADY_CANCELLING)
             if self.apply:
-                message.done = True
                 self.held_cancel = HeldCancel(message, upstream.create, now)
-            return [CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)]
+            held = CancelHeld(client_event_id, upstream.create.client_event_id, self.apply)
+            return [held, *self._stop()]
         if self.held and self.apply:
             return self._drop_next(message, now)
         if self.memory.finished:
-            return self._absorb_cancel(message, client_event_id, "response_done")
+            return self._absorb_cancel(message, client_event_id, AbsorbReason.RESPONSE_DONE)
         return []
 
-    def _absorb_cancel(self, message: Message, client_event_id: str | None, reason: str) -> list[StageAction]:
-        message.done = self.apply
-        return [CancelAbsorbed(client_event_id, reason, self.apply)]
+    def _absorb_cancel(
+        self, message: Message, client_event_id: str | None, reason: AbsorbReason
+    ) -> list[StageAction]:
+        return [CancelAbsorbed(client_event_id, reason, self.apply), *self._stop()]
+
+    def _stop(self) -> list[StageAction]:
+        """Stop the message when acting; in observe mode it goes on as sent."""
+        return [STOP] if self.apply else []
 
     def _drop_next(self, message: Message, now: float) -> list[StageAction]:
         """Cancel of the create that would run next, before it ever reached the API."""
-        message.done = True
         dropped = self.held.pop(0)
         actions: list[StageAction] = [
-            CreateDropped(dropped.client_event_id, "cancelled", now - dropped.since)
+            STOP,
+            CreateDropped(dropped.client_event_id, DropReason.CANCELLED, now - dropped.since),
         ]
         if self.turn is not None and self.turn.answer is dropped:
             actions.extend(self._disarm_timer())
             self.turn = None
         response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
         self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
-        done = cancelled_done(self.ids.new(), response_id, self.conversation_id, dropped.request)
+        done = cancelled_done(self.ledger.new_event_id(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message("server", dump(done), "response.done", done)))
-        return actions + self._release(now, "previous_cancelled")
+        return actions + self._release(now, ReleaseReason.PREVIOUS_CANCELLED)
 
     # -- server -------------------------------------------------------------------------------
 
@@ -215,10 +248,11 @@ class OrchestrationStage(BaseStage):
             if response.get("conversation_id") is None:
                 return []  # out-of-band: runs alongside, never held
             self.conversation_id = response["conversation_id"]
-            self.memory.add(self.memory.in_band, response_id or "")
             return self._created(response_id, now)
-        # A failed response.done may carry no conversation_id: its response.created told.
-        if response_id not in self.memory.in_band and response.get("conversation_id") is None:
+        # A failed response.done may carry no conversation_id: its response.created told (the ledger).
+        about = self.ledger.about
+        created_in_band = about is not None and about.in_band and about.created_at is not None
+        if not created_in_band and response.get("conversation_id") is None:
             return []
         return self._done(response, response_id, now)
 
@@ -234,12 +268,13 @@ class OrchestrationStage(BaseStage):
         self.held_cancel = None
         upstream.cancelling = True
         assert cancel.message.event is not None
-        cancel.message.event["response_id"] = response_id
-        cancel.message.edited()
-        cancel.message.done = False
-        client_event_id = cancel.message.event.get("event_id")
+        released = {**cancel.message.event, "response_id": response_id}
+        client_event_id = released.get("event_id")
         client_event_id = client_event_id if isinstance(client_event_id, str) else None
-        return [CancelReleased(client_event_id, response_id, now - cancel.since), Forward(cancel.message)]
+        return [
+            CancelReleased(client_event_id, response_id, now - cancel.since),
+            Forward(cancel.message, released),
+        ]
 
     def _done(self, response: dict[str, Any], response_id: str | None, now: float) -> list[StageAction]:
         if response.get("conversation_id"):
@@ -255,7 +290,7 @@ class OrchestrationStage(BaseStage):
         calls = function_calls(response) if self.options.coalesce_tool_calls else []
         if calls:
             actions.extend(self._start_turn(calls))
-        return actions + self._release(now, "response_done")
+        return actions + self._release(now, ReleaseReason.RESPONSE_DONE)
 
     def _start_turn(self, calls: list[str]) -> list[StageAction]:
         actions: list[StageAction] = list(self._disarm_timer())
@@ -292,7 +327,9 @@ class OrchestrationStage(BaseStage):
         if cancel is not None and cancel.target is create:
             self.held_cancel = None
             cancel_id = cancel.message.event.get("event_id") if cancel.message.event else None
-            actions.append(CancelAbsorbed(cancel_id if isinstance(cancel_id, str) else None, "create_failed"))
+            actions.append(
+                CancelAbsorbed(cancel_id if isinstance(cancel_id, str) else None, AbsorbReason.CREATE_FAILED)
+            )
         if (
             self.apply
             and error.get("code") == ALREADY_ACTIVE
@@ -300,20 +337,19 @@ class OrchestrationStage(BaseStage):
             and self.options.serialise
         ):
             # A response the proxy had not seen started first (server VAD): wait for it instead.
-            message.done = True
             create.rejected, create.since = True, now
-            create.message.done = True
             self.held.insert(0, create)
             if self.upstream is None:
                 self.upstream = UpstreamResponse(None)
-            return [*actions, ResponseHeld(create.client_event_id, "rejected_as_active", len(self.held))]
+            held = ResponseHeld(create.client_event_id, HoldReason.REJECTED_AS_ACTIVE, len(self.held))
+            return [STOP, *actions, held]
         if self.turn is not None and self.turn.answer is create:
             self.turn = None
-        return actions + self._release(now, "create_failed")
+        return actions + self._release(now, ReleaseReason.CREATE_FAILED)
 
     # -- releasing ----------------------------------------------------------------------------
 
-    def _release(self, now: float, reason: str) -> list[StageAction]:
+    def _release(self, now: float, reason: ReleaseReason) -> list[StageAction]:
         if self.upstream is not None or not self.held:
             return []
         turn = self.turn
@@ -321,7 +357,6 @@ class OrchestrationStage(BaseStage):
             return self._arm_timer()  # the turn's answer waits for the missing outputs
         create = self.held.pop(0)
         self.upstream = UpstreamResponse(create)
-        create.message.done = False
         return [ResponseReleased(create.client_event_id, reason, now - create.since), Forward(create.message)]
 
     def _arm_timer(self) -> list[StageAction]:
@@ -348,10 +383,10 @@ class OrchestrationStage(BaseStage):
             return []
         self.turn.timer = False
         self.turn.awaiting.clear()  # answer with the outputs there are
-        return self._release(now, "tool_output_timeout")
+        return self._release(now, ReleaseReason.TOOL_OUTPUT_TIMEOUT)
 
     def close(self, now: float) -> list[StageAction]:
         actions: list[StageAction] = list(self._disarm_timer())
-        actions.extend(CreateDropped(c.client_event_id, "closed", now - c.since) for c in self.held)
+        actions.extend(CreateDropped(c.client_event_id, DropReason.CLOSED, now - c.since) for c in self.held)
         self.held.clear()
         return actions

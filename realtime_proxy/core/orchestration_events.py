@@ -6,9 +6,61 @@ the stage acted (`applied`) or only saw what it would have done (observe mode, d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from realtime_proxy.core.actions import Observation
+
+
+class HoldReason(StrEnum):
+    """Why a create waits (`response_held.reason`)."""
+
+    ACTIVE_RESPONSE = "active_response"  # an in-band response is upstream
+    TOOL_OUTPUTS = "tool_outputs"  # the tool-call turn's outputs are not all in
+    REJECTED_AS_ACTIVE = "rejected_as_active"  # the API refused it: a response it had not told of runs
+
+
+class ReleaseReason(StrEnum):
+    """What let a held create go (`response_released.reason`)."""
+
+    RESPONSE_DONE = "response_done"
+    CREATE_FAILED = "create_failed"  # the create upstream was refused: the next may go
+    TOOL_OUTPUTS = "tool_outputs"
+    TOOL_OUTPUT_TIMEOUT = "tool_output_timeout"
+    PREVIOUS_CANCELLED = "previous_cancelled"  # the create ahead of it was dropped by a cancel
+
+
+class AbsorbReason(StrEnum):
+    """Why a cancel went no further (`cancel_absorbed.reason`)."""
+
+    RESPONSE_DONE = "response_done"
+    ALREADY_CANCELLING = "already_cancelling"
+    CREATE_FAILED = "create_failed"
+
+
+class DropReason(StrEnum):
+    """Why a held create never went upstream (`create_dropped.reason`)."""
+
+    CANCELLED = "cancelled"  # the client got a cancelled response.done
+    CLOSED = "closed"
+
+
+class TurnAction(StrEnum):
+    """The label of `realtime_proxy_orchestration_total` (published: values never change); observe
+    mode (and --dry-run) counts the `would_*` ones instead."""
+
+    HELD = "held"
+    RELEASED = "released"
+    COALESCED = "coalesced"
+    OVERFLOW = "overflow"
+    DROPPED = "dropped"
+    CANCEL_HELD = "cancel_held"
+    CANCEL_RELEASED = "cancel_released"
+    CANCEL_ABSORBED = "cancel_absorbed"
+    WOULD_HOLD = "would_hold"
+    WOULD_COALESCE = "would_coalesce"
+    WOULD_HOLD_CANCEL = "would_hold_cancel"
+    WOULD_ABSORB_CANCEL = "would_absorb_cancel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +76,7 @@ class OrchestrationOptions:
 @dataclass(frozen=True, slots=True)
 class ResponseHeld(Observation):
     client_event_id: str | None
-    reason: str  # "active_response" | "tool_outputs" | "rejected_as_active"
+    reason: HoldReason
     held: int  # creates held, this one included
     applied: bool = True
 
@@ -32,7 +84,7 @@ class ResponseHeld(Observation):
 @dataclass(frozen=True, slots=True)
 class ResponseReleased(Observation):
     client_event_id: str | None
-    reason: str  # "response_done" | "create_failed" | "tool_outputs" | "tool_output_timeout" | ...
+    reason: ReleaseReason
     held_seconds: float
 
 
@@ -57,7 +109,7 @@ class HoldOverflow(Observation):
 @dataclass(frozen=True, slots=True)
 class CreateDropped(Observation):
     client_event_id: str | None
-    reason: str  # "cancelled" (the client got a cancelled response.done) | "closed"
+    reason: DropReason
     held_seconds: float
 
 
@@ -80,7 +132,7 @@ class CancelAbsorbed(Observation):
     """A cancel with nothing left to cancel; the API would only have answered with an error."""
 
     client_event_id: str | None
-    reason: str  # "response_done" | "already_cancelling" | "create_failed"
+    reason: AbsorbReason
     applied: bool = True
 
 

@@ -19,11 +19,24 @@ from realtime_proxy.core.events import (
     SERVER_EVENT_TYPES,
     label_for,
     leading_type,
+    parse_object,
     sniff_type,
 )
-from realtime_proxy.core.stage import Direction, Forward, Message, Stage, StageAction
+from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
+from realtime_proxy.core.responses import Ledger
+from realtime_proxy.core.stage import (
+    Direction,
+    Forward,
+    Message,
+    Replace,
+    ReplaceFrame,
+    Stage,
+    StageAction,
+    Stop,
+)
 from realtime_proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
+_AT_EXIT = frozenset({"response.create", "error"})  # what the lane's exit looks at (see _exit)
 _SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 Hook = Callable[[Message, float], list[StageAction]]
@@ -49,6 +62,7 @@ class Pipeline:
         server_stages: tuple[Stage, ...],
         traffic: TrafficCounts,
         *,
+        ledger: Ledger | None = None,
         max_parse_bytes: int,
         log_event_types: bool = False,
     ) -> None:
@@ -59,6 +73,7 @@ class Pipeline:
         self._client, self._server = self.lanes["client"], self.lanes["server"]
         self._max_parse, self._log_event_types = max_parse_bytes, log_event_types
         self._timers: dict[str, Stage] = {}
+        self.ledger = ledger or Ledger()
 
     # -- frames in ----------------------------------------------------------------------------
 
@@ -91,7 +106,11 @@ class Pipeline:
             if event_type in lane.known:
                 lane.routes[event_type] = route
         message = Message(lane.direction, frame, event_type, event)
+        if lane is self._server and event_type in LEDGER_SERVER_TYPES:
+            self.ledger.on_server(event_type, event, now)  # once, before any stage reads it
         actions = self._pass(message, route, now)
+        if event_type in _AT_EXIT:
+            self._exit(message, now)
         if self._log_event_types:
             actions.insert(0, FrameSeen(C2U if lane is self._client else U2C, event_type, len(frame)))
         elif not actions and not message.changed and message.frame is frame and not message.done:
@@ -106,27 +125,56 @@ class Pipeline:
         for stage, hook in route:
             produced = hook(message, now)
             if produced:
-                actions.extend(self._resolve(stage, produced, now))
+                actions.extend(self._resolve(stage, produced, now, message))
             if message.done:
                 break
         return actions
 
-    def _resolve(self, emitter: Stage, produced: list[StageAction], now: float) -> list[Action]:
-        """Carry `Forward`s on through the stages after `emitter`; remember whose timers are whose."""
+    def _resolve(
+        self, emitter: Stage, produced: list[StageAction], now: float, current: Message | None = None
+    ) -> list[Action]:
+        """Apply `emitter`'s decisions about the `current` message; carry `Forward`s on through the
+        stages after it; remember whose timers are whose."""
         actions: list[Action] = []
         for action in produced:
+            if isinstance(action, Stop | Replace | ReplaceFrame):
+                if current is not None:  # a timer or close has no message to decide about
+                    _decide(current, action)
+                continue
             if isinstance(action, Forward):
                 message = action.message
+                message.done = False  # it goes on
+                if action.event is not None:
+                    message.replace(action.event)
                 lane = self.lanes[message.direction]
                 after = lane.stages.index(emitter) + 1 if emitter in lane.stages else 0
                 later = lane.stages[after:]
                 route = tuple(step for step in _route(lane, message.type) if step[0] in later)
-                actions.extend(_out(message, self._pass(message, route, now)))
+                passed = self._pass(message, route, now)
+                if message.type in _AT_EXIT:
+                    self._exit(message, now)
+                actions.extend(_out(message, passed))
                 continue
             if isinstance(action, StartTimer):
                 self._timers[action.token] = emitter
             actions.append(action)
         return actions
+
+    def _exit(self, message: Message, now: float) -> None:
+        """The lane's exit: the ledger records a create going upstream; an error about an event the
+        proxy named gets the client's own id back (the one place ids are mapped back)."""
+        if message.done:
+            return
+        if message.direction == "client":
+            if message.type == "response.create" and message.event is not None:
+                self.ledger.sent(message.event, now)
+            return
+        if message.type == "error":
+            event = message.event if message.event is not None else parse_object(message.out())
+            error = event.get("error") if event is not None else None
+            if event is not None and isinstance(error, dict) and self.ledger.is_own(error.get("event_id")):
+                error["event_id"] = self.ledger.client_id_for(error["event_id"])
+                message.replace(event)
 
     # -- timers and close ---------------------------------------------------------------------
 
@@ -139,6 +187,22 @@ class Pipeline:
         for stage in dict.fromkeys((*self._client.stages, *self._server.stages)):
             actions.extend(self._resolve(stage, stage.close(now), now))
         return actions
+
+
+def _decide(message: Message, decision: Stop | Replace | ReplaceFrame) -> None:
+    if isinstance(decision, Stop):
+        message.done = True
+    elif isinstance(decision, Replace):
+        message.replace(decision.event)
+    else:
+        message.replace_frame(decision.frame)
+
+
+def _out(message: Message, actions: list[Action]) -> list[Action]:
+    if not message.done:
+        out = message.out()
+        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
+    return actions
 
 
 def _route(lane: _Lane, event_type: str | None) -> Route:
@@ -159,16 +223,10 @@ def _route(lane: _Lane, event_type: str | None) -> Route:
     return tuple(route)
 
 
-def _out(message: Message, actions: list[Action]) -> list[Action]:
-    if not message.done:
-        out = message.out()
-        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
-    return actions
-
-
 def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
     client = direction == "client"
-    parsed = frozenset().union(*(s.client_types if client else s.server_types for s in stages))
+    ledger_types = frozenset({"response.create"}) if client else LEDGER_SERVER_TYPES
+    parsed = ledger_types.union(*(s.client_types if client else s.server_types for s in stages))
     parsed = _SHARED_TYPE_SETS.setdefault(parsed, parsed)  # one copy for all sessions (idle memory)
     known = CLIENT_EVENT_TYPES if client else SERVER_EVENT_TYPES
     # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from realtime_proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.events import dump
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import RuleChain
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
 from realtime_proxy.core.session_state import SessionState
-from realtime_proxy.core.stage import BaseStage, Message, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Message, Replace, StageAction
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
@@ -72,7 +72,7 @@ def rewrite_observations(
 class RepairStage(BaseStage):
     name = "repair"
 
-    def __init__(self, chain: RuleChain, state: SessionState, ids: EventIds, max_event_bytes: int) -> None:
+    def __init__(self, chain: RuleChain, state: SessionState, ids: Ledger, max_event_bytes: int) -> None:
         self.chain, self.state, self.ids = chain, state, ids
         self.max_event_bytes = max_event_bytes
         self.client_types = chain.event_types
@@ -97,21 +97,19 @@ class RepairStage(BaseStage):
                 Refusal(client_event_id, message.type, refusal.rule, refusal.code, refusal.message, applied)
             )
             if applied:
-                own = self.ids.new()
+                own = self.ids.new_event_id()
                 actions.append(
                     ToClient(refusal_event(own, event_id, refusal.code, refusal.message, refusal.param))
                 )
-                message.done = True
+                actions.append(STOP)
             return actions
         if result.changed:
-            message.event = result.event
-            message.edited()
-            # An id lets an upstream error be attributed to these rules; removed again from errors.
-            client_event_id = self.ids.ensure(result.event)
+            # An id lets an upstream error be attributed to these rules; mapped back at the exit.
+            client_event_id = self.ids.name(result.event)
         actions.extend(rewrite_observations(result.rewrites, client_event_id, message.type, applied=applied))
         if client_event_id is not None and (result.rewrites or result.failures):
-            self.ids.remember(client_event_id, [r.rule for r in result.rewrites])
-        if result.changed and isinstance(result.event.get("type"), str):
-            # A rule may translate the event (transcription_session.update -> session.update).
-            message.type = result.event["type"]
+            self.ids.remember_rules(client_event_id, [r.rule for r in result.rewrites])
+        if result.changed:
+            # Its type is read from it: a rule may translate the event (transcription_session.update).
+            actions.append(Replace(result.event))
         return actions

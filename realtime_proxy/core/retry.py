@@ -1,10 +1,16 @@
-"""Re-send out-of-band responses that failed transiently, so the client sees one good response.
+"""The retry stage: re-send out-of-band responses that failed transiently, so the client sees one
+good response.
 
 A tracked `response.create` gets a correlation token in `response.metadata[METADATA_KEY]`;
 the server echoes it on `response.created` / `response.done`. The created event is held back
 until the response proves it is producing output (its first other event) or ends; a transient
 failure that produced nothing is swallowed and the request re-sent after a backoff. The token
 is stripped from everything the client sees. Pure: time comes in as `now`, randomness from `rng`.
+
+The retrier is its stage: what it sends the client in place of a server event (a held
+`response.created`, a restored `response.done`) continues through the stages after it (beta
+translation), and a re-send through the client stages after it, each as a message built from
+its dict. Attempt ids (`rpN_aM`) are issued by the session's ledger, which maps them back.
 """
 
 from __future__ import annotations
@@ -18,19 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from realtime_proxy.core.actions import (
-    Action,
     CancelTimer,
     RetryAttempt,
     RetryOutcome,
     RuleError,
     StartTimer,
-    ToClient,
-    ToUpstream,
 )
 from realtime_proxy.core.events import dump, sniff_string_field
 from realtime_proxy.core.repair import rewrite_observations
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry_policy import (
     RetryPolicy,
+    RetryResult,
     backoff_delays,
     failure_error,
     final_outcome,
@@ -38,12 +43,14 @@ from realtime_proxy.core.retry_policy import (
     outcome_observation,
 )
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
 
 __all__ = [
     "METADATA_KEY",
     "SERVER_PARSED_TYPES",
     "ResponseRetrier",
     "RetryPolicy",
+    "RetryResult",
     "backoff_delays",
 ]
 
@@ -74,14 +81,26 @@ class _Tracked:
     attempt: int = 1
     phase: _Phase = _Phase.AWAITING_CREATED
     response_id: str | None = None
-    held_created: str | None = None
+    held_created: dict[str, Any] | None = None
     last_failed_done: dict[str, Any] | None = None
     first_failure: float | None = None
     cancel_requested: bool = False
 
 
-class ResponseRetrier:
-    def __init__(self, policy: RetryPolicy, rng: random.Random, escalate: Escalate | None = None) -> None:
+class ResponseRetrier(BaseStage):
+    name = "retry"
+    client_types = frozenset({"response.create", "response.cancel"})
+    server_types = SERVER_PARSED_TYPES
+    server_sees_all = True  # a held response is released by its first output event, whatever type
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        rng: random.Random,
+        escalate: Escalate | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.ledger = ledger or Ledger()  # names attempts; the session core adopts it as its own
         self._policy = policy
         self._rng = rng
         self._escalate = escalate
@@ -98,6 +117,26 @@ class ResponseRetrier:
     def active(self) -> bool:
         return bool(self._by_token)
 
+    # --- the stage's hooks ---------------------------------------------------------------------
+
+    def on_client(self, message: Message, now: float) -> list[StageAction]:
+        event = message.event
+        if event is None:
+            return []
+        if message.type == "response.create":
+            if not self.wants(event):
+                return []
+            untracked = self.track(event, now)
+            return list(untracked) if untracked else [Replace(event)]  # tagged in place
+        if message.type == "response.cancel":
+            return self.on_client_cancel(event, now) or []
+        return []
+
+    def on_server(self, message: Message, now: float) -> list[StageAction]:
+        if not self._by_token:
+            return []
+        return self.on_server_frame(message.type, message.event, message.out(), now) or []
+
     # --- client side -------------------------------------------------------------------------
 
     def wants(self, event: dict[str, Any]) -> bool:
@@ -111,7 +150,7 @@ class ResponseRetrier:
             return True
         return self._policy.retry_in_band and conversation in (None, "auto")
 
-    def track(self, event: dict[str, Any], now: float) -> list[Action]:
+    def track(self, event: dict[str, Any], now: float) -> list[StageAction]:
         """Tag the request the core is about to send (in place) and start tracking it."""
         if not self.wants(event):
             return []
@@ -123,12 +162,12 @@ class ResponseRetrier:
         had_metadata = isinstance(metadata, dict)
         reason = _untrackable(metadata)
         if reason is not None:
-            return [outcome_observation("untracked", 0, 0.0, None, client_event_id, reason)]
+            return [outcome_observation(RetryResult.UNTRACKED, 0, 0.0, None, client_event_id, reason)]
         token = f"rp{next(self._tokens)}"
         response["metadata"] = {**(metadata or {}), METADATA_KEY: token}
         if client_event_id is None:
-            # Our own id lets an upstream `error` be attributed; rewritten to null for the client.
-            event["event_id"] = f"{token}_a1"
+            # Our own id lets an upstream `error` be attributed; mapped back to null for the client.
+            event["event_id"] = self.ledger.issue(None, f"{token}_a1")
         state = _Tracked(
             token=token,
             request=copy.deepcopy(event),
@@ -142,7 +181,7 @@ class ResponseRetrier:
         self._by_event_id[state.event_id] = state
         return []
 
-    def on_client_cancel(self, event: dict[str, Any], now: float) -> list[Action] | None:
+    def on_client_cancel(self, event: dict[str, Any], now: float) -> list[StageAction] | None:
         response_id = event.get("response_id")
         state = self._find_by_response(response_id) if isinstance(response_id, str) else None
         if state is None:
@@ -153,33 +192,34 @@ class ResponseRetrier:
         state.cancel_requested = True
         return None
 
-    def on_timer(self, token: str, now: float) -> list[Action]:
+    def on_timer(self, token: str, now: float) -> list[StageAction]:
         state = self._by_token.get(token)
         if state is None or state.phase is not _Phase.BACKOFF:
             return []  # cancelled or closed meanwhile
         state.attempt += 1
-        actions: list[Action] = []
+        actions: list[StageAction] = []
         request = self._resend_payload(state, actions)
         del self._by_event_id[state.event_id]
         state.event_id = request["event_id"]
         self._by_event_id[state.event_id] = state
         state.phase, state.response_id, state.held_created = _Phase.AWAITING_CREATED, None, None
-        actions.insert(0, ToUpstream(dump(request)))
+        actions.insert(0, Forward(Message("client", dump(request), "response.create", request)))
         return actions
 
-    def close(self, now: float) -> list[Action]:
-        actions: list[Action] = []
+    def close(self, now: float) -> list[StageAction]:
+        actions: list[StageAction] = []
         for state in list(self._by_token.values()):
             if state.phase is _Phase.BACKOFF:
                 actions.append(CancelTimer(state.token))
-            actions.append(self._end(state, "cancelled", "client_closed", now))
+            actions.append(self._end(state, RetryResult.CANCELLED, "client_closed", now))
         return actions
 
     # --- server side -------------------------------------------------------------------------
 
     def on_server_frame(
         self, event_type: str | None, event: dict[str, Any] | None, frame: str | bytes, now: float
-    ) -> list[Action] | None:
+    ) -> list[StageAction] | None:
+        """What to do with a server event (None: nothing, it goes on as received)."""
         if event_type not in SERVER_PARSED_TYPES:
             return self._on_other(event_type, frame)
         if event is None:
@@ -194,12 +234,12 @@ class ResponseRetrier:
         state = self._by_token.get(token)
         self._strip_token(response, state)
         if state is None:  # a token we no longer track: still never leak it
-            return [ToClient(dump(event))]
+            return [Replace(event)]
         if event_type == "response.created":
             return self._on_created(state, event, response)
         return self._on_done(state, event, response, now)
 
-    def _on_other(self, event_type: str | None, frame: str | bytes) -> list[Action] | None:
+    def _on_other(self, event_type: str | None, frame: str | bytes) -> list[StageAction] | None:
         # Hot path (audio deltas): only a held response's first output event matters.
         if not self._held or not isinstance(frame, str) or not (event_type or "").startswith("response."):
             return None
@@ -209,20 +249,22 @@ class ResponseRetrier:
             return None
         state.phase = _Phase.STREAMING
         created, state.held_created = state.held_created, None
-        return [ToClient(created), ToClient(frame)] if created else [ToClient(frame)]
+        return [_to_client(created)] if created else []  # then this output event, as received
 
-    def _on_created(self, state: _Tracked, event: dict[str, Any], response: dict[str, Any]) -> list[Action]:
+    def _on_created(
+        self, state: _Tracked, event: dict[str, Any], response: dict[str, Any]
+    ) -> list[StageAction]:
         state.phase = _Phase.HELD
-        state.held_created = dump(event)
+        state.held_created = event
         response_id = response.get("id")
         if isinstance(response_id, str):
             state.response_id = response_id
             self._held[response_id] = state
-        return []
+        return [STOP]
 
     def _on_done(
         self, state: _Tracked, event: dict[str, Any], response: dict[str, Any], now: float
-    ) -> list[Action]:
+    ) -> list[StageAction]:
         if state.response_id is not None:
             self._held.pop(state.response_id, None)
         if isinstance(response.get("id"), str):
@@ -232,38 +274,35 @@ class ResponseRetrier:
             outcome = final_outcome(response, state.attempt, state.cancel_requested, began)
             return self._release(state, event, now, *outcome)
         if state.cancel_requested:
-            return self._release(state, event, now, "cancelled", "client_cancelled")
+            return self._release(state, event, now, RetryResult.CANCELLED, "client_cancelled")
         if state.first_failure is None:
             state.first_failure = now
         delay = next(state.delays, None)
         if delay is None:
-            return self._release(state, event, now, "exhausted", "max_attempts")
+            return self._release(state, event, now, RetryResult.EXHAUSTED, "max_attempts")
         if now - state.first_send + delay > self._policy.deadline:
-            return self._release(state, event, now, "exhausted", "deadline")
+            return self._release(state, event, now, RetryResult.EXHAUSTED, "deadline")
         state.phase, state.last_failed_done = _Phase.BACKOFF, event
         error_type, error_code = failure_error(response)
         attempt = RetryAttempt(
             state.attempt + 1, delay, state.response_id, error_type, error_code, state.client_event_id
         )
-        return [StartTimer(delay, state.token), attempt]
+        return [STOP, StartTimer(delay, state.token), attempt]
 
-    def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[Action] | None:
+    def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[StageAction] | None:
         error = event.get("error")
         event_id = error.get("event_id") if isinstance(error, dict) else None
         state = self._by_event_id.get(event_id) if isinstance(event_id, str) else None
         if state is None or state.phase is not _Phase.AWAITING_CREATED:
             return None
         assert isinstance(error, dict)
-        if event_id != state.client_event_id:  # our own id: give the client back its own
-            error["event_id"] = state.client_event_id
-            frame = dump(event)
         code, error_type = error.get("code"), error.get("type")
         reason = code if isinstance(code, str) else error_type if isinstance(error_type, str) else None
-        return [ToClient(frame), self._end(state, "not_retryable", reason, now)]
+        return [self._end(state, RetryResult.NOT_RETRYABLE, reason, now)]  # the error goes on to the client
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _resend_payload(self, state: _Tracked, actions: list[Action]) -> dict[str, Any]:
+    def _resend_payload(self, state: _Tracked, actions: list[StageAction]) -> dict[str, Any]:
         request = copy.deepcopy(state.request)
         if self._escalate is not None:
             try:
@@ -287,33 +326,35 @@ class ResponseRetrier:
         # Correlation must survive whatever the escalation did to the request.
         response = request.setdefault("response", {})
         response["metadata"] = copy.deepcopy(state.request["response"]["metadata"])
-        request["event_id"] = f"{state.token}_a{state.attempt}"
+        client_id = self.ledger.client_id_for(state.client_event_id)
+        request["event_id"] = self.ledger.issue(client_id, f"{state.token}_a{state.attempt}")
         return request
 
-    def _cancel_in_backoff(self, state: _Tracked, now: float) -> list[Action]:
+    def _cancel_in_backoff(self, state: _Tracked, now: float) -> list[StageAction]:
         """Nothing runs upstream: answer the cancel the way the server would have."""
-        actions: list[Action] = [CancelTimer(state.token)]
+        actions: list[StageAction] = [STOP, CancelTimer(state.token)]
         if state.held_created is not None:
-            actions.append(ToClient(state.held_created))
+            actions.append(_to_client(state.held_created))
         assert state.last_failed_done is not None  # set whenever BACKOFF is entered
         done = copy.deepcopy(state.last_failed_done)
         done["response"]["status"] = "cancelled"
         done["response"]["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
-        actions.append(ToClient(dump(done)))
-        actions.append(self._end(state, "cancelled", "client_cancelled", now))
+        actions.append(_to_client(done))
+        actions.append(self._end(state, RetryResult.CANCELLED, "client_cancelled", now))
         return actions
 
     def _release(
-        self, state: _Tracked, done: dict[str, Any], now: float, outcome: str, reason: str | None
-    ) -> list[Action]:
-        actions: list[Action] = []
+        self, state: _Tracked, done: dict[str, Any], now: float, outcome: RetryResult, reason: str | None
+    ) -> list[StageAction]:
+        """The response ends as the server ended it: its held created first, then this done."""
+        actions: list[StageAction] = []
         if state.held_created is not None:
-            actions.append(ToClient(state.held_created))
-        actions.append(ToClient(dump(done)))
+            actions.append(_to_client(state.held_created))
+        actions.append(Replace(done))  # the token stripped
         actions.append(self._end(state, outcome, reason, now))
         return actions
 
-    def _end(self, state: _Tracked, outcome: str, reason: str | None, now: float) -> RetryOutcome:
+    def _end(self, state: _Tracked, outcome: RetryResult, reason: str | None, now: float) -> RetryOutcome:
         """Forget the request; every tracked request ends in exactly one outcome."""
         self._by_token.pop(state.token, None)
         self._by_event_id.pop(state.event_id, None)
@@ -333,6 +374,11 @@ class ResponseRetrier:
         del metadata[METADATA_KEY]
         had_metadata = state.had_metadata if state is not None else bool(metadata)
         response["metadata"] = metadata if had_metadata else None
+
+
+def _to_client(event: dict[str, Any]) -> Forward:
+    """A server event the retrier sends in place of one it held: on through the later stages."""
+    return Forward(Message("server", dump(event), event.get("type"), event))
 
 
 def _untrackable(metadata: Any) -> str | None:

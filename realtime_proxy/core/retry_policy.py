@@ -9,9 +9,23 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from realtime_proxy.core.actions import RetryOutcome
+
+
+class RetryResult(StrEnum):
+    """How a tracked request ended: the `outcome` of `retry_outcome` lines and the label of
+    `realtime_proxy_oob_retries_total` (published: values never change)."""
+
+    OK = "ok"  # delivered at the first attempt
+    RECOVERED = "recovered"  # delivered after a re-send
+    EXHAUSTED = "exhausted"  # out of attempts or past the deadline: the failure delivered
+    NOT_RETRYABLE = "not_retryable"  # failed in a way a re-send would not fix
+    CANCELLED = "cancelled"  # by the client, or the session closed
+    UNTRACKED = "untracked"  # its metadata left no room for the correlation key
+
 
 # The only failures the API itself calls transient ("We recommend you retry your request.").
 RETRYABLE_ERROR_TYPES = frozenset({"server_error"})
@@ -77,7 +91,7 @@ def is_retryable_failure(response: dict[str, Any]) -> bool:
 
 def final_outcome(
     response: dict[str, Any], attempts: int, client_cancelled: bool, output_began: bool
-) -> tuple[str, str | None]:
+) -> tuple[RetryResult, str | None]:
     """`(outcome, reason)` for a response released as the server ended it (not retried).
 
     completed/incomplete are deliveries ("ok", or "recovered" after a re-send); only a
@@ -86,21 +100,21 @@ def final_outcome(
     if status == "cancelled":
         details = response.get("status_details")
         reason = details.get("reason") if isinstance(details, dict) else None
-        return "cancelled", reason if isinstance(reason, str) else None
+        return RetryResult.CANCELLED, reason if isinstance(reason, str) else None
     if status != "failed":
-        return ("recovered" if attempts > 1 else "ok"), None
+        return (RetryResult.RECOVERED if attempts > 1 else RetryResult.OK), None
     if client_cancelled:
-        return "not_retryable", "client_cancelled"
+        return RetryResult.NOT_RETRYABLE, "client_cancelled"
     if output_began:
-        return "not_retryable", "output_began"
+        return RetryResult.NOT_RETRYABLE, "output_began"
     error_type, code = failure_error(response)
     if is_transient_error(error_type, code):  # transient, but something was produced
-        return "not_retryable", "produced_output"
-    return "not_retryable", code or error_type or "failed"
+        return RetryResult.NOT_RETRYABLE, "produced_output"
+    return RetryResult.NOT_RETRYABLE, code or error_type or "failed"
 
 
 def outcome_observation(
-    outcome: str,
+    outcome: RetryResult,
     attempts: int,
     added_seconds: float,
     response_id: str | None,

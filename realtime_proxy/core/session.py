@@ -12,21 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from realtime_proxy.core.attribution import AttributionStage, EventIds
+from realtime_proxy.core.attribution import AttributionStage
 from realtime_proxy.core.compat.stage import BetaStage
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.pipeline import Pipeline
 from realtime_proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry import ResponseRetrier
-from realtime_proxy.core.retry_stage import RetryStage
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
 from realtime_proxy.core.session_state import SessionState, SessionStateStage
 from realtime_proxy.core.stage import Stage
-from realtime_proxy.core.tracker import ResponseTracker
-from realtime_proxy.core.tracking import TrackingStage
+from realtime_proxy.core.tracker import TrackingStage
 from realtime_proxy.core.traffic import TrafficCounts
 
 
@@ -54,30 +53,32 @@ class SessionCore:
         traffic: TrafficCounts | None = None,
         escalation: RuleChain | None = None,
         context: SessionContext | None = None,
+        external_audio_input: bool = False,
     ) -> None:
         self.options = options = options or CoreOptions()
         self.chain, self.retrier = chain, retrier
-        self.state = SessionState(context)
-        self.tracker = ResponseTracker()
         self.traffic = traffic = traffic or TrafficCounts()
-        ids = EventIds()
+        # The one ledger of responses and issuer of proxy ids (a retrier brings the one it names with).
+        self.ledger = ids = retrier.ledger if retrier is not None else Ledger()
+        self.state = SessionState(context, ledger=ids, external_audio_input=external_audio_input)
         if retrier is not None and escalation is not None:
             # Re-sends see this session's state (e.g. its tools), like the first attempt did.
             retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
         beta = BetaStage() if options.beta_client else None
         orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
-        retry = RetryStage(retrier) if retrier is not None else None
-        tracking, state = TrackingStage(self.tracker), SessionStateStage(self.state)
+        self.tracker = tracking = TrackingStage(ids)
+        state = SessionStateStage(self.state)
         repair = RepairStage(chain, self.state, ids, options.max_parse_bytes)
         attribution = AttributionStage(ids)
-        client_stages = _present(beta, repair, orchestration, retry, tracking, state)
-        server_stages = _present(tracking, orchestration, attribution, state, retry, beta)
+        client_stages = _present(beta, repair, orchestration, retrier, tracking, state)
+        server_stages = _present(tracking, orchestration, attribution, state, retrier, beta)
         if options.untouched:
             client_stages = server_stages = (tracking, state)
         self.pipeline = Pipeline(
             client_stages,
             server_stages,
             traffic,
+            ledger=ids,
             max_parse_bytes=options.max_parse_bytes,
             log_event_types=options.log_event_types,
         )

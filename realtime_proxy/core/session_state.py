@@ -16,6 +16,7 @@ from realtime_proxy.core.audio_accounting import (
 )
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.events import sniff_string_field, sniff_type
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import BaseStage, Message, StageAction
 
 __all__ = ["MIN_BYTES_PER_MS", "SessionState", "SessionStateStage", "b64_span_len", "bytes_per_ms"]
@@ -44,13 +45,19 @@ class SessionState:
             "session.created",
             "session.updated",
             "response.created",
-            "response.done",
             "response.output_item.done",
         }
     )
 
-    def __init__(self, context: SessionContext | None = None) -> None:
-        self.context = context or SessionContext()  # set by the edge from the handshake
+    def __init__(
+        self,
+        context: SessionContext | None = None,
+        *,
+        ledger: Ledger | None = None,
+        external_audio_input: bool = False,
+    ) -> None:
+        self.context = context or SessionContext()  # from the handshake: route, model
+        self.ledger = ledger or Ledger()  # which response is in-band and active (the session's ledger)
         self.session_tools: list[dict[str, Any]] = []
         # "server": the list as the API last reported it; "client": an update not yet echoed.
         self.tools_source: str | None = None
@@ -65,11 +72,9 @@ class SessionState:
         self.assistant_audio_produced = False
         self.input = InputBuffer()  # the commit guard's upper bound
         self.output = OutputAudio()  # per item, the audio delivered, in its response's format
-        self.active_in_band_response = False
-        self._active_response_id: str | None = None
-        # Set by the relay for WebRTC/SIP sideband sockets (?call_id=): input audio arrives as
-        # media, not as appends, so the append count says nothing about the buffer.
-        self.external_audio_input = False
+        # WebRTC/SIP sideband sockets (?call_id=): input audio arrives as media, not as appends,
+        # so the append count says nothing about the buffer.
+        self.external_audio_input = external_audio_input
 
     @property
     def input_format_bytes_per_ms(self) -> float | None:
@@ -168,18 +173,11 @@ class SessionState:
             response = event.get("response")
             if isinstance(response, dict):
                 self.output.response_created(response)
-            self._response_created(response)
         elif event_type == "response.output_item.done":
-            # In-band only: out-of-band items are not in the conversation.
-            rid = event.get("response_id")
-            if rid is not None and rid == self._active_response_id:
+            # In-band only: out-of-band items are not in the conversation (the ledger knows which).
+            active = self.ledger.active_in_band
+            if active is not None and event.get("response_id") == active.response_id:
                 self._item_done(event.get("item"))
-        elif event_type == "response.done":
-            response = event.get("response")
-            rid = response.get("id") if isinstance(response, dict) else None
-            if rid is None or rid == self._active_response_id:
-                self.active_in_band_response = False
-                self._active_response_id = None
 
     def _audio_delta(self, frame: str | bytes) -> None:
         self.assistant_audio_produced = True
@@ -228,13 +226,6 @@ class SessionState:
         if len(self.items_without_audio) >= _MAX_TRACKED_ITEMS:
             del self.items_without_audio[next(iter(self.items_without_audio))]
         self.items_without_audio[item["id"]] = None
-
-    def _response_created(self, response: Any) -> None:
-        # In-band responses write to a conversation; out-of-band ones have conversation_id null.
-        if isinstance(response, dict) and response.get("conversation_id") is not None:
-            self.active_in_band_response = True
-            rid = response.get("id")
-            self._active_response_id = rid if isinstance(rid, str) else None
 
 
 def _section(session: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,14 +1,18 @@
 """The one small interface every stage of the core has, and the message that flows through them.
 
 A frame arrives from one side; the core wraps it in a `Message` and hands it to each stage in the
-documented order (`realtime_proxy.core.session`). A stage reads or edits the message, returns the actions
-it wants carried out, and may end the message's journey (`message.done = True`: refused, held,
-absorbed). A message no stage ended leaves the pipeline as `ToUpstream` / `ToClient` with its
-original bytes when nothing changed it (the hot path), else re-serialised once.
+documented order (`realtime_proxy.core.session`). A stage reads the message and returns what it
+decided, as values (Envoy's filter contract): `Stop()` ends the message's journey here (refused,
+held, absorbed); `Replace(event)` lets it go on as that event; `ReplaceFrame(frame)` as those
+bytes; plus the actions it wants carried out. Only the pipeline applies them (sets `done` and
+`changed`); no stage writes a message's fields. A message no stage stopped leaves the pipeline as
+`ToUpstream` / `ToClient` with its original bytes when nothing replaced it (the hot path), else
+re-serialised once.
 
 A stage that later lets a message go on (a held `response.create` released, a held
-`response.created` delivered) returns `Forward(message)`: the core runs it through the stages
-*after* that stage, in the message's direction, exactly as if it had just passed.
+`response.created` delivered) returns `Forward(message)` (optionally with the `event` it goes on
+as): the core runs it through the stages *after* that stage, in the message's direction, exactly
+as if it had just passed. A message a stage builds from a dict carries its parse along.
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ class Message:
         self.changed = False  # `event` differs from `frame`: serialise it on the way out
         self.done = False  # a stage ended the journey: nothing goes out for this message
 
-    def edited(self) -> None:
-        """Call after changing `event` in place."""
-        self.changed = True
+    def replace(self, event: dict[str, Any]) -> None:
+        """The pipeline applies a stage's `Replace`: the event (and its type) it goes on as."""
+        self.event, self.changed = event, True
+        event_type = event.get("type")
+        self.type = event_type if isinstance(event_type, str) else self.type
 
     def replace_frame(self, frame: str) -> None:
-        """A stage swapped the whole frame (e.g. beta translation); the parse no longer applies."""
+        """The pipeline applies a `ReplaceFrame` (e.g. beta translation); the parse no longer applies."""
         self.frame, self.changed, self.event = frame, False, None
 
     def out(self) -> str:
@@ -69,9 +75,32 @@ class Forward:
     """Let a held message continue through the stages after the one that returns this."""
 
     message: Message
+    event: dict[str, Any] | None = None  # what it goes on as, when the stage changed it while held
 
 
-StageAction = Action | Forward
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The message being handled goes no further (refused, held, absorbed, answered by the proxy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """The message being handled goes on as `event` (its `type` read from it)."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceFrame:
+    """The message being handled goes on as these bytes (its parse no longer applies)."""
+
+    frame: str
+
+
+STOP = Stop()
+
+Decision = Stop | Replace | ReplaceFrame
+StageAction = Action | Forward | Decision
 
 
 class Stage(Protocol):

@@ -1,16 +1,20 @@
-"""Per-response observations for metrics: time to first delta, duration, status and token usage.
+"""The tracking stage: per-response timing, status and usage, and rate limits, for metrics.
 
-Pure: the session core feeds it events and `now`, it answers with observations.
+It only observes: it never changes or holds a frame. Which create a response answers, and when
+it was sent, is the ledger's (realtime_proxy.core.responses), read as the frozen `Response`
+the pipeline bound before this stage runs. Pure: time comes in as `now`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from realtime_proxy.core.actions import FirstDelta, Frame, ResponseDone
+from realtime_proxy.core.actions import FirstDelta, RateLimits, ResponseDone
 from realtime_proxy.core.events import sniff_string_field
+from realtime_proxy.core.responses import Ledger, Response
+from realtime_proxy.core.stage import BaseStage, Message, StageAction
 
-_PENDING = 64  # creates awaiting their response.created, the oldest dropped beyond
+_AWAITING = 64  # responses awaiting their first delta, the oldest dropped beyond
 
 FIRST_DELTA_MODALITY = {
     "response.output_audio.delta": "audio",
@@ -44,67 +48,62 @@ def token_counts(usage: Any) -> list[tuple[str, str, bool, int]]:
     return [row for row in rows if row[3]]
 
 
-class ResponseTracker:
-    """Matches response.create to response.created in order (the protocol has no request id for
-    responses), then times each response's first delta and its response.done."""
+def response_done(event: dict[str, Any], about: Response | None, now: float) -> ResponseDone:
+    """The observation of a `response.done`; `about` is the ledger's record of that response."""
+    response = event.get("response")
+    response = response if isinstance(response, dict) else {}
+    details = response.get("status_details")
+    details = details if isinstance(details, dict) else {}
+    error = details.get("error")
+    error = error if isinstance(error, dict) else {}
+    reason = details.get("reason")  # e.g. client_cancelled, turn_detected
+    started = about.started_at if about is not None else None
+    return ResponseDone(
+        response_id=response.get("id") if isinstance(response.get("id"), str) else None,
+        status=response.get("status") if isinstance(response.get("status"), str) else None,
+        error_type=error.get("type"),
+        error_code=error.get("code"),
+        seconds=None if started is None else now - started,
+        out_of_band=not about.in_band if about is not None else response.get("conversation_id", "") is None,
+        tokens=token_counts(response.get("usage")),
+        client_event_id=about.request.event_id if about is not None and about.request else None,
+        reason=reason if isinstance(reason, str) else None,
+    )
 
-    def __init__(self) -> None:
-        # At most _PENDING entries; a list, not a deque: a deque costs 600 B per idle session.
-        self._pending_creates: list[tuple[str | None, float]] = []
-        self._started: dict[str, tuple[str | None, float]] = {}  # response id -> (create's event id, time)
-        self._awaiting_delta: set[str] = set()
 
-    @property
-    def awaiting_delta(self) -> bool:
-        return bool(self._awaiting_delta)
+class TrackingStage(BaseStage):
+    name = "tracking"
+    server_types = frozenset({"response.created", "response.done", "rate_limits.updated"})
+    server_sees = frozenset(FIRST_DELTA_MODALITY)
 
-    def on_client_create(self, event_id: str | None, now: float) -> None:
-        self._pending_creates.append((event_id, now))
-        if len(self._pending_creates) > _PENDING:
-            del self._pending_creates[0]
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._awaiting: dict[str, float] = {}  # response id -> when it started, until its first delta
 
-    def on_client_create_rejected(self, event_id: str | None) -> None:
-        """An upstream error named this response.create: it will get no response.created."""
-        for index, (pending_id, _) in enumerate(self._pending_creates):
-            if event_id is not None and pending_id == event_id:
-                del self._pending_creates[index]
-                return
+    def on_server(self, message: Message, now: float) -> list[StageAction]:
+        event_type, event = message.type, message.event
+        if event_type in FIRST_DELTA_MODALITY:
+            return self._first_delta(event_type, message.frame, now) if self._awaiting else []
+        about = self.ledger.about
+        if event_type == "response.created":
+            started = about.started_at if about is not None else None
+            if about is not None and started is not None:
+                self._awaiting[about.response_id] = started
+                if len(self._awaiting) > _AWAITING:
+                    del self._awaiting[next(iter(self._awaiting))]
+        elif event is None:
+            return []
+        elif event_type == "response.done":
+            if about is not None:
+                self._awaiting.pop(about.response_id, None)
+            return [response_done(event, about, now)]
+        elif event_type == "rate_limits.updated":
+            return [RateLimits(event.get("rate_limits"))]
+        return []
 
-    def on_created(self, response_id: str, now: float) -> None:
-        self._started[response_id] = self._pending_creates.pop(0) if self._pending_creates else (None, now)
-        self._awaiting_delta.add(response_id)
-
-    def on_delta(self, event_type: str, frame: Frame, now: float) -> FirstDelta | None:
-        modality = FIRST_DELTA_MODALITY.get(event_type)
-        if modality is None or not isinstance(frame, str):
-            return None
+    def _first_delta(self, event_type: str, frame: str, now: float) -> list[StageAction]:
         response_id = sniff_string_field(frame, "response_id")
-        if response_id not in self._awaiting_delta:
-            return None
-        self._awaiting_delta.discard(response_id)
-        seconds = now - self._started.get(response_id, (None, now))[1]
-        return FirstDelta(response_id, modality, seconds)
-
-    def on_done(self, event: dict[str, Any], now: float) -> ResponseDone:
-        response = event.get("response")
-        response = response if isinstance(response, dict) else {}
-        response_id = response.get("id") if isinstance(response.get("id"), str) else None
-        client_event_id, started = (
-            self._started.pop(response_id, (None, None)) if response_id else (None, None)
-        )
-        self._awaiting_delta.discard(response_id or "")
-        details = response.get("status_details")
-        details = details if isinstance(details, dict) else None
-        error = details.get("error") if details else None
-        error = error if isinstance(error, dict) else {}
-        return ResponseDone(
-            response_id=response_id,
-            status=response.get("status") if isinstance(response.get("status"), str) else None,
-            error_type=error.get("type"),
-            error_code=error.get("code"),
-            seconds=None if started is None else now - started,
-            out_of_band=response.get("conversation_id", "") is None,
-            tokens=token_counts(response.get("usage")),
-            client_event_id=client_event_id,
-            reason=reason if isinstance(reason := (details or {}).get("reason"), str) else None,
-        )
+        started = self._awaiting.pop(response_id, None) if response_id is not None else None
+        if started is None:
+            return []
+        return [FirstDelta(response_id, FIRST_DELTA_MODALITY[event_type], now - started)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from realtime_proxy.core.stage import Message
@@ -64,7 +65,6 @@ class HeldCancel:
 
 @dataclass
 class Memory:
-    in_band: OrderedDict[str, None] = field(default_factory=OrderedDict)  # ids from response.created
     finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
     outputs: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
@@ -97,3 +97,24 @@ def function_calls(response: dict[str, Any]) -> list[str]:
         and item.get("type") == "function_call"
         and isinstance(item.get("call_id"), str)
     ]
+
+
+class TurnState(StrEnum):
+    """The turn-taking stage's states (the table in realtime_proxy.core.orchestration)."""
+
+    IDLE = "idle"
+    AWAITING_OUTPUTS = "awaiting_outputs"
+    REQUESTED = "requested"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    UNTOLD = "untold"
+
+
+def turn_state(upstream: UpstreamResponse | None, held: list[HeldCreate], turn: ToolTurn | None) -> TurnState:
+    """The named state of what is upstream (held creates and the tool-call turn are kept beside it)."""
+    if upstream is None:
+        awaiting = turn is not None and bool(turn.awaiting) and bool(held) and turn.answer is held[0]
+        return TurnState.AWAITING_OUTPUTS if awaiting else TurnState.IDLE
+    if upstream.response_id is None:
+        return TurnState.REQUESTED if upstream.create is not None else TurnState.UNTOLD
+    return TurnState.CANCELLING if upstream.cancelling else TurnState.RUNNING

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from realtime_proxy.core.actions import Action, CancelTimer, Frame, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.closing import LegClosed, close_for_peer, outcome_of
+from realtime_proxy.edge.relay_resume import Resumer
 from realtime_proxy.edge.wire import Leg
 
 
@@ -37,8 +38,9 @@ class Limits:
 class Relay:
     __slots__ = (
         "_watchdog", "_window_frames", "_window_start", "bytes", "client", "closed_by", "core", "done",
-        "finishing", "frames", "last_activity", "limits", "loop", "observe", "on_done", "outcome",
-        "started", "timers", "upstream",
+        "finishing", "frames", "held", "held_bytes", "held_up", "last_activity", "limits", "loop",
+        "max_held_bytes", "observe", "on_done", "outcome", "resumer", "resuming", "started", "timers",
+        "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -63,6 +65,14 @@ class Relay:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self._window_start, self._window_frames = self.started, 0
         self._watchdog: asyncio.TimerHandle | None = None
+        # Continuity: while a new upstream is being opened, client frames (and frames the core sends
+        # up from timers) are held, then delivered in order; past max_held_bytes the client is paused.
+        self.resumer: Resumer | None = None
+        self.resuming = False
+        self.held: list[tuple[bytes, bool]] = []
+        self.held_up: list[Frame] = []
+        self.held_bytes = 0
+        self.max_held_bytes = 4 * 1024 * 1024
         client.peer, upstream.peer = upstream, client
         client.sink = self
         upstream.sink = self
@@ -90,6 +100,11 @@ class Relay:
         if self.finishing:
             return
         from_client = leg is self.client
+        if not from_client and leg is not self.upstream:
+            return  # a replaced upstream leg
+        if self.resuming and from_client:
+            self._hold(data, text)
+            return
         side = "client" if from_client else "upstream"
         self.frames[side] += 1
         self.bytes[side] += len(data)
@@ -110,7 +125,7 @@ class Relay:
         if actions is None:
             (self.upstream if from_client else self.client).send(data, text)
         else:
-            self._execute(actions)
+            self.execute(actions)
 
     def _over_rate(self, now: float) -> bool:
         self._window_frames += 1
@@ -118,11 +133,14 @@ class Relay:
             self._window_start, self._window_frames = now, 1
         return self._window_frames > self.limits.max_client_fps
 
-    def _execute(self, actions: list[Action]) -> None:
+    def execute(self, actions: list[Action]) -> None:
         for action in actions:
             kind = type(action)
             if kind is ToUpstream or kind is ToClient:
                 frame = action.frame  # type: ignore[union-attr]
+                if kind is ToUpstream and self.resuming:
+                    self.held_up.append(frame)
+                    continue
                 leg = self.upstream if kind is ToUpstream else self.client
                 if isinstance(frame, str):
                     leg.send(frame.encode(), True)
@@ -145,7 +163,7 @@ class Relay:
         self.timers.pop(token, None)
         if self.finishing:
             return
-        self._execute(self.core.on_timer(token, self.loop.time()))
+        self.execute(self.core.on_timer(token, self.loop.time()))
         self.client.flush()
         self.upstream.flush()
 
@@ -166,13 +184,22 @@ class Relay:
         self.upstream.abort()
 
     def on_leg_ended(self, leg: Leg) -> None:
-        if self.finishing:
+        if self.finishing or (leg is not self.client and leg is not self.upstream):
             return
+        if leg is self.upstream and self.resumer is not None and self.resumer.on_upstream_ended(leg):
+            return  # the client keeps its socket; edge.continuity opens a new upstream
         self.finishing = True
         ended = LegClosed(leg.side, leg.ws.close_rcvd, leg.ws.close_sent)
         self.outcome, self.closed_by = outcome_of(ended), leg.side
         peer = self.upstream if leg is self.client else self.client
         peer.close(*close_for_peer(ended))
+
+    def _hold(self, data: bytes, text: bool) -> None:
+        """A client frame while resuming (edge.relay_resume)."""
+        self.held.append((data, text))
+        self.held_bytes += len(data)
+        if self.held_bytes > self.max_held_bytes:
+            self.client.pause_reading()  # the rest waits in the kernel and the client's buffers
 
     def on_transport_closed(self, leg: Leg) -> None:
         if self.done or not (self.client.closed and self.upstream.closed):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import ssl
 import time
 import uuid
@@ -25,16 +26,18 @@ from realtime_proxy.edge.admit import (
     handshake_result,
 )
 from realtime_proxy.edge.auth import Admission
+from realtime_proxy.edge.continuity import UpstreamTarget
 from realtime_proxy.edge.http import HttpService
 from realtime_proxy.edge.listener import ClientLeg
 from realtime_proxy.edge.relay import Relay
 from realtime_proxy.edge.session_builder import PendingSession, SessionBuilder, upstream_host
 from realtime_proxy.edge.upstream import UpstreamFailure, upstream_options
-from realtime_proxy.edge.upstream_leg import open_upstream
+from realtime_proxy.edge.upstream_retry import Attempt, backoff_policy, open_with_retries
 from realtime_proxy.edge.wire import LegTiming
 from realtime_proxy.ops.logs import get_logger
 from realtime_proxy.ops.metrics import Metrics
 from realtime_proxy.ops.settings import Settings
+from realtime_proxy.ops.shared_limits import LocalSlots, SessionSlots
 
 if TYPE_CHECKING:  # the otel extra is optional
     from realtime_proxy.ops.otel import Tracing
@@ -53,11 +56,14 @@ class ProxyServer:
         upstream_ssl: ssl.SSLContext | None = None,
         extra_rules: Sequence[Rule] = (),
         tracing: Tracing | None = None,
+        slots: SessionSlots | None = None,
     ) -> None:
+        """`slots`: session admission shared by every worker of a supervisor (default: this process's)."""
         s = self.settings = settings
         self.metrics = metrics or Metrics(models=settings.prices, live_models=settings.live_prices)
         self.admission = Admission(s.auth)
-        self.sessions = SessionBuilder(s, self.metrics, rng or random.Random(), extra_rules, tracing)
+        self.rng = rng or random.Random()
+        self.sessions = SessionBuilder(s, self.metrics, self.rng, extra_rules, tracing)
         self.chain = self.sessions.chain
         ping_timeout = s.ping_timeout if s.ping_interval else 0.0
         # A client that missed a pong will not answer a Close either: do not wait 10 s for it.
@@ -80,7 +86,9 @@ class ProxyServer:
         self.http_factory: Callable[[], asyncio.Protocol] | None = self.http.factory
         self.connections: set[ClientLeg] = set()
         self.relays: set[Relay] = set()
-        self.handshaking = 0  # admitted handshakes waiting for the upstream: they hold a session slot
+        # max_sessions: a slot per session, and per admitted handshake still waiting for the upstream.
+        self.slots: SessionSlots = slots or LocalSlots(s.max_sessions)
+        self.handshaking = 0  # admitted handshakes waiting for the upstream
         self._drained = asyncio.Event()  # set whenever the last session ends
         self.server: asyncio.Server | None = None
         self.ready = False
@@ -90,23 +98,28 @@ class ProxyServer:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False) -> None:
+    async def start(
+        self, ssl_context: ssl.SSLContext | None = None, *, sock: socket.socket | None = None
+    ) -> None:
+        """Listen on host:port, or on `sock`, a listening socket a supervisor bound for this worker."""
         loop = asyncio.get_running_loop()
         s = self.settings
-        self.server = await loop.create_server(
-            lambda: ClientLeg(self), s.host, s.port, ssl=ssl_context, reuse_port=reuse_port or None
-        )
+        if sock is not None:
+            self.server = await loop.create_server(lambda: ClientLeg(self), sock=sock, ssl=ssl_context)
+        else:
+            self.server = await loop.create_server(lambda: ClientLeg(self), s.host, s.port, ssl=ssl_context)
         self.ready = True
 
     # -- handshake ----------------------------------------------------------------------------
 
     def upgrade(self, leg: ClientLeg, request: Request) -> None:
         """Admit a WebSocket handshake: refused now, or the upstream is opened before the 101."""
-        if not self.ready or len(self.relays) + self.handshaking >= self.settings.max_sessions:
+        if not self.ready or not self.slots.acquire():
             leg.refuse(capacity_refusal(self.metrics))
             return
         plan = admit(self.settings, self.admission, self.metrics, request, self.sessions.chain)
         if isinstance(plan, Response):
+            self.slots.release()
             leg.refuse(plan)
             return
         self.handshaking += 1  # holds a session slot until the session starts or the handshake fails
@@ -115,13 +128,32 @@ class ProxyServer:
 
     async def _connect(self, leg: ClientLeg, request: Request, plan: UpstreamPlan) -> None:
         started = time.monotonic()
+        host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
+        retries = self.metrics.upstream.handshake_retries_total
+
+        def report(attempt: Attempt) -> None:
+            if attempt.delay is not None:
+                retries.labels(attempt.cause.value).inc()
+                log.warning(
+                    "upstream_handshake_retry",
+                    attempt=attempt.number,
+                    cause=attempt.cause.value,
+                    status=attempt.status,
+                    delay_s=round(attempt.delay, 3),
+                    upstream_host=host,
+                    path=path,
+                )
+
+        policy = backoff_policy(self.settings.handshake_retry)
         try:
-            upstream = await open_upstream(plan.url, plan.headers, plan.subprotocols, self.upstream_options)
+            upstream, _ = await open_with_retries(
+                plan.url, plan.headers, plan.subprotocols, self.upstream_options, policy, self.rng, report
+            )
         except UpstreamFailure as failure:
             self.handshaking -= 1
+            self.slots.release()
             self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
             self.metrics.upstream_failures_total.labels("websocket", failure.cause).inc()
-            host, path = upstream_host(self.settings.upstream_url), plan.target.split("?", 1)[0]
             log.warning(
                 "upstream_handshake_failed",
                 status=failure.status,
@@ -135,6 +167,7 @@ class ProxyServer:
             return
         except asyncio.CancelledError:
             self.handshaking -= 1
+            self.slots.release()
             log.info("client_left_during_upstream_handshake", client=leg.remote)
             return
         self.handshaking -= 1
@@ -142,6 +175,7 @@ class ProxyServer:
         self.metrics.handshakes_total.labels("ok").inc()
         leg.on_lost = None  # the task is done: do not keep it alive for the session's lifetime
         if not leg.accept(request, upstream.subprotocol):
+            self.slots.release()
             upstream.close(1001, "client connection lost")
             return
         query = dict(parse_qsl(plan.target.partition("?")[2]))
@@ -157,12 +191,19 @@ class ProxyServer:
             query,
             (request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
-        relay = self.sessions.start(leg, upstream, pending, self._ended)
+        target = UpstreamTarget(plan.url, list(plan.headers), list(plan.subprotocols), self.upstream_options)
+        try:
+            relay = self.sessions.start(leg, upstream, pending, self._ended, target)
+        except BaseException:
+            self.slots.release()
+            raise
         self.relays.add(relay)
         relay.start()
 
     def _ended(self, relay: Relay) -> None:
-        self.relays.discard(relay)
+        if relay in self.relays:  # released once per session, however it ended
+            self.relays.discard(relay)
+            self.slots.release()
         if not self.relays:
             self._drained.set()
 

@@ -16,7 +16,9 @@ from realtime_proxy.core.orchestration_events import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
+from realtime_proxy.edge.continuity import UpstreamTarget
 from realtime_proxy.edge.relay import Core, Limits, Relay
+from realtime_proxy.edge.resilience import counting_redrives, wrap_core
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
@@ -108,6 +110,9 @@ class SessionBuilder:
             retrier=retrier,
             traffic=self.metrics.traffic,
             escalation=self.escalation,
+            context=pending.context,  # where the session is (route, model): the rules' scopes
+            # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
+            external_audio_input="call_id" in pending.query,
             options=CoreOptions(
                 beta_client=pending.beta_client and not untouched,
                 orchestration=None if untouched else orchestration_options(s),
@@ -115,10 +120,7 @@ class SessionBuilder:
                 max_parse_bytes=s.max_parse_bytes,
                 untouched=untouched,
             ),
-            context=pending.context,  # where the session is (route, model): the rules' scopes
         )
-        # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
-        core.state.external_audio_input = "call_id" in pending.query
         return core
 
     def build_live_core(self, pending: PendingSession) -> LiveSessionCore:
@@ -133,7 +135,12 @@ class SessionBuilder:
         )
 
     def start(
-        self, client: Leg, upstream: Leg, pending: PendingSession, on_end: Callable[[Relay], None]
+        self,
+        client: Leg,
+        upstream: Leg,
+        pending: PendingSession,
+        on_end: Callable[[Relay], None],
+        target: UpstreamTarget | None = None,
     ) -> Relay:
         s, metrics = self.settings, self.metrics
         route = pending.context.route
@@ -159,6 +166,16 @@ class SessionBuilder:
             if self.tracing is not None
             else None
         )
+        core, continuity = wrap_core(
+            core,
+            s,
+            route=route,
+            target=target,
+            metrics=metrics.upstream,
+            log=session_log,
+            rng=self.rng,
+            trace=trace,
+        )
         observer: SessionObserver
         if isinstance(session_core, LiveSessionCore):
             live_core = session_core
@@ -180,6 +197,9 @@ class SessionBuilder:
             )
 
         def finished(relay: Relay) -> None:
+            if continuity is not None:
+                continuity.close()
+            upstream = relay.upstream  # the last one, after any resumption
             metrics.sessions_active.dec()
             duration = time.monotonic() - pending.started
             metrics.sessions_total.labels(relay.outcome).inc()
@@ -201,12 +221,17 @@ class SessionBuilder:
                 bytes_from_upstream=relay.bytes["upstream"],
                 client_close=close_desc(client),
                 upstream_close=close_desc(upstream),
+                resumptions=continuity.resumptions if continuity is not None else 0,
                 **observer.summary(),
             )
             observer.end(relay.outcome)
             on_end(relay)
 
-        relay = Relay(client, upstream, core, observer.observe, self.limits, finished)
+        observe = counting_redrives(observer.observe, metrics.upstream)
+        relay = Relay(client, upstream, core, observe, self.limits, finished)
+        if continuity is not None:
+            relay.max_held_bytes = s.continuity.max_held_client_bytes
+            continuity.attach(relay)
         metrics.sessions_active.inc()
         metrics.sessions_opened_total.labels(pending.context.route).inc()
         session_log.info(

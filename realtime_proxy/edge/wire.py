@@ -233,9 +233,10 @@ class Leg(asyncio.Protocol):
         if pending:
             transport.write(b"".join(pending))
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int | None, reason: str) -> None:
+        """Send a Close (`code` None: an empty Close frame, which the peer reads as 1005)."""
         if self.ws.state is OPEN:
-            self.ws.send_close(code, reason)
+            self.ws.send_close(code, reason if code is not None else "")
         self.flush()
         self.resume_reading(_ALL)  # keep reading (and dropping) so the peer's Close is seen
         self.report_ended()

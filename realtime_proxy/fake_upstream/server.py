@@ -17,6 +17,7 @@ from websockets.typing import Subprotocol
 
 from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 
+from .failures import FailureControls, drop
 from .http_api import FakeHttpApi
 from .listener import Dispatcher, attach_listener, websocket_factory, websocket_server
 from .live import FakeLiveSession, socket_of
@@ -32,6 +33,9 @@ STATUS_REASONS = {
     403: "Forbidden",
     404: "Not Found",
     429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 
 
@@ -92,14 +96,16 @@ def _mask(key: str) -> str:
     return key if len(key) <= 8 else f"{key[:3]}{'*' * (len(key) - 7)}{key[-4:]}"
 
 
-def json_response(status: int, body: dict[str, Any]) -> Response:
+def json_response(status: int, body: dict[str, Any], retry_after: float | None = None) -> Response:
     headers = Headers([("Content-Type", "application/json")])
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
     payload = orjson.dumps(body)
     headers["Content-Length"] = str(len(payload))
     return Response(status, STATUS_REASONS.get(status, "Error"), headers, payload)
 
 
-class FakeUpstream:
+class FakeUpstream(FailureControls):
     def __init__(
         self,
         *,
@@ -128,6 +134,7 @@ class FakeUpstream:
         self.audio_shortfall_ms = 0  # the server's audio item is this much shorter than sent
         self.fail_all_out_of_band = False
         self.refuse_handshake: tuple[int, dict[str, Any]] | None = None
+        self.init_failures()  # upstream failures (issue 25): fake_upstream/failures.py
         self.connections: list[ConnectionRecord] = []
         self.refused: list[ConnectionRecord] = []
         self._failures: list[tuple[str, str | None]] = []
@@ -220,6 +227,9 @@ class FakeUpstream:
         return response
 
     def _refusal(self, record: ConnectionRecord, request: Request) -> Response | None:
+        failure = self.take_handshake_failure()
+        if failure is not None:
+            return json_response(*failure)
         if self.refuse_handshake is not None:
             status, body = self.refuse_handshake
             return json_response(status, body)
@@ -257,9 +267,16 @@ class FakeUpstream:
         self.connections.append(record)
         self._live[id(ws)] = ws
 
+        responses_done = 0
+
         async def send_text(text: str) -> None:
+            nonlocal responses_done
             record.sent.append(text)
             await ws.send(text)
+            if self.drop_after_responses and '"type":"response.done"' in text:
+                responses_done += 1
+                if self.should_drop(responses_done):
+                    await drop(ws)
 
         model = record.query.get("model", "gpt-realtime")
         session: FakeSession | FakeTranslationSession | FakeLiveSession
@@ -282,6 +299,7 @@ class FakeUpstream:
                 transcription=record.query.get("intent") == "transcription",
                 model_in_transcription_query="model" in record.query,
             )
+        expiry = self.watch_session(ws, session) if isinstance(session, FakeSession) else None
         try:
             if record.beta and isinstance(session, FakeSession):
                 await session.reject_beta()
@@ -297,7 +315,10 @@ class FakeUpstream:
         except ConnectionClosed:
             pass
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._live.pop(id(ws), None)
+            self.forget_session(ws)
             await session.close()
             with contextlib.suppress(Exception):
                 await ws.wait_closed()

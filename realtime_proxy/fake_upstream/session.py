@@ -47,8 +47,10 @@ class Controls(Protocol):
     parallel_function_calls: int
     echo_audio: bool
     audio_shortfall_ms: int
+    keep_client_item_ids: bool
 
     def take_out_of_band_failure(self) -> tuple[str, str | None] | None: ...
+    def take_in_band_failure(self) -> tuple[str, str | None] | None: ...
 
 
 def default_session(model: str) -> dict[str, Any]:
@@ -333,6 +335,8 @@ class FakeSession:
         if "item" not in event:
             raise missing_parameter("item")
         item = copy.deepcopy(check_item(event["item"], "item"))
+        if not self.controls.keep_client_item_ids:
+            item.pop("id", None)  # a server that names every item itself
         if "id" in item and any(i["id"] == item["id"] for i in self.items):
             raise ApiError(
                 f"Item with id '{item['id']}' already exists.", code="item_id_duplicate", param="item.id"
@@ -411,7 +415,7 @@ class FakeSession:
         s = self.session
         tools = params.get("tools", s["tools"]) or []
         choice = params.get("tool_choice", s["tool_choice"])
-        failure = None
+        failure = self.controls.take_in_band_failure() if in_band else None
         if not in_band:
             failure = self.controls.take_out_of_band_failure()
             if failure is None and isinstance(choice, dict):
@@ -439,6 +443,10 @@ class FakeSession:
             failure=failure,
             input_items=len(params.get("input", [])),
         )
+
+    async def start_response(self) -> None:
+        """A response the server starts on its own (server VAD with `create_response`)."""
+        await self._response_create({"type": "response.create"})
 
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         response_id = event.get("response_id")

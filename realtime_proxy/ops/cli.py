@@ -6,15 +6,17 @@ import argparse
 import asyncio
 import os
 import signal
-import ssl
 import sys
 import textwrap
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from realtime_proxy import __version__
 from realtime_proxy.ops.logs import configure_logging, get_logger
 from realtime_proxy.ops.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from realtime_proxy.ops.worker_link import WorkerLink
 
 EPILOG = """commands:
   lint FILE             check recorded or captured client events offline, without a network;
@@ -67,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --fake-upstream: time from response.create to response.created (default 0)",
     )
+    for flag, kind, metavar, text in (
+        ("drop-after", int, "N", "drop each upstream connection after N responses"),
+        ("session-seconds", float, "SECONDS", "end each session like the 60-minute cap after SECONDS"),
+        ("fail-handshakes", int, "N", "refuse the first N upstream handshakes with 503"),
+        ("fail-in-band", int, "N", "fail the first N in-band responses with server_error"),
+    ):
+        parser.add_argument(
+            f"--fake-upstream-{flag}", type=kind, metavar=metavar, help=f"with --fake-upstream: {text}"
+        )
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -106,6 +117,12 @@ def _main(argv: list[str]) -> int:
         from realtime_proxy.ops.probe import main as probe_main
 
         return probe_main(argv[1:])
+    from realtime_proxy.ops.worker_link import WorkerLink
+
+    link = WorkerLink.from_env(os.environ)  # set when a supervisor started this process
+    if link is not None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a terminal's hangup: the supervisor decides
+        link.die_with_supervisor()
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "config"}
     try:
@@ -113,11 +130,12 @@ def _main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"realtime-proxy: {exc}", file=sys.stderr)
         return 2
-    configure_logging(log_format=settings.log_format, level=settings.log_level)
-    for message in settings.deprecations:
+    static = {"worker": link.index} if link is not None else None
+    configure_logging(log_format=settings.log_format, level=settings.log_level, static=static)
+    for message in settings.deprecations if link is None else ():  # said once, by the supervisor
         get_logger().warning("config_deprecated", message=message)
     try:
-        return _run_loop(settings.event_loop, _serve(settings, argv))
+        return _run_loop(settings.event_loop, _serve(settings, argv, link))
     except KeyboardInterrupt:
         return 0
     except (ValueError, OSError, RuntimeError) as exc:  # bad key file, port in use, bad TLS, workers
@@ -142,68 +160,11 @@ def _run_loop(choice: str, main_coroutine: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(main_coroutine)
 
 
-def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
-    if not settings.tls_cert:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    return context
-
-
-async def _serve(settings: Settings, argv: list[str]) -> int:
-    from realtime_proxy.edge.health import HealthServer
-    from realtime_proxy.edge.server import ProxyServer
-    from realtime_proxy.ops.metrics import Metrics
-    from realtime_proxy.ops.workers import WORKER_ENV, supervise, worker_count
+async def _serve(settings: Settings, argv: list[str], link: WorkerLink | None) -> int:
+    from realtime_proxy.ops.serve import serve
+    from realtime_proxy.ops.workers import supervise, worker_count
 
     count = worker_count(settings)
     if count > 1:
         return await supervise(settings, count, argv)
-
-    log = get_logger()
-    fake: Any = None
-    if settings.fake_upstream:
-        from realtime_proxy.fake_upstream import FakeUpstream
-
-        fake = FakeUpstream(host="127.0.0.1", port=0, response_delay=settings.fake_upstream_latency)
-        await fake.start()
-        settings = settings.model_copy(update={"upstream_url": fake.url})
-    from realtime_proxy.ops.tracing import tracing_from_environment
-
-    metrics = Metrics(models=settings.prices, live_models=settings.live_prices)
-    tracing = tracing_from_environment(os.environ)  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
-    server = ProxyServer(settings, metrics=metrics, tracing=tracing)
-    await server.start(_server_ssl(settings), reuse_port=bool(os.environ.get(WORKER_ENV)))
-    health = HealthServer(metrics.registry, lambda: server.ready)
-    await health.start(settings.metrics_host, settings.metrics_port)
-    # Handlers before "proxy_listening": a supervisor may send SIGTERM as soon as it sees the line,
-    # and the default action would kill the process without a graceful shutdown (exit -15).
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "proxy_listening",
-        host=settings.host,
-        port=server.port,
-        metrics_port=health.port,
-        upstream=settings.upstream_url.split("://", 1)[-1].split("/", 1)[0],
-        fake_upstream=bool(fake),
-        tls=bool(settings.tls_cert),
-        rules_mode="observe" if settings.rules_observe_only else "repair",
-        orchestration_mode="observe"
-        if settings.orchestration_observe_only and settings.orchestration.mode != "off"
-        else settings.orchestration.mode,
-        version=__version__,
-        event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
-    )
-    await stop.wait()
-    log.info("shutdown_started", sessions=len(server.relays), grace_s=settings.shutdown_grace)
-    await server.shutdown()
-    await health.stop()
-    if tracing is not None:
-        await asyncio.to_thread(tracing.shutdown)  # flush the last spans (blocking export)
-    if fake is not None:
-        await fake.stop()
-    log.info("shutdown_complete")
-    return 0
+    return await serve(settings, link)

@@ -1,22 +1,23 @@
 """structlog set-up: JSON lines in production, console on a TTY, and redaction as a processor.
 
 Redaction runs on every line, whatever the caller passed, so a secret or an audio payload cannot
-reach the output by a forgotten habit.
+reach the output by a forgotten habit. Every line goes out through one `LineSink`: a write that
+fails (stdout's reader gone) is counted and dropped, never raised into the code that logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from itertools import islice
 from typing import Any, TextIO
 
 import orjson
 import structlog
-
-from realtime_proxy.ops.log_stream import lossy
 
 REDACTED = "[REDACTED]"
 _SECRET_KEYS = frozenset(
@@ -129,9 +130,95 @@ def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def configure_logging(*, log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    """Configure structlog and route stdlib logging (websockets') through the same chain."""
-    stream = lossy(stream or sys.stdout)  # a closed log pipe drops lines, never a session
+class LineSink:
+    """Writes whole log lines. A real file descriptor gets one `os.write` per line (no Python buffer
+    to fail again at exit; lines up to PIPE_BUF, 4 KiB, stay whole on a pipe shared by several
+    workers); any other stream gets write+flush. Failures are counted in `dropped` and swallowed."""
+
+    dropped = 0  # per process, every sink: exported as realtime_proxy_log_lines_dropped_total
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.fd: int | None = None
+        if stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+                self.fd = stream.fileno()
+            except (OSError, ValueError):
+                self.fd = None
+        self._reported = False
+
+    def write(self, line: str) -> None:
+        try:
+            if self.fd is None:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+                return
+            data = memoryview((line + "\n").encode("utf-8", "replace"))
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except (OSError, ValueError) as exc:  # EPIPE, EAGAIN, a closed stream: the session goes on
+            LineSink.dropped += 1
+            self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        """Say once on stderr why lines go missing (stderr may be gone too: then say nothing)."""
+        if self._reported:
+            return
+        self._reported = True
+        with contextlib.suppress(OSError):
+            os.write(2, f"realtime-proxy: log output failed ({type(exc).__name__}); lines dropped\n".encode())
+
+
+class _SinkLogger:
+    """structlog's PrintLogger, writing through a LineSink."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self.sink = sink
+
+    def msg(self, message: str) -> None:
+        self.sink.write(message)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
+class _SinkHandler(logging.Handler):
+    def __init__(self, sink: LineSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # a formatting failure drops the line like a failed write
+            LineSink.dropped += 1
+            return
+        self.sink.write(line)
+
+
+def dropped_lines() -> int:
+    return LineSink.dropped
+
+
+def configure_logging(
+    *,
+    log_format: str = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    static: Mapping[str, Any] | None = None,
+) -> None:
+    """Configure structlog and route stdlib logging (websockets') through the same chain.
+
+    `static`: fields added to every line (a worker's index)."""
+    stream = stream or sys.stdout
+    sink = LineSink(stream)
+    fields = dict(static or {})
+
+    def add_static(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
     use_console = log_format == "console" or (log_format == "auto" and stream.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -144,15 +231,16 @@ def configure_logging(*, log_format: str = "auto", level: str = "info", stream: 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact_processor,
+        *([add_static] if fields else []),
     ]
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_args: _SinkLogger(sink),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
+    handler = _SinkHandler(sink)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],

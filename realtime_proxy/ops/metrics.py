@@ -14,10 +14,13 @@ from prometheus_client.registry import Collector
 
 from realtime_proxy import __version__
 from realtime_proxy.core.context import ALL_ROUTES
+from realtime_proxy.core.orchestration_events import TurnAction
+from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
 from realtime_proxy.ops.cost_live import DEFAULT_LIVE_PRICES
 from realtime_proxy.ops.metrics_live import LiveMetrics
+from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
 from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes are the metrics labels
 
 # `_created` timestamp series double the exposition for no dashboard use.
@@ -57,22 +60,8 @@ HANDSHAKE_RESULTS = (
 # Why an upstream connection failed (edge/failure_cause.py), per leg: the WebSocket handshake or plain HTTP.
 UPSTREAM_FAILURE_CAUSES = ("dns", "refused", "tls", "timeout", "http_status", "other")
 UPSTREAM_FAILURE_LEGS = ("websocket", "http")
-RETRY_OUTCOMES = ("ok", "recovered", "exhausted", "not_retryable", "cancelled", "untracked")
-# Turn-taking actions; observe mode (and --dry-run) counts the `would_*` ones instead.
-ORCHESTRATION_ACTIONS = (
-    "held",
-    "released",
-    "coalesced",
-    "overflow",
-    "dropped",
-    "cancel_held",
-    "cancel_released",
-    "cancel_absorbed",
-    "would_hold",
-    "would_coalesce",
-    "would_hold_cancel",
-    "would_absorb_cancel",
-)
+RETRY_OUTCOMES = tuple(RetryResult)  # ok, recovered, exhausted, not_retryable, cancelled, untracked
+ORCHESTRATION_ACTIONS = tuple(TurnAction)  # held, released, ..., would_absorb_cancel (observe mode)
 RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
 MODALITIES = ("audio", "text", "function_call")
 TOKEN_MODALITIES = ("text", "audio", "image")
@@ -125,6 +114,19 @@ class TrafficCollector(Collector):
         yield size
 
 
+class LogCollector(Collector):
+    """Log lines this process could not write (stdout's reader gone), dropped instead of raised."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from realtime_proxy.ops.logs import dropped_lines
+
+        yield CounterMetricFamily(
+            f"{PREFIX}_log_lines_dropped",
+            "Log lines dropped because writing them failed (e.g. stdout closed)",
+            value=dropped_lines(),
+        )
+
+
 class Metrics:
     def __init__(
         self,
@@ -152,7 +154,9 @@ class Metrics:
             registry=r,
         )
         self.traffic = TrafficCounts()
+        self.upstream = UpstreamMetrics(r)  # handshake retries, resumptions, re-drives (issue 25)
         r.register(TrafficCollector(self.traffic))
+        r.register(LogCollector())
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
         )
@@ -325,3 +329,25 @@ class Metrics:
                 self.http_requests_total.labels(route, status)
         for result in ("immediate", "queued", "rejected"):
             self.http_admissions_total.labels(result)
+
+
+class SupervisorMetrics:
+    """The supervisor's own series, added to the sum of its workers' expositions."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.workers = Gauge(f"{PREFIX}_workers", "Worker processes running and ready", registry=r)
+        self.worker_restarts_total = Counter(
+            f"{PREFIX}_worker_restarts_total",
+            "Workers respawned after dying (signal, crash, OOM), or replaced after failing to start",
+            registry=r,
+        )
+        self.reloads_total = Counter(
+            f"{PREFIX}_reloads_total",
+            "SIGHUP graceful restarts of the workers, by result",
+            ["result"],
+            registry=r,
+        )
+        for result in ("ok", "failed"):
+            self.reloads_total.labels(result)

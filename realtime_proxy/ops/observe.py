@@ -9,7 +9,7 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, assert_never
 
 from realtime_proxy.core.actions import (
     BetaTranslated,
@@ -26,6 +26,7 @@ from realtime_proxy.core.actions import (
     RuleError,
     UpstreamError,
 )
+from realtime_proxy.core.observations import CoreObservation
 from realtime_proxy.core.orchestration_events import (
     CancelAbsorbed,
     CancelHeld,
@@ -35,7 +36,9 @@ from realtime_proxy.core.orchestration_events import (
     HoldOverflow,
     ResponseHeld,
     ResponseReleased,
+    TurnAction,
 )
+from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.metrics import (
     KNOWN_ERROR_CODES,
@@ -76,11 +79,68 @@ class SessionObserver:
         self.orchestration: Counter[str] = Counter()
 
     def observe(self, item: Observation) -> None:
-        handler = self._handlers.get(type(item))
-        if handler is not None:
-            handler(self, item)
+        if isinstance(item, CoreObservation):
+            self.handle(item)
         else:
-            self.log.info(_kind(item), **_fields(item))
+            self.observe_other(item)
+
+    def observe_other(self, item: Observation) -> None:
+        """An observation from outside the core's closed set (a subclass handles its own, e.g. the
+        Live observer); otherwise logged under its class's name."""
+        self.log.info(_kind(item), **_fields(item))
+
+    def handle(self, item: CoreObservation) -> None:
+        """One handler per kind of observation; a kind without one fails mypy (`assert_never`)."""
+        match item:
+            case FrameSeen():
+                self._on_frame(item)
+            case BetaTranslated():
+                self._on_compat(item)
+            case Rewrite():
+                self._on_rewrite(item)
+            case Refusal():
+                self._on_refusal(item)
+            case RuleError():
+                self._on_rule_error(item)
+            case RepairSkipped():
+                self._on_repair_skipped(item)
+            case ResponseHeld():
+                self._turn(TurnAction.HELD, item.applied, TurnAction.WOULD_HOLD, "response_held", item)
+            case ResponseReleased():
+                self.metrics.orchestration_held.observe(item.held_seconds)
+                self._turn(TurnAction.RELEASED, True, TurnAction.RELEASED, "response_released", item)
+            case CreateCoalesced():
+                would = TurnAction.WOULD_COALESCE
+                self._turn(TurnAction.COALESCED, item.applied, would, "create_coalesced", item)
+            case HoldOverflow():
+                self.orchestration[TurnAction.OVERFLOW.value] += 1
+                self.metrics.orchestration_total.labels(TurnAction.OVERFLOW).inc()
+                self.log.warning("hold_overflow", **_fields(item))
+            case CreateDropped():
+                self._turn(TurnAction.DROPPED, True, TurnAction.DROPPED, "create_dropped", item)
+            case CancelHeld():
+                would = TurnAction.WOULD_HOLD_CANCEL
+                self._turn(TurnAction.CANCEL_HELD, item.applied, would, "cancel_held", item)
+            case CancelReleased():
+                action = TurnAction.CANCEL_RELEASED
+                self._turn(action, True, action, "cancel_released", item)
+            case CancelAbsorbed():
+                would = TurnAction.WOULD_ABSORB_CANCEL
+                self._turn(TurnAction.CANCEL_ABSORBED, item.applied, would, "cancel_absorbed", item)
+            case RetryAttempt():
+                self._on_retry_attempt(item)
+            case RetryOutcome():
+                self._on_retry_outcome(item)
+            case UpstreamError():
+                self._on_upstream_error(item)
+            case FirstDelta():
+                self._on_first_delta(item)
+            case ResponseDone():
+                self._on_response_done(item)
+            case RateLimits():
+                self._on_rate_limits(item)
+            case _:
+                assert_never(item)
 
     def _on_frame(self, item: FrameSeen) -> None:
         self.log.debug("event", **_fields(item))
@@ -110,38 +170,13 @@ class SessionObserver:
     def _on_repair_skipped(self, item: RepairSkipped) -> None:
         self.log.warning("repair_skipped", **_fields(item))
 
-    def _turn(self, action: str, applied: bool, would: str, event: str, item: Observation) -> None:
+    def _turn(
+        self, action: TurnAction, applied: bool, would: TurnAction, event: str, item: Observation
+    ) -> None:
         action = action if applied else would
-        self.orchestration[action] += 1
+        self.orchestration[action.value] += 1  # plain str keys: the summary line is JSON
         self.metrics.orchestration_total.labels(action).inc()
         self.log.info(event, **_fields(item))
-
-    def _on_response_held(self, item: ResponseHeld) -> None:
-        self._turn("held", item.applied, "would_hold", "response_held", item)
-
-    def _on_response_released(self, item: ResponseReleased) -> None:
-        self.metrics.orchestration_held.observe(item.held_seconds)
-        self._turn("released", True, "released", "response_released", item)
-
-    def _on_create_coalesced(self, item: CreateCoalesced) -> None:
-        self._turn("coalesced", item.applied, "would_coalesce", "create_coalesced", item)
-
-    def _on_hold_overflow(self, item: HoldOverflow) -> None:
-        self.orchestration["overflow"] += 1
-        self.metrics.orchestration_total.labels("overflow").inc()
-        self.log.warning("hold_overflow", **_fields(item))
-
-    def _on_create_dropped(self, item: CreateDropped) -> None:
-        self._turn("dropped", True, "dropped", "create_dropped", item)
-
-    def _on_cancel_held(self, item: CancelHeld) -> None:
-        self._turn("cancel_held", item.applied, "would_hold_cancel", "cancel_held", item)
-
-    def _on_cancel_released(self, item: CancelReleased) -> None:
-        self._turn("cancel_released", True, "cancel_released", "cancel_released", item)
-
-    def _on_cancel_absorbed(self, item: CancelAbsorbed) -> None:
-        self._turn("cancel_absorbed", item.applied, "would_absorb_cancel", "cancel_absorbed", item)
 
     def _on_retry_attempt(self, item: RetryAttempt) -> None:
         self.log.warning("retry_attempt", **_fields(item))
@@ -149,14 +184,15 @@ class SessionObserver:
             self.trace.on_retry_attempt(item)
 
     def _on_retry_outcome(self, item: RetryOutcome) -> None:
-        self.retries[item.outcome] += 1
+        self.retries[str(item.outcome)] += 1  # plain str keys: the summary line is JSON
         self.metrics.retries_total.labels(item.outcome).inc()
-        if item.outcome != "untracked":
+        if item.outcome is not RetryResult.UNTRACKED:
             self.metrics.retry_attempts.observe(item.attempts)
         if item.added_seconds > 0:
             self.metrics.retry_added_seconds.observe(item.added_seconds)
         # A cancelled retry is the client's doing (its cancel, or it left): nothing to warn about.
-        level = self.log.info if item.outcome in {"ok", "recovered", "cancelled"} else self.log.warning
+        quiet = {RetryResult.OK, RetryResult.RECOVERED, RetryResult.CANCELLED}
+        level = self.log.info if item.outcome in quiet else self.log.warning
         level("retry_outcome", **_fields(item))
         if self.trace is not None:
             self.trace.on_retry_outcome(item)
@@ -210,29 +246,6 @@ class SessionObserver:
                 self.metrics.rate_limit_remaining.labels(name).set(entry["remaining"])
             if isinstance(entry.get("limit"), int | float):
                 self.metrics.rate_limit_limit.labels(name).set(entry["limit"])
-
-    _handlers: ClassVar[dict[type, Callable[[SessionObserver, Any], None]]] = {
-        FrameSeen: _on_frame,
-        BetaTranslated: _on_compat,
-        Rewrite: _on_rewrite,
-        Refusal: _on_refusal,
-        RuleError: _on_rule_error,
-        RepairSkipped: _on_repair_skipped,
-        ResponseHeld: _on_response_held,
-        ResponseReleased: _on_response_released,
-        CreateCoalesced: _on_create_coalesced,
-        HoldOverflow: _on_hold_overflow,
-        CreateDropped: _on_create_dropped,
-        CancelHeld: _on_cancel_held,
-        CancelReleased: _on_cancel_released,
-        CancelAbsorbed: _on_cancel_absorbed,
-        RetryAttempt: _on_retry_attempt,
-        RetryOutcome: _on_retry_outcome,
-        UpstreamError: _on_upstream_error,
-        FirstDelta: _on_first_delta,
-        ResponseDone: _on_response_done,
-        RateLimits: _on_rate_limits,
-    }
 
     def summary(self) -> dict[str, Any]:
         return {

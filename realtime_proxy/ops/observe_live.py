@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, TypeAlias, assert_never
 
+from realtime_proxy.core.actions import Observation
 from realtime_proxy.core.live_events import (
     LiveDelegatedResponse,
     LiveDelegation,
@@ -23,6 +24,17 @@ from realtime_proxy.ops.observe import SessionObserver, _fields
 
 if TYPE_CHECKING:
     from realtime_proxy.ops.otel import SessionTrace
+
+
+LiveObservation: TypeAlias = (
+    LiveStarted
+    | LiveUsage
+    | LiveFirstDelta
+    | LiveError
+    | LiveDelegation
+    | LiveDelegatedResponse
+    | LiveEarlyCommand
+)
 
 
 def live_cost(table: Mapping[str, LivePrice]) -> LiveCost:
@@ -99,16 +111,31 @@ class LiveObserver(SessionObserver):
         self.metrics.live.early_commands.labels("held" if item.applied else "would_hold").inc()
         self.log.info("live_early_command", **_fields(item))
 
-    _handlers: ClassVar[dict[type, Callable[[SessionObserver, Any], None]]] = {
-        **SessionObserver._handlers,
-        LiveStarted: _on_live_started,  # type: ignore[dict-item]
-        LiveUsage: _on_live_usage,  # type: ignore[dict-item]
-        LiveFirstDelta: _on_live_first_delta,  # type: ignore[dict-item]
-        LiveError: _on_live_error,  # type: ignore[dict-item]
-        LiveDelegation: _on_live_delegation,  # type: ignore[dict-item]
-        LiveDelegatedResponse: _on_live_delegated_response,  # type: ignore[dict-item]
-        LiveEarlyCommand: _on_live_early_command,  # type: ignore[dict-item]
-    }
+    def observe_other(self, item: Observation) -> None:
+        if isinstance(item, LiveObservation):
+            self.handle_live(item)
+        else:
+            super().observe_other(item)
+
+    def handle_live(self, item: LiveObservation) -> None:
+        """One handler per Live observation; a kind without one fails mypy (`assert_never`)."""
+        match item:
+            case LiveStarted():
+                self._on_live_started(item)
+            case LiveUsage():
+                self._on_live_usage(item)
+            case LiveFirstDelta():
+                self._on_live_first_delta(item)
+            case LiveError():
+                self._on_live_error(item)
+            case LiveDelegation():
+                self._on_live_delegation(item)
+            case LiveDelegatedResponse():
+                self._on_live_delegated_response(item)
+            case LiveEarlyCommand():
+                self._on_live_early_command(item)
+            case _:
+                assert_never(item)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -220,6 +220,23 @@ class SessionTrace(LiveTraceHooks):
         self._write(final)
 
     @_never_raises
+    def on_resumption(self, details: dict[str, Any]) -> None:
+        """One span per resumption of the session on a new upstream connection (issue 25)."""
+        now = time.time_ns()
+        start = now - int(float(details.get("resume_s", 0.0)) * 1e9)
+        attributes: Attributes = {f"realtime_proxy.resume.{k}": v for k, v in details.items()}
+        span = self.tracer.start_span(
+            "realtime_resume",
+            context=self.context,
+            kind=SpanKind.CLIENT,
+            start_time=start,
+            attributes=attributes,
+        )
+        if details.get("outcome") != "resumed":
+            span.set_status(Status(StatusCode.ERROR, str(details.get("outcome"))))
+        span.end(end_time=now)
+
+    @_never_raises
     def end(self, outcome: str, summary: Attributes) -> None:
         for response in [*self._held.values(), *(r for rs in self._failed.values() for r in rs)]:
             self._write(response)

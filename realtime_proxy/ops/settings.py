@@ -102,6 +102,40 @@ class RetrySettings(_Strict):
     escalate_rules: tuple[str, ...] = ("tool_choice_object",)
 
 
+class HandshakeRetrySettings(_Strict):
+    """`[handshake_retry]`: an upstream handshake refused with 5xx/429, unreachable or timed out is
+    tried again (full-jitter backoff, at least `Retry-After`) before the client gets its answer."""
+
+    enabled: bool = True
+    max_attempts: int = Field(3, ge=1, le=10)  # attempts in all, the first included
+    backoff_base: float = Field(0.25, gt=0)
+    backoff_cap: float = Field(2.0, gt=0)
+    budget: float = Field(5.0, gt=0)  # seconds all attempts and waits must fit in
+
+
+class ContinuitySettings(_Strict):
+    """`[continuity]`: when the upstream drops or nears the 60-minute cap, open a new upstream
+    session and replay what the server confirmed; the client keeps its socket."""
+
+    mode: Literal["resume", "off"] = "resume"
+    max_attempts: int = Field(3, ge=1, le=10)  # handshakes per resumption (handshake_retry timing)
+    max_resumptions: int = Field(5, ge=0, le=100)  # per client session; past it the client is closed
+    rollover_age: float = Field(3300.0, ge=0)  # seconds: move at the next turn boundary; 0 = never
+    replay_timeout: float = Field(10.0, gt=0)  # for the new session to confirm the replay
+    max_mirror_bytes: int = Field(1024 * 1024, ge=1024)  # per session; oldest items dropped past it
+    max_held_client_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # client frames held while resuming
+
+
+class RedriveSettings(_Strict):
+    """`[redrive]`: an in-band response that failed with `server_error` before producing anything
+    is hidden from the client and created again (not on WebRTC/SIP sidebands)."""
+
+    enabled: bool = True
+    max_attempts: int = Field(3, ge=2, le=10)  # attempts in all, the failed first one included
+    backoff_base: float = Field(0.25, gt=0)
+    backoff_cap: float = Field(2.0, gt=0)
+
+
 class AuthSettings(_Strict):
     mode: Literal["passthrough", "inject"] = "passthrough"
     # SHA-256 hex digests of the tokens clients present in inject mode (never the tokens).
@@ -190,13 +224,18 @@ class Settings(_Strict):
     dry_run: bool = False
     fake_upstream: bool = False
     fake_upstream_latency: float = Field(0.0, ge=0, le=30)  # seconds to each simulated response.created
+    # Simulated upstream failures (issue 25), for demos and end-to-end tests of recovery.
+    fake_upstream_drop_after: int = Field(0, ge=0)  # drop each upstream TCP connection after N responses
+    fake_upstream_session_seconds: float = Field(0.0, ge=0)  # session_expired + close 1001 after S s
+    fake_upstream_fail_handshakes: int = Field(0, ge=0)  # refuse the first N handshakes: 503, Retry-After 0
+    fake_upstream_fail_in_band: int = Field(0, ge=0)  # the first N in-band responses fail (server_error)
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_parse_bytes: int = Field(1024 * 1024, ge=1024)  # larger client events go on unparsed, unrepaired
     handshake_timeout: float = Field(10.0, gt=0)
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, ge=0)
     shutdown_grace: float = Field(10.0, ge=0)
-    max_sessions: int = Field(1000, ge=1)  # per worker process
+    max_sessions: int = Field(1000, ge=1)  # the whole proxy: every worker counts in one shared zone
     workers: int = Field(0, ge=0)  # processes sharing the port; 0: one per available CPU (cgroup-aware)
     idle_timeout: float = Field(0.0, ge=0)
     max_session_duration: float = Field(0.0, ge=0)
@@ -212,6 +251,9 @@ class Settings(_Strict):
     record_dir: str = ""
     rules: RulesSettings = Field(default_factory=RulesSettings)
     retry: RetrySettings = RetrySettings()
+    handshake_retry: HandshakeRetrySettings = Field(default_factory=HandshakeRetrySettings)
+    continuity: ContinuitySettings = Field(default_factory=ContinuitySettings)
+    redrive: RedriveSettings = Field(default_factory=RedriveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)

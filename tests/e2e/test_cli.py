@@ -150,3 +150,29 @@ async def test_fake_upstream_latency_and_an_early_cancel_through_the_real_proces
     # Durations in milliseconds, without float noise.
     durations = [v for e in events for k, v in e.items() if isinstance(v, float) and "seconds" in k]
     assert durations and all(v == round(v, 3) for v in durations), durations
+
+
+async def test_fake_upstream_failures_through_the_real_process() -> None:
+    """Issue 25 through the CLI: the fake drops each upstream after its first response and fails
+    the first in-band one; the SDK session keeps its socket and gets two good responses."""
+    from openai import AsyncOpenAI
+
+    failures = ("--fake-upstream-drop-after", "1", "--fake-upstream-fail-in-band", "1")
+    args = ("--fake-upstream", *failures, "--log-format", "json", *LOOPBACK)
+    async with proxy_process(*args) as running:
+        client = AsyncOpenAI(api_key="sk-test", websocket_base_url=f"ws://127.0.0.1:{running.port}/v1")
+        statuses = []
+        async with asyncio.timeout(15), client.realtime.connect(model="gpt-realtime") as connection:
+            assert (await connection.recv()).type == "session.created"
+            for _ in range(2):
+                await connection.response.create(response={"output_modalities": ["text"]})
+                async for event in connection:
+                    if event.type == "response.done":
+                        statuses.append(event.response.status)
+                        break
+        assert statuses == ["completed", "completed"]
+        assert await running.stop() == 0
+    events = [json.loads(line) for line in running.lines if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert "response_redriven" in names and "upstream_resumed" in names
+    assert all(e["level"] != "error" for e in events)

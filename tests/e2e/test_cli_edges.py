@@ -121,4 +121,4 @@ async def test_the_proxy_outlives_its_log_reader() -> None:
         async with asyncio.timeout(15):
             _, err = await proc.communicate()
     assert proc.returncode == 0
-    assert "Traceback" not in err.decode() and "log lines are dropped" in err.decode()
+    assert "Traceback" not in err.decode()

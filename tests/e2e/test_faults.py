@@ -41,7 +41,7 @@ async def assert_clean(proxy: RunningProxy, baseline_tasks: int, outcome: str) -
 
 
 async def test_upstream_drops_tcp_mid_response(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
-    proxy = await make_proxy()
+    proxy = await make_proxy(continuity={"mode": "off"})  # resumed otherwise: tests/e2e/test_continuity.py
     baseline = len(asyncio.all_tasks())
     async with asyncio.timeout(10):
         client = await open_session(proxy)
@@ -51,12 +51,12 @@ async def test_upstream_drops_tcp_mid_response(make_proxy: ProxyFactory, fake: F
         while "delta" not in json.loads(await client.recv())["type"]:
             pass
         await fake.drop_all()
-        assert await closed_with(client) == (1014, "upstream connection lost")
+        assert await closed_with(client) == (1011, "upstream connection lost")
     await assert_clean(proxy, baseline, "upstream_lost")
 
 
 async def test_upstream_stops_answering_pings(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
-    proxy = await make_proxy(ping_interval=0.1, ping_timeout=0.2)
+    proxy = await make_proxy(ping_interval=0.1, ping_timeout=0.2, continuity={"mode": "off"})
     baseline = len(asyncio.all_tasks())
     async with asyncio.timeout(10):
         client = await open_session(proxy)
@@ -85,7 +85,7 @@ async def test_upstream_handshake_hangs(make_proxy: ProxyFactory, fake: FakeUpst
 async def test_upstream_closes_with_reason(
     make_proxy: ProxyFactory, fake: FakeUpstream, code: int, reason: str
 ) -> None:
-    proxy = await make_proxy()
+    proxy = await make_proxy(continuity={"mode": "off"})  # 1011/1001 are resumed otherwise
     baseline = len(asyncio.all_tasks())
     async with asyncio.timeout(10):
         client = await open_session(proxy)
@@ -134,11 +134,11 @@ async def test_subprocess_faults_release_fds() -> None:
             await eventually(lambda: any('"session_closed"' in line for line in running.lines))
             baseline = running.fds()
             for _ in range(3):
-                # Upstream TCP drop: the client gets 1014.
+                # Upstream TCP drop: the client gets 1011 (SDKs reconnect on it).
                 client = await connect(url)
                 conn = await upstream.next_conn()
                 conn.ws.transport.abort()
-                assert await closed_with(client) == (1014, "upstream connection lost")
+                assert await closed_with(client) == (1011, "upstream connection lost")
                 # Client vanishes: the upstream gets 1001.
                 client = await connect(url)
                 conn = await upstream.next_conn()

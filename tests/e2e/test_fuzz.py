@@ -180,8 +180,8 @@ class LiveSession:
         self.server = ProxyServer(load_settings(None, environ={}, flags=flags), rng=random.Random(1))
         await self.server.start()
         self.url = f"ws://127.0.0.1:{self.server.port}/v1/realtime?model=gpt-realtime"
-        # No keepalive: a ping draws from `random` in this loop's thread, which hypothesis, generating
-        # in the main thread, reports as a deprecation (an error here) when a slow run reaches 20 s.
+        # No keepalive pings: websockets draws their payload from the global `random` in this thread,
+        # which hypothesis, generating in the main thread, reports as randomness inside a strategy.
         self.client = await connect(self.url, max_size=None, ping_interval=None)
         self.conn = await self.upstream.next_conn()
         # Refusals come back to the client as `error` events: keep reading them, or the client's

@@ -261,14 +261,26 @@ async def test_upstream_close_code_reaches_client(
         assert (client.close_code, client.close_reason) == (code, reason)
 
 
-async def test_upstream_tcp_drop_gives_1014(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:
+async def test_upstream_codeless_close_stays_codeless(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:
+    """Issue 25: an empty Close (1005) used to become 1000, which the SDKs do not reconnect on."""
+    proxy = await make_proxy(upstream_url=echo.url)
+    async with asyncio.timeout(10), connect(proxy.realtime_url) as client:
+        conn = await echo.next_conn()
+        await conn.ws.close(None)  # type: ignore[arg-type]  # an empty Close frame
+        with pytest.raises(ConnectionClosed):
+            await client.recv()
+        assert client.protocol.close_rcvd is not None
+        assert (client.close_code, client.protocol.close_rcvd.code) == (1005, 1005)
+
+
+async def test_upstream_tcp_drop_gives_1011(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:
     proxy = await make_proxy(upstream_url=echo.url)
     async with asyncio.timeout(10), connect(proxy.realtime_url) as client:
         conn = await echo.next_conn()
         conn.ws.transport.abort()
         with pytest.raises(ConnectionClosed):
             await client.recv()
-        assert (client.close_code, client.close_reason) == (1014, "upstream connection lost")
+        assert (client.close_code, client.close_reason) == (1011, "upstream connection lost")
 
 
 async def test_client_vanishing_gives_upstream_1001(make_proxy: ProxyFactory, echo: EchoUpstream) -> None:

@@ -307,3 +307,32 @@ async def test_turn_taking_counts_on_the_session_span(
     (session,) = [s for s in receiver.spans() if s.kind == Span.SPAN_KIND_SERVER]
     counts = {k: v for k, v in attributes(session).items() if k.startswith("realtime_proxy.orchestration.")}
     assert counts == {"realtime_proxy.orchestration.held": 1, "realtime_proxy.orchestration.released": 1}
+
+
+async def test_a_resumption_is_a_span_of_the_session(
+    make_proxy: ProxyFactory, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25: one `realtime_resume` span per resumption, a child of the session span."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    tracing = tracing_from_environment(os.environ)
+    assert tracing is not None
+    proxy = await make_proxy(tracing=tracing)
+    proxy.fake.drop_after_responses, proxy.fake.drops_left = 1, 1
+    try:
+        client = AsyncOpenAI(api_key=SECRET, websocket_base_url=proxy.ws_base)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()  # session.created
+            for _ in range(2):
+                await conn.response.create(response={"output_modalities": ["text"]})
+                assert (await until_done(conn)).response.status == "completed"
+        async with asyncio.timeout(5):
+            while proxy.server.relays:
+                await asyncio.sleep(0.01)
+    finally:
+        await asyncio.wait_for(asyncio.to_thread(tracing.shutdown), 10)
+    spans = receiver.spans()
+    (resume,) = [s for s in spans if s.name == "realtime_resume"]
+    (session,) = [s for s in spans if s.name.startswith("realtime_session")]
+    assert resume.parent_span_id == session.span_id
+    assert attributes(resume)["realtime_proxy.resume.cause"] == "dropped"
+    assert attributes(resume)["realtime_proxy.resume.outcome"] == "resumed"

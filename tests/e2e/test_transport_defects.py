@@ -100,7 +100,9 @@ async def test_max_sessions_holds_under_concurrent_handshakes() -> None:
         results = await asyncio.gather(*(raw_upgrade(running.port, target) for _ in range(30)))
     statuses = sorted(status for status, _ in results)
     assert statuses == [503] * 25 + [504] * 5
-    assert upstream.accepted == 5
+    # Each of the 5 admitted handshakes timed out 3 times ([handshake_retry] max_attempts), holding its
+    # slot throughout: the 25 others were refused at once, none reached the upstream.
+    assert upstream.accepted == 15
 
 
 def streaming(chunk: int = 64 * 1024) -> Any:

@@ -22,21 +22,22 @@ from realtime_proxy.core.closing import (
     [
         (LegClosed("client", Close(4001, "bye"), None), (4001, "bye")),
         (LegClosed("upstream", Close(1011, "boom"), Close(1011, "boom")), (1011, "boom")),
-        (LegClosed("upstream", None, None), (1014, "upstream connection lost")),
+        (LegClosed("upstream", None, None), (1011, "upstream connection lost")),
         (LegClosed("client", None, None), (1001, "client connection lost")),
-        (LegClosed("upstream", Close(1005, ""), None), (1000, "")),
+        (LegClosed("upstream", Close(1005, ""), None), (None, "")),
+        (LegClosed("client", Close(1005, ""), None), (None, "")),
         (
             LegClosed("upstream", None, Close(1011, "keepalive ping timeout")),
             (1011, "keepalive ping timeout"),
         ),
         (LegClosed("client", None, Close(1009, "over size limit")), (1009, "over size limit")),
         (LegClosed("client", None, Close(1007, "invalid start byte")), (1007, "invalid start byte")),
-        (LegClosed("upstream", Close(1006, ""), None), (1014, "upstream closed with 1006")),
+        (LegClosed("upstream", Close(1006, ""), None), (1011, "upstream closed with 1006")),
         (LegClosed("client", Close(1015, "tls"), None), (1011, "tls")),
         (LegClosed("client", Close(2999, ""), None), (1011, "client closed with 2999")),
     ],
 )
-def test_close_for_peer(leg: LegClosed, expected: tuple[int, str]) -> None:
+def test_close_for_peer(leg: LegClosed, expected: tuple[int | None, str]) -> None:
     assert close_for_peer(leg) == expected
 
 
@@ -69,8 +70,31 @@ def test_clip_reason_fits_a_close_frame(reason: str) -> None:
 @given(st.integers(0, 6000), st.text(max_size=200), st.sampled_from(["client", "upstream"]))
 def test_peer_close_is_always_sendable(code: int, reason: str, side: str) -> None:
     mirrored, text = close_for_peer(LegClosed(side, Close(code, reason), None))
+    if mirrored is None:  # a code-less Close stays code-less
+        assert code == 1005 and text == ""
+        return
     assert sendable(mirrored) and len(text.encode()) <= MAX_REASON_BYTES
     Close(mirrored, text).serialize()  # websockets accepts it
+
+
+def test_upstream_failures_close_with_codes_the_sdk_reconnects_on() -> None:
+    """Issue 25: every code the proxy sends because the upstream failed is one the `openai` SDK's
+    `on_reconnecting` accepts (1014 and 1000 are not)."""
+    from openai.types.websocket_reconnection import is_recoverable_close
+
+    from realtime_proxy.core.closing import UPSTREAM_LOST, UPSTREAM_RESTARTING, UPSTREAM_UNAVAILABLE
+
+    upstream_failures = [
+        close_for_peer(LegClosed("upstream", None, None))[0],
+        close_for_peer(LegClosed("upstream", Close(1006, ""), None))[0],
+        close_for_peer(LegClosed("upstream", Close(1015, ""), None))[0],
+        close_for_peer(LegClosed("upstream", None, Close(1011, "keepalive ping timeout")))[0],
+        UPSTREAM_LOST[0],
+        UPSTREAM_UNAVAILABLE[0],
+        UPSTREAM_RESTARTING[0],
+    ]
+    assert all(code is not None and is_recoverable_close(code) for code in upstream_failures)
+    assert not is_recoverable_close(1014) and not is_recoverable_close(1000)
 
 
 def test_protocol_errors_the_proxy_sent_are_their_own_outcome() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
+from realtime_proxy.core.actions import RetryOutcome
 from realtime_proxy.core.orchestration_events import (
     ORCHESTRATION_OBSERVATIONS,
     CancelAbsorbed,
@@ -15,9 +17,11 @@ from realtime_proxy.core.orchestration_events import (
     CreateCoalesced,
     CreateDropped,
     HoldOverflow,
+    HoldReason,
     ResponseHeld,
     ResponseReleased,
 )
+from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.ops.metrics import Metrics
 from realtime_proxy.ops.observe import SessionObserver
 
@@ -90,3 +94,16 @@ def test_every_turn_taking_observation_is_logged_counted_and_summarised() -> Non
         "would_hold_cancel": 1,
         "would_absorb_cancel": 1,
     }
+
+
+def test_the_summary_of_enum_valued_observations_renders_as_json() -> None:
+    """Counts are keyed by the plain label string: orjson (the JSON log renderer) refuses str-subclass
+    keys, which would end the session's `session_closed` line with an error."""
+    observer = SessionObserver(Metrics(CollectorRegistry()), Log())
+    observer.observe(ResponseHeld("b", HoldReason.ACTIVE_RESPONSE, 1))
+    observer.observe(HoldOverflow("d", 8))
+    observer.observe(RetryOutcome(RetryResult.NOT_RETRYABLE, 1, 0.0, None, None, "invalid_value"))
+    summary = observer.summary()
+    assert orjson.loads(orjson.dumps(summary))["orchestration"] == {"held": 1, "overflow": 1}
+    assert orjson.loads(orjson.dumps(summary))["retries"] == {"not_retryable": 1}
+    assert all(type(key) is str for key in (*summary["orchestration"], *summary["retries"]))

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.ops.metrics import Metrics, SupervisorMetrics
 from realtime_proxy.ops.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,8 @@ def families() -> dict[str, set[str]]:
     # Gauges with labels only appear once a rate_limits.updated set them.
     metrics.rate_limit_remaining.labels("requests").set(1)
     metrics.rate_limit_limit.labels("requests").set(1)
-    text = generate_latest(metrics.registry).decode()
+    # The supervisor of several workers adds its own series to their sum.
+    text = generate_latest(metrics.registry).decode() + generate_latest(SupervisorMetrics().registry).decode()
     return {
         family.name: {sample.name for sample in family.samples}
         for family in text_string_to_metric_families(text)

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime_proxy.core.actions import (
-    Action,
     CancelTimer,
     Observation,
     RetryAttempt,
@@ -24,9 +23,12 @@ from realtime_proxy.core.actions import (
     ToClient,
     ToUpstream,
 )
-from realtime_proxy.core.events import dump, parse_object, sniff_type
-from realtime_proxy.core.retry import METADATA_KEY, SERVER_PARSED_TYPES, ResponseRetrier, RetryPolicy
+from realtime_proxy.core.events import dump
+from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
+from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.stage import Forward
+from tests.playbook import applied, message
 
 CLIENT_METADATA = {"response_type": "out-of-band"}
 
@@ -85,6 +87,16 @@ def item_added(resp_id: str) -> str:
     return dump({"type": "response.output_item.added", "response_id": resp_id, "item": item})
 
 
+def _sent(actions: list[Any]) -> list[Any]:
+    """Forwarded messages as what finally goes out (they pass no further stage here)."""
+    return [
+        (ToUpstream if a.message.direction == "client" else ToClient)(a.message.out())
+        if isinstance(a, Forward)
+        else a
+        for a in actions
+    ]
+
+
 class Playbook:
     """Drives a retrier the way the core does, keeping the client's view of the stream."""
 
@@ -105,42 +117,47 @@ class Playbook:
         self._note(actions)
         return None if actions else event["response"]["metadata"][METADATA_KEY]
 
-    def server(self, frame: str) -> list[Action] | None:
-        # As the session classifies: the sniffed type, else the parsed one.
-        event_type, event = sniff_type(frame), None
-        if event_type is None:
-            event = parse_object(frame)
-            event_type = event.get("type") if event else None
-        if event_type in SERVER_PARSED_TYPES and event is None:
-            event = parse_object(frame)
-        actions = self.retrier.on_server_frame(event_type, event, frame, self.now)
-        if actions is None:
+    def server(self, frame: str) -> list[Any] | None:
+        """A server frame through the retrier as the pipeline runs it: its decisions about the
+        frame applied (what went on reaches the client last); the other actions returned."""
+        msg = message("server", frame)
+        if msg.type in LEDGER_SERVER_TYPES:
+            self.retrier.ledger.on_server(msg.type, msg.event, self.now)
+        decided = self.retrier.on_server_frame(msg.type, msg.event, frame, self.now)
+        if decided is None:
             self.client_saw.append(orjson.loads(frame))
-        else:
-            self._note(actions)
-        return actions
-
-    def cancel(self, response_id: str) -> list[Action] | None:
-        event = {"type": "response.cancel", "event_id": "evt_cancel", "response_id": response_id}
-        actions = self.retrier.on_client_cancel(event, self.now)
-        if actions is None:
-            self.upstream.append(event)
-        else:
-            self._note(actions)
-        return actions
-
-    def fire(self, token: str) -> list[Action]:
-        self.now = self.timers.pop(token)
-        actions = self.retrier.on_timer(token, self.now)
+            return None
+        actions = applied(decided, msg)
         self._note(actions)
-        return actions
+        if not msg.done:
+            self.client_saw.append(orjson.loads(msg.out()))
+        return _sent(actions) + ([] if msg.done else [ToClient(msg.out())])
 
-    def _note(self, actions: list[Action]) -> None:
+    def cancel(self, response_id: str) -> list[Any] | None:
+        event = {"type": "response.cancel", "event_id": "evt_cancel", "response_id": response_id}
+        decided = self.retrier.on_client_cancel(event, self.now)
+        if decided is None:
+            self.upstream.append(event)
+            return None
+        msg = message("client", event)
+        actions = applied(decided, msg)
+        assert msg.done  # answered here: the cancel never goes upstream
+        self._note(actions)
+        return _sent(actions)
+
+    def fire(self, token: str) -> list[Any]:
+        self.now = self.timers.pop(token)
+        actions = applied(self.retrier.on_timer(token, self.now), None)
+        self._note(actions)
+        return _sent(actions)
+
+    def _note(self, actions: list[Any]) -> None:
         for action in actions:
-            if isinstance(action, ToClient):
-                self.client_saw.append(orjson.loads(action.frame))
-            elif isinstance(action, ToUpstream):
-                self.upstream.append(orjson.loads(action.frame))
+            if isinstance(action, Forward):  # built from its dict: its parse is the event
+                event = action.message.event
+                assert event is not None and orjson.loads(action.message.out()) == event
+                side = self.upstream if action.message.direction == "client" else self.client_saw
+                side.append(copy.deepcopy(event))
             elif isinstance(action, StartTimer):
                 self.timers[action.token] = self.now + action.delay
             elif isinstance(action, CancelTimer):
@@ -235,7 +252,7 @@ def test_done_without_output_releases_held_created_first() -> None:
     pb.server(created("resp_A", tagged(token)))
     actions = pb.server(done("resp_A", tagged(token), status="completed"))
     assert actions is not None
-    assert [type(a) for a in actions] == [ToClient, ToClient, RetryOutcome]
+    assert [type(a) for a in actions] == [ToClient, RetryOutcome, ToClient]  # the done goes on last
     assert pb.client_types() == ["response.created", "response.done"]
 
 
@@ -680,8 +697,10 @@ def test_error_for_a_resend_is_attributed_to_the_clients_event() -> None:
     fail_attempt(pb, token, "resp_1")
     pb.fire(token)
     actions = pb.server(_error("rp1_a2"))
-    assert actions is not None and isinstance(actions[0], ToClient)
-    assert pb.client_saw == [orjson.loads(_error("evt_client_1"))]
+    assert actions is not None and actions[-1] == ToClient(_error("rp1_a2"))
+    # The retrier passes the error on as the API wrote it; the pipeline's exit maps the id back.
+    assert pb.client_saw == [orjson.loads(_error("rp1_a2"))]
+    assert pb.retrier.ledger.client_id_for("rp1_a2") == "evt_client_1"
     (outcome,) = pb.outcomes()
     assert (outcome["outcome"], outcome["reason"], outcome["attempts"]) == (
         "not_retryable",
@@ -696,7 +715,8 @@ def test_error_for_a_first_attempt_without_client_event_id_is_rewritten_to_null(
     token = pb.send(create(event_id=None))
     assert token is not None and pb.upstream[0]["event_id"] == "rp1_a1"
     pb.server(_error("rp1_a1"))
-    assert pb.client_saw[0]["error"]["event_id"] is None
+    assert pb.client_saw[0]["error"]["event_id"] == "rp1_a1"  # mapped back at the lane's exit
+    assert pb.retrier.ledger.is_own("rp1_a1") and pb.retrier.ledger.client_id_for("rp1_a1") is None
     assert pb.outcomes()[0]["outcome"] == "not_retryable"
 
 
@@ -704,7 +724,7 @@ def test_error_for_the_clients_own_first_event_is_forwarded_verbatim() -> None:
     pb = Playbook()
     pb.send(create())
     actions = pb.server(_error("evt_client_1"))
-    assert actions is not None and actions[0] == ToClient(_error("evt_client_1"))
+    assert actions is not None and actions[-1] == ToClient(_error("evt_client_1"))
     assert not pb.retrier.active
 
 

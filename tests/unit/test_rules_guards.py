@@ -147,7 +147,7 @@ def test_truncate_of_an_item_that_delivered_no_audio_is_answered() -> None:
             "type": "response.created",
             "response": {"id": response_id, "conversation_id": conversation},
         }
-        state.observe_server("response.created", created, "")
+        state.ledger.on_server("response.created", created, 0.0)  # the pipeline does, before the stages
         for item_id in item_ids:
             item = {"id": item_id, "role": "assistant", "content": []}
             done = {"type": "response.output_item.done", "response_id": response_id, "item": item}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from realtime_proxy.core.actions import (
     ToUpstream,
     UpstreamError,
 )
+from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.orchestration_events import OrchestrationOptions, ResponseHeld, ResponseReleased
 from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import build_chain
@@ -251,3 +253,50 @@ def test_log_event_types_adds_one_frame_observation_and_keeps_the_frame() -> Non
         play.client(APPEND).expect(
             FrameSeen("client_to_upstream", "input_audio_buffer.append", len(APPEND)), ToUpstream(APPEND)
         )
+
+
+def test_an_error_about_a_repaired_seed_request_ends_its_retry_as_not_retryable() -> None:
+    """Issue 20: the seed create (no `event_id`) is named `proxy_evt_1` by repair and tracked by the
+    retrier under that id; the error naming it must reach the retrier before the id is mapped back,
+    so the request ends `not_retryable / invalid_value`, not `cancelled / client_closed` at close."""
+    seed = (Path(__file__).parents[1] / "data" / "seed_response_create.json").read_text()
+    request = json.loads(seed)
+    request["response"]["tool_choice"] = "required"
+    request["response"]["metadata"][METADATA_KEY] = "rp1"
+    request["event_id"] = "proxy_evt_1"
+    error = {
+        "type": "error",
+        "event_id": "event_9",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "invalid_value",
+            "message": "m",
+            "param": None,
+            "event_id": "proxy_evt_1",
+        },
+    }
+    retrier = ResponseRetrier(RetryPolicy(), random.Random(1))
+    # A gpt-realtime session: tool_choice_object's evidence covers that model family.
+    session = SessionCore(build_chain(), retrier=retrier, context=SessionContext(model="gpt-realtime"))
+    with Playbook(session) as play:
+        play.client(seed).expect(
+            Rewrite(
+                "proxy_evt_1",
+                "response.create",
+                "tool_choice_object",
+                "response.tool_choice",
+                {"type": "function", "name": "return_response"},
+                "required",
+                True,
+                True,
+            ),
+            ToUpstream(frame_of(request)),
+        )
+        play.server(error, now=1.0).expect(
+            UpstreamError(
+                "invalid_request_error", "invalid_value", "m", None, "proxy_evt_1", ["tool_choice_object"]
+            ),
+            RetryOutcome("not_retryable", 1, 0.0, None, "proxy_evt_1", "invalid_value"),
+            ToClient(frame_of({**error, "error": {**error["error"], "event_id": None}})),
+        )
+        play.close(now=2.0).expect()

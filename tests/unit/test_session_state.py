@@ -52,7 +52,7 @@ def test_defaults_are_upper_bound_rates() -> None:
     state = SessionState()
     assert state.input_bytes_per_ms == state.output_bytes_per_ms == 8.0
     assert state.session_tools == [] and state.session_type is None
-    assert not state.assistant_audio_produced and not state.active_in_band_response
+    assert not state.assistant_audio_produced and state.ledger.active_in_band is None
 
 
 def test_client_session_update_tools_tracked_optimistically() -> None:
@@ -97,19 +97,6 @@ def test_delivered_items_bounded() -> None:
         state.observe_server("response.output_audio.delta", None, f'{{"item_id":"i{i}","delta":"AAAA"}}')
     assert len(state.delivered_audio_ms) == 256 and "i299" in state.delivered_audio_ms
     assert "i0" not in state.delivered_audio_ms
-
-
-def test_in_band_response_tracking() -> None:
-    state = SessionState()
-    out_of_band = {"response": {"id": "r0", "conversation_id": None}}
-    state.observe_server("response.created", out_of_band, "")
-    assert not state.active_in_band_response
-    state.observe_server("response.created", {"response": {"id": "r1", "conversation_id": "conv_1"}}, "")
-    assert state.active_in_band_response
-    state.observe_server("response.done", {"response": {"id": "r0"}}, "")
-    assert state.active_in_band_response
-    state.observe_server("response.done", {"response": {"id": "r1"}}, "")
-    assert not state.active_in_band_response
 
 
 @pytest.mark.parametrize(

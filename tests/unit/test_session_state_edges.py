@@ -20,7 +20,7 @@ def test_a_fresh_state_knows_nothing() -> None:
         None,
         None,
     )
-    assert state.assistant_audio_produced is False and state.active_in_band_response is False
+    assert state.assistant_audio_produced is False and state.ledger.active_in_band is None
     assert state.external_audio_input is False
     assert state.input_bytes_per_ms == state.output_bytes_per_ms == MIN_BYTES_PER_MS
 
@@ -64,10 +64,10 @@ def test_a_binary_audio_delta_with_invalid_utf8_is_still_measured() -> None:
 
 def test_a_response_without_a_string_id_is_in_band_but_matches_no_item() -> None:
     state = SessionState()
-    state.observe_server(
-        "response.created", {"type": "response.created", "response": {"id": 5, "conversation_id": "c"}}, ""
+    state.ledger.on_server(
+        "response.created", {"type": "response.created", "response": {"id": 5, "conversation_id": "c"}}, 0.0
     )
-    assert state.active_in_band_response
+    assert state.ledger.active_in_band is None  # the ledger binds string ids only
     item = {"id": "item_1", "role": "assistant", "type": "message"}
     state.observe_server(
         "response.output_item.done", {"type": "response.output_item.done", "response_id": 5, "item": item}, ""
@@ -127,7 +127,7 @@ def test_transcription_model_set(transcription: Any, expected: bool) -> None:
 
 def _in_band(state: SessionState, response_id: str = "resp_1") -> None:
     created = {"type": "response.created", "response": {"id": response_id, "conversation_id": "conv_1"}}
-    state.observe_server("response.created", created, "")
+    state.ledger.on_server("response.created", created, 0.0)  # the pipeline does, before the stages
 
 
 def _item_done(state: SessionState, item: Any, response_id: str = "resp_1") -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from realtime_proxy.core.actions import BetaTranslated
 from realtime_proxy.core.compat import CLIENT_TYPES, DROP, client_event_to_ga, server_frame_to_beta
-from realtime_proxy.core.stage import BaseStage, Message, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Message, Replace, ReplaceFrame, StageAction
 
 
 class BetaStage(BaseStage):
@@ -19,16 +19,13 @@ class BetaStage(BaseStage):
         if event is None:
             return []
         translations = client_event_to_ga(event)
+        actions: list[StageAction] = [BetaTranslated(t.direction, t.before, t.after) for t in translations]
         if translations:
-            message.edited()
-            event_type = event.get("type")
-            message.type = event_type if isinstance(event_type, str) else None
-        return [BetaTranslated(t.direction, t.before, t.after) for t in translations]
+            actions.append(Replace(event))  # translated in place; its type read from it
+        return actions
 
     def on_server(self, message: Message, now: float) -> list[StageAction]:
         translated = server_frame_to_beta(message.type, message.out())
         if translated == DROP:
-            message.done = True
-        elif translated is not None:
-            message.replace_frame(translated)
-        return []
+            return [STOP]
+        return [ReplaceFrame(translated)] if translated is not None else []

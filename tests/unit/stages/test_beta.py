@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from realtime_proxy.core.actions import BetaTranslated
 from realtime_proxy.core.compat.stage import BetaStage
+from realtime_proxy.core.stage import Replace
 from tests.playbook import Passes, Playbook, frame_of, message
 
 
@@ -41,13 +42,13 @@ def test_a_translated_client_event_goes_on_under_its_ga_type() -> None:
         "client", {"type": "transcription_session.update", "event_id": "e1", "session": {"include": []}}
     )
     actions = BetaStage().on_client(msg, 0.0)
-    assert (actions, msg.type, msg.out()) == (
-        [BetaTranslated("client_to_ga", "transcription_session.update", "session.update")],
-        "session.update",
-        frame_of(
-            {"type": "session.update", "event_id": "e1", "session": {"include": [], "type": "transcription"}}
-        ),
-    )
+    ga = {"type": "session.update", "event_id": "e1", "session": {"include": [], "type": "transcription"}}
+    assert actions == [
+        BetaTranslated("client_to_ga", "transcription_session.update", "session.update"),
+        Replace(ga),
+    ]
+    msg.replace(ga)  # what the pipeline does with the decision
+    assert (msg.type, msg.out()) == ("session.update", frame_of(ga))
 
 
 def test_a_renamed_server_event_keeps_its_bytes_apart_from_the_type() -> None:

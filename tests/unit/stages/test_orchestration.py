@@ -13,7 +13,6 @@ from realtime_proxy.core.actions import (
     ToUpstream,
     UpstreamError,
 )
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.orchestration import TIMER, OrchestrationStage
 from realtime_proxy.core.orchestration_events import (
     CancelAbsorbed,
@@ -27,16 +26,18 @@ from realtime_proxy.core.orchestration_events import (
     ResponseReleased,
     cancelled_done,
 )
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.core.stage import Forward
+from realtime_proxy.core.turns import TurnState
 from tests.playbook import Passes, Playbook, Untouched, frame_of, message
 
 CONV = "conv_1"
 
 
 def stage(**options: Any) -> OrchestrationStage:
-    return OrchestrationStage(EventIds(), OrchestrationOptions(**options))
+    return OrchestrationStage(Ledger(), OrchestrationOptions(**options))
 
 
 def create(event_id: str | None = None, **response: Any) -> dict[str, Any]:
@@ -434,3 +435,40 @@ def test_in_the_core_a_released_create_goes_on_and_the_proxys_id_never_reaches_t
             ResponseDone("r2", "completed", None, None, 1.0, False, [], "proxy_evt_2"),
             ToClient(frame_of(done("r2"))),
         )
+
+
+# -- named states ------------------------------------------------------------------------------------
+
+
+def test_the_named_states_follow_the_table_at_the_head_of_the_module() -> None:
+    turns = stage(tool_output_timeout=5.0)
+    with Playbook(turns) as play:
+        assert turns.state is TurnState.IDLE
+        play.client(create("a")).expect(passes(create("a")))
+        assert turns.state is TurnState.REQUESTED
+        play.server(created("r1")).expect(passes(created("r1")))
+        assert turns.state is TurnState.RUNNING
+        play.client(cancel("x")).expect(passes(cancel("x")))
+        assert turns.state is TurnState.CANCELLING
+        play.server(done("r1", "call_1", "call_2"), now=1.0).expect(passes(done("r1", "call_1", "call_2")))
+        assert turns.state is TurnState.IDLE  # the turn awaits outputs, but no answer is held yet
+        play.client(output("call_1"), now=1.0).expect(passes(output("call_1")))
+        play.client(create("b"), now=1.0).expect(
+            ResponseHeld("b", "tool_outputs", 1), StartTimer(5.0, "orchestration.tool_outputs")
+        )
+        assert turns.state is TurnState.AWAITING_OUTPUTS
+        play.client(output("call_2"), now=2.0).expect(
+            CancelTimer("orchestration.tool_outputs"),
+            fwd("client", output("call_2")),
+            ResponseReleased("b", "tool_outputs", 1.0),
+            fwd("client", create("b")),
+        )
+        assert turns.state is TurnState.REQUESTED
+        play.server(error("conversation_already_has_active_response", "b")).expect(
+            ResponseHeld("b", "rejected_as_active", 1)
+        )
+        assert turns.state is TurnState.UNTOLD
+        play.server(done("r_vad"), now=3.0).expect(
+            ResponseReleased("b", "response_done", 1.0), fwd("client", create("b")), passes(done("r_vad"))
+        )
+        assert turns.state is TurnState.REQUESTED

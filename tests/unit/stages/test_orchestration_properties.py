@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.orchestration import OrchestrationStage
 from realtime_proxy.core.orchestration_events import CreateCoalesced, CreateDropped, OrchestrationOptions
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import Forward, Message
-from tests.playbook import message
+from tests.playbook import applied, message
 
 CONV = "conv_1"
 
@@ -109,7 +109,7 @@ class Session:
     bad_creates_sent: int = 0
 
     def run(self, actions: list[Any], msg: Message | None) -> None:
-        for action in actions:
+        for action in applied(actions, msg):  # as the pipeline applies them
             if isinstance(action, Forward):
                 self.run([], action.message)
             elif isinstance(action, StartTimer):
@@ -156,6 +156,7 @@ class Session:
             )
         elif op == "deliver" and self.api.outbox:
             msg = message("server", self.api.deliver())
+            self.stage.ledger.on_server(msg.type, msg.event, 0.0)  # the pipeline does, before the stages
             self.run(self.stage.on_server(msg, 0.0), msg)
         elif op == "timer" and self.timer_armed:
             self.timer_armed = False
@@ -181,7 +182,7 @@ OPS = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(OPS, st.integers(0, 5)), max_size=40))
 def test_any_interleaving_keeps_the_turn_rules(steps: list[tuple[str, int]]) -> None:
-    session = Session(OrchestrationStage(EventIds(), OrchestrationOptions(max_held=100)))
+    session = Session(OrchestrationStage(Ledger(), OrchestrationOptions(max_held=100)))
     for n, (op, pick) in enumerate(steps):
         session.step(op, n * 10 + pick)
     while session.api.outbox or session.timer_armed:  # let everything finish
@@ -201,7 +202,7 @@ def test_any_interleaving_keeps_the_turn_rules(steps: list[tuple[str, int]]) -> 
 def test_a_create_per_tool_output_in_any_order_gets_one_answer_after_both_outputs(order: list[str]) -> None:
     """What agent frameworks do after parallel calls: each output, then at once its own create;
     the API's events arrive in between at any point."""
-    session = Session(OrchestrationStage(EventIds(), OrchestrationOptions()))
+    session = Session(OrchestrationStage(Ledger(), OrchestrationOptions()))
     session.step("create_tools", 0)
     session.step("deliver", 0)
     session.step("deliver", 0)

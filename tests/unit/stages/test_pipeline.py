@@ -115,11 +115,19 @@ def test_a_clients_repeated_type_is_parsed_and_the_last_one_counts() -> None:
 
 def test_the_apis_own_type_leads_so_a_server_frame_nobody_parses_is_not_parsed() -> None:
     log: list[Seen] = []
-    done = Recorder("done", log, server_sees=types("response.done"), replies={"server": [[NOTE]]})
+    added = '{"type":"conversation.item.added","item":{"id":"i"}}'
+    seen = Recorder("added", log, server_sees=types("conversation.item.added"), replies={"server": [[NOTE]]})
     traffic = TrafficCounts()
-    assert pipeline((), (done,), traffic).from_upstream(DONE, 1.0) == [NOTE, ToClient(DONE)]
-    assert log == [Seen("done", "server", "server", "response.done", False, 1.0)]
-    assert traffic.by_direction[U2C].frames["response.done"] == 1
+    assert pipeline((), (seen,), traffic).from_upstream(added, 1.0) == [NOTE, ToClient(added)]
+    assert log == [Seen("added", "server", "server", "conversation.item.added", False, 1.0)]
+    assert traffic.by_direction[U2C].frames["conversation.item.added"] == 1
+
+
+def test_the_ledgers_types_are_always_parsed_before_any_stage() -> None:
+    log: list[Seen] = []
+    done = Recorder("done", log, server_sees=types("response.done"))
+    assert pipeline((), (done,)).from_upstream(DONE, 1.0) is None
+    assert log == [Seen("done", "server", "server", "response.done", True, 1.0)]
 
 
 def test_frames_up_to_the_parse_bound_are_parsed_and_larger_ones_named_by_their_leading_type() -> None:
@@ -167,7 +175,8 @@ def test_the_parsed_type_sets_of_equal_pipelines_are_one_object() -> None:
         return pipeline((stage,), ()).lanes["client"].parsed
 
     first, second = lane_types(), lane_types()
-    assert first == types("session.update", "x.only_in_this_test") and first is second
+    # The ledger's own client type (response.create) is parsed whatever the stages declare.
+    assert first == types("session.update", "x.only_in_this_test", "response.create") and first is second
 
 
 def test_logged_event_types_come_first_and_name_the_direction() -> None:

@@ -5,20 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from realtime_proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient, ToUpstream
-from realtime_proxy.core.attribution import EventIds
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.repair import RepairStage
+from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import RuleChain, build_chain
 from realtime_proxy.core.rules.model import Rule
 from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.core.session_state import SessionState
-from tests.playbook import Passes, Playbook, frame_of, message
+from tests.playbook import Passes, Playbook, applied, frame_of, message
 
 
 def stage(chain: RuleChain | None = None, max_bytes: int = 1 << 20) -> RepairStage:
     # A gpt-realtime session: tool_choice_object's evidence covers that model family only.
     state = SessionState(SessionContext(model="gpt-realtime"))
-    return RepairStage(chain or build_chain(), state, EventIds(), max_bytes)
+    return RepairStage(chain or build_chain(), state, Ledger(), max_bytes)
 
 
 def test_valid_event_passes_byte_for_byte() -> None:
@@ -204,7 +204,7 @@ def test_a_translated_event_continues_under_its_new_type() -> None:
     from tests.playbook import Playbook as _Playbook
 
     repair = RepairStage(
-        build_chain(), SessionState(SessionContext(route="transcription")), EventIds(), 1 << 20
+        build_chain(), SessionState(SessionContext(route="transcription")), Ledger(), 1 << 20
     )
     event = {"type": "transcription_session.update", "event_id": "t1", "session": {"include": None}}
     with _Playbook(repair) as play:
@@ -237,10 +237,10 @@ def test_the_repaired_message_goes_on_under_the_translated_type() -> None:
     from realtime_proxy.core.context import SessionContext
 
     repair = RepairStage(
-        build_chain(), SessionState(SessionContext(route="transcription")), EventIds(), 1 << 20
+        build_chain(), SessionState(SessionContext(route="transcription")), Ledger(), 1 << 20
     )
     msg = message("client", {"type": "transcription_session.update", "event_id": "t1", "session": {}})
-    repair.on_client(msg, 0.0)
+    applied(repair.on_client(msg, 0.0), msg)  # the stage decides; the pipeline applies
     assert (msg.type, msg.changed) == ("session.update", True)
 
 
@@ -253,7 +253,7 @@ def test_only_unparsed_frames_over_the_bound_are_reported_as_skipped() -> None:
 
 
 def test_observations_name_the_client_event_only_by_a_string_id() -> None:
-    ids = EventIds()
+    ids = Ledger()
     repair = RepairStage(build_chain(observe_only=True), SessionState(), ids, 1 << 20)
     frame = '{"type":"session.update","event_id":5,"session":{"type":"realtime","temperature":1}}'
     with Playbook(repair) as play:
@@ -264,7 +264,7 @@ def test_observations_name_the_client_event_only_by_a_string_id() -> None:
 
 
 def test_only_events_a_rule_touched_are_remembered_for_attribution() -> None:
-    ids = EventIds()
+    ids = Ledger()
     untouched = '{"type":"session.update","event_id":"e1","session":{"type":"realtime"}}'
     touched = '{"type":"session.update","event_id":"e2","session":{"type":"realtime","temperature":1}}'
     with Playbook(RepairStage(build_chain(), SessionState(), ids, 1 << 20)) as play:

@@ -1,0 +1,65 @@
+"""How a session is wrapped for upstream failures (issue 25): session continuity (`[continuity]`)
+and re-driven in-band responses (`[redrive]`), on conversation routes only."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from realtime_proxy.core.conversation import ConversationMirror
+from realtime_proxy.core.redrive import RedriveCore, RedrivePolicy, ResponseRedriven
+from realtime_proxy.core.resumable import ResumableCore
+from realtime_proxy.edge.continuity import Continuity, UpstreamTarget
+from realtime_proxy.edge.relay import Core
+from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
+from realtime_proxy.ops.settings import Settings
+
+if TYPE_CHECKING:  # the otel extra is optional
+    from realtime_proxy.ops.otel import SessionTrace
+
+
+# Conversation sessions in the GA shape only (core.context's route classes): a sideband belongs to a
+# WebRTC/SIP call whose peer may already have heard a response, and which the proxy cannot reopen;
+# transcription and translation sessions hold no conversation; the Azure preview speaks the beta
+# shape the replay is not written in; the Live API and unknown paths are relayed untouched.
+RESILIENT_ROUTES = frozenset({"realtime", "azure"})
+
+
+def wrap_core(
+    core: Core,
+    settings: Settings,
+    *,
+    route: str,
+    target: UpstreamTarget | None,
+    metrics: UpstreamMetrics,
+    log: Any,
+    rng: random.Random,
+    trace: SessionTrace | None,
+) -> tuple[Core, Continuity | None]:
+    """The core the relay drives (re-drive outermost, then continuity) and the session's continuity."""
+    if route not in RESILIENT_ROUTES:
+        return core, None
+    continuity = None
+    if target is not None and settings.continuity.mode == "resume":
+        resumable = ResumableCore(core, ConversationMirror(settings.continuity.max_mirror_bytes))
+        on_span = trace.on_resumption if trace is not None else None
+        continuity = Continuity(
+            settings.continuity, settings.handshake_retry, target, resumable, metrics, log, rng, on_span
+        )
+        core = resumable
+    if settings.redrive.enabled:
+        r = settings.redrive
+        core = RedriveCore(core, RedrivePolicy(r.max_attempts, r.backoff_base, r.backoff_cap), rng)
+    return core, continuity
+
+
+def counting_redrives(observe: Callable[[Any], None], metrics: UpstreamMetrics) -> Callable[[Any], None]:
+    redrives = metrics.redrives_total
+
+    def counted(item: Any) -> None:
+        if type(item) is ResponseRedriven:
+            redrives.labels(item.outcome).inc()
+        observe(item)
+
+    return counted
