@@ -1,11 +1,13 @@
-"""HTTP pass-through overhead: latency and proxy CPU per request, httpx vs aiohttp as the upstream
-client. Three processes: the fake upstream (HTTP on its WebSocket port), the proxy's HTTP side
-(standalone listener), and this load generator.
+"""HTTP pass-through overhead: latency and proxy CPU per request, by upstream client. Processes: the
+fake upstream (HTTP on its WebSocket port), one proxy HTTP side (standalone listener) per column,
+and this load generator.
 
-    python -m bench.http [--requests 2000] [--uvloop]
+    python -m bench.http [--requests 2000] [--rounds 3] [--uvloop]
 
-Columns: `direct` (client -> fake), `httpx` (client -> proxy -> fake, the shipped forwarder) and
-`aiohttp` (the same proxy with its forward step done by aiohttp; skipped when not installed)."""
+Columns: `direct` (client -> fake), `proxy` (client -> proxy -> fake, the shipped h11 client,
+edge/http/client.py), `httpx` (the same proxy with its forward step done by httpx's transport, the
+client it replaced) and `aiohttp` (by aiohttp's client; skipped when not installed). With
+`--rounds R` the columns are measured in turn R times and each figure is the median of its rounds."""
 
 from __future__ import annotations
 
@@ -46,6 +48,39 @@ async def serve_upstream() -> None:
         fake.http.sse_interval = 0.0
         print(json.dumps({"port": fake.port}), flush=True)
         await asyncio.Event().wait()
+
+
+def httpx_forward(forwarder: Any) -> Any:
+    """The Forwarder's upstream step on httpx's transport (the client before edge/http/client.py)."""
+    from realtime_proxy.edge.http.forward import Refused, relayed_headers
+
+    h = forwarder.settings.http
+    timeout = httpx.Timeout(
+        connect=h.connect_timeout,
+        read=h.upstream_read_timeout,
+        write=h.client_idle_timeout,
+        pool=h.connect_timeout,
+    )
+    extensions = {"timeout": timeout.as_dict()}
+    limits = httpx.Limits(max_connections=h.max_upstream_connections, max_keepalive_connections=32)
+    transport = httpx.AsyncHTTPTransport(trust_env=False, limits=limits)
+
+    async def forward(exchange: Any, method: str, url: str, headers: Any, content: Any) -> str:
+        request = httpx.Request(method, url, headers=headers, content=content, extensions=extensions)
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.TransportError:
+            raise Refused(502, "upstream_unreachable", "The proxy could not reach the upstream.") from None
+        try:
+            await exchange.start(response.status_code, relayed_headers(response.headers.raw))
+            async for chunk in response.stream:
+                await exchange.send(chunk)
+            await exchange.finish()
+            return "complete"
+        finally:
+            await response.aclose()
+
+    return forward
 
 
 def aiohttp_forward(forwarder: Any) -> Any:
@@ -89,6 +124,8 @@ async def serve_proxy(upstream_port: int, client: str) -> None:
     service = HttpService(settings, build_chain(), Admission(settings.auth), Metrics())
     if client == "aiohttp":
         service.forwarder._forward = aiohttp_forward(service.forwarder)  # type: ignore[method-assign]
+    elif client == "httpx":
+        service.forwarder._forward = httpx_forward(service.forwarder)  # type: ignore[method-assign]
     server = await asyncio.get_running_loop().create_server(service.factory, "127.0.0.1", 0)
     print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
     await asyncio.Event().wait()
@@ -130,6 +167,13 @@ def measure(port: int, pid: int | None, n: int) -> dict[str, dict[str, float]]:
     return results
 
 
+def median_of(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {key: statistics.median(r[name][key] for r in rounds) for key in rounds[0][name]}
+        for name in rounds[0]
+    }
+
+
 def report(columns: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [
         "| scenario | column | p50 ms | p99 ms | added p50 ms | proxy CPU µs/request |",
@@ -150,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", nargs="?", default="load", choices=("load", "upstream", "proxy"))
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--upstream-port", type=int, default=0)
-    parser.add_argument("--client", default="httpx", choices=("httpx", "aiohttp"))
+    parser.add_argument("--client", default="proxy", choices=("proxy", "httpx", "aiohttp"))
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args(argv)
     if args.role == "upstream":
@@ -165,24 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     servers = [upstream]
     try:
         upstream.wait_port()
-        columns = {"direct": measure(upstream.port, None, args.requests)}
-        clients = ["httpx"] + (["aiohttp"] if _has_aiohttp() else [])
+        clients = ["proxy", "httpx"] + (["aiohttp"] if _has_aiohttp() else [])
+        proxies: dict[str, Server] = {}
         for client in clients:
-            argv = [
-                PY,
-                "-m",
-                "bench.http",
-                "proxy",
-                "--upstream-port",
-                str(upstream.port),
-                "--client",
-                client,
-            ]
-            proxy = Server(f"proxy-{client}", [*argv, *loop_flag], workdir)
-            servers.append(proxy)
-            proxy.wait_port()
-            columns[client] = measure(proxy.port, proxy.pid, args.requests)
-            proxy.stop()
+            port = str(upstream.port)
+            argv = [PY, "-m", "bench.http", "proxy", "--upstream-port", port, "--client", client]
+            proxies[client] = Server(f"proxy-{client}", [*argv, *loop_flag], workdir)
+            servers.append(proxies[client])
+            proxies[client].wait_port()
+        rounds: dict[str, list[dict[str, dict[str, float]]]] = {"direct": []} | {c: [] for c in clients}
+        for _ in range(args.rounds):  # alternating columns: drift on a shared machine hits them all
+            rounds["direct"].append(measure(upstream.port, None, args.requests))
+            for client, proxy in proxies.items():
+                rounds[client].append(measure(proxy.port, proxy.pid, args.requests))
+        columns = {column: median_of(results) for column, results in rounds.items()}
         print(report(columns))
     finally:
         for server in servers:

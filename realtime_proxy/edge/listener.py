@@ -22,6 +22,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from realtime_proxy.edge.auth import malformed_headers
+from realtime_proxy.edge.handshake_memory import drop_handshake
 from realtime_proxy.edge.wire import Leg, LegTiming
 from realtime_proxy.ops.logs import get_logger
 from realtime_proxy.ops.metrics import Metrics
@@ -157,6 +158,7 @@ class ClientLeg(Leg):
         ws.receive_data(bytes(self.head))
         self.head = bytearray()
         request = next((e for e in ws.events_received() if isinstance(e, Request)), None)
+        drop_handshake(ws)  # the session keeps no parsed request (this one lives until admitted)
         if request is None:
             cause = (ws.handshake_exc.__cause__ if ws.handshake_exc else None) or ws.handshake_exc
             # The exception's type and the header it names, never its text: that may quote a value.

@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from realtime_proxy.edge.failure_cause import cause_of
+from realtime_proxy.edge.handshake_memory import drop_handshake
 from realtime_proxy.edge.upstream import (
     UpstreamFailure,
     UpstreamOptions,
@@ -114,6 +115,7 @@ class UpstreamLeg(Leg):
             return
         exc = self.ws.handshake_exc
         if exc is None:
+            drop_handshake(self.ws)
             self.opened.set_result(None)  # the response is not kept: a session holds no headers
         elif response.status_code != 101:
             refused = UpstreamRefused(response.status_code, response.headers, bytes(response.body or b""))

@@ -1,4 +1,4 @@
-"""Plain HTTP on the client port: h11 connections, repairs on the Realtime routes, httpx upstream."""
+"""Plain HTTP on the client port: h11 connections, repairs on the Realtime routes, an h11 upstream client."""
 
 from __future__ import annotations
 

@@ -2,10 +2,10 @@
 once (per worker), the rest queued for up to `http.queue_timeout` seconds, then refused with 503
 and Retry-After.
 
-A bound in front of whatever client does the upstream request (httpx today): httpcore's pool
-costs grow quadratically once requests queue past its connection limit, and a burst of 500 then
-burnt 30 ms of CPU per request and starved every WebSocket session on the same event loop (round
-trips of 8.7 s). Waiting here costs a deque entry."""
+A bound in front of whatever client does the upstream request (edge/http/client.py; it was
+written for httpx): httpcore's pool costs grow quadratically once requests queue past its
+connection limit, and a burst of 500 then burnt 30 ms of CPU per request and starved every
+WebSocket session on the same event loop (round trips of 8.7 s). Waiting here costs a deque entry."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The proxy's HTTP handler: admission, repairs on the Realtime routes, then a streaming forward to
-the configured upstream (httpx) with the response streamed back as it arrives."""
+the configured upstream (`client.py`) with the response streamed back as it arrives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 from websockets.datastructures import Headers
 
@@ -18,6 +17,7 @@ from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.edge.auth import Admission, AdmissionRefused
 from realtime_proxy.edge.failure_cause import cause_of
 from realtime_proxy.edge.http.admission import RETRY_AFTER_SECONDS, QueueTimeout, UpstreamSlots
+from realtime_proxy.edge.http.client import UpstreamClient, UpstreamError, UpstreamResponse, UpstreamTimedOut
 from realtime_proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
 from realtime_proxy.edge.http.repair import repair_body, session_route
 from realtime_proxy.edge.http.routes import OTHER, BodyKind, Route, classify
@@ -70,23 +70,14 @@ def relayed_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
 
 class Forwarder:
     def __init__(self, settings: Settings, chain: RuleChain, admission: Admission, metrics: Metrics,
-                 transport: httpx.AsyncHTTPTransport) -> None:  # fmt: skip
+                 client: UpstreamClient) -> None:  # fmt: skip
         self.settings = settings
         self.chain = chain
         self.admission = admission
         self.metrics = metrics
-        # The transport, not an httpx Client: no cookie jar shared between clients, no redirects, no
-        # default headers, and less CPU per request (bench/http.py).
-        self.transport = transport
-        h = settings.http
-        timeout = httpx.Timeout(
-            connect=h.connect_timeout,
-            read=h.upstream_read_timeout,
-            write=h.client_idle_timeout,
-            pool=h.connect_timeout,
-        )
-        self.extensions = {"timeout": timeout.as_dict()}
+        self.client = client  # no cookies, redirects or default headers (client.py)
         self.base = http_base(settings.upstream_url)
+        h = settings.http
         self.slots = UpstreamSlots(h.max_concurrent_requests, h.queue_timeout, metrics)
 
     async def handle(self, exchange: Exchange) -> None:
@@ -179,31 +170,30 @@ class Forwarder:
     async def _exchange_upstream(self, exchange: Exchange, method: str, url: str,
                                  headers: list[tuple[str, str]],
                                  content: bytes | AsyncIterator[bytes] | None) -> str:  # fmt: skip
-        request = httpx.Request(method, url, headers=headers, content=content, extensions=self.extensions)
         try:
-            response = await self.transport.handle_async_request(request)
+            response = await self.client.request(method, url, headers, content)
         except BodyTimeout:
             raise Refused(408, "request_timeout", "The request body did not arrive in time.") from None
-        except httpx.TimeoutException as exc:
+        except UpstreamTimedOut as exc:
             self._failed(exc)
             raise Refused(
                 504, "upstream_timeout", "The upstream did not answer in time.", "server_error"
             ) from None
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             self._failed(exc)
             raise Refused(
                 502, "upstream_unreachable", "The proxy could not reach the upstream.", "server_error"
             ) from None
         try:
             # The API's own id for the request, which its support asks for (not a secret).
-            structlog.contextvars.bind_contextvars(upstream_request_id=response.headers.get("x-request-id"))
-            if self.admission.inject and response.status_code >= 400:
+            structlog.contextvars.bind_contextvars(upstream_request_id=response.header(b"x-request-id"))
+            if self.admission.inject and response.status >= 400:
                 return await self._scrubbed(exchange, response)
-            await exchange.start(response.status_code, relayed_headers(response.headers.raw))
+            await exchange.start(response.status, relayed_headers(response.headers))
             try:
-                async for chunk in response.stream:  # type: ignore[union-attr]  # raw bytes, as received
+                async for chunk in response.chunks():  # raw bytes, as received
                     await exchange.send(chunk)
-            except httpx.TransportError:
+            except UpstreamError:
                 return "upstream_disconnected"  # the client's response is cut short: closing tells it
             except BodyTimeout:
                 return "client_stalled"
@@ -212,27 +202,28 @@ class Forwarder:
         finally:
             await response.aclose()
 
-    def _failed(self, exc: httpx.TransportError) -> None:
-        """The request never got an answer: why, as a bounded cause (the exception's text is not logged:
-        it may quote the URL's query)."""
+    def _failed(self, exc: UpstreamError) -> None:
+        """The request never got an answer: why, as a bounded cause, from the exception the client
+        raised it over (its text is not logged: it may quote the URL's query)."""
         cause = cause_of(exc)
+        behind = exc.__cause__ or exc.__context__ or exc
         self.metrics.upstream_failures_total.labels("http", cause).inc()
-        log.warning("upstream_request_failed", cause=cause, error=type(exc).__name__,
+        log.warning("upstream_request_failed", cause=cause, error=type(behind).__name__,
                     upstream_host=urlsplit(self.base).netloc)  # fmt: skip
 
-    async def _scrubbed(self, exchange: Exchange, response: httpx.Response) -> str:
+    async def _scrubbed(self, exchange: Exchange, response: UpstreamResponse) -> str:
         """An upstream error in inject mode, read whole (error bodies are small) and scrubbed: the
         key is the proxy's, and the API quotes keys, masked but with their last characters."""
         limit, body = self.settings.http.max_repair_body_bytes, b""
-        async for chunk in response.stream:  # type: ignore[union-attr]
+        async for chunk in response.chunks():
             body += chunk
             if len(body) > limit:
                 raise Refused(
                     502, "upstream_error_too_large", "The upstream's error was too large.", "server_error"
                 )
         body = self.admission.refusal_body(body)
-        headers = [(k, v) for k, v in relayed_headers(response.headers.raw) if k.lower() != b"content-length"]
-        await exchange.start(response.status_code, [*headers, (b"content-length", str(len(body)).encode())])
+        headers = [(k, v) for k, v in relayed_headers(response.headers) if k.lower() != b"content-length"]
+        await exchange.start(response.status, [*headers, (b"content-length", str(len(body)).encode())])
         await exchange.send(body)
         await exchange.finish()
         return "complete"

@@ -5,31 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import ssl
-
-import httpx
 
 from realtime_proxy.core.rules import RuleChain
 from realtime_proxy.edge.auth import Admission
+from realtime_proxy.edge.http.client import Timeouts, UpstreamClient
 from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 from realtime_proxy.edge.http.forward import Forwarder
 from realtime_proxy.ops.metrics import Metrics
 from realtime_proxy.ops.settings import Settings
 
-# httpx logs every request at INFO with its full URL (a query can carry an Azure `api-key`); the
-# proxy's own `http_request` line says what is needed, without the URL.
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
-
-def upstream_transport(settings: Settings, ssl_context: ssl.SSLContext | None) -> httpx.AsyncHTTPTransport:
-    """One connection pool to the upstream. A transport ignores environment proxies (they must not
-    silently carry API keys) and never follows redirects (they could carry credentials elsewhere)."""
-    limits = httpx.Limits(
-        max_connections=settings.http.max_upstream_connections, max_keepalive_connections=32
-    )
-    return httpx.AsyncHTTPTransport(verify=ssl_context or True, trust_env=False, limits=limits)
+def upstream_client(settings: Settings, ssl_context: ssl.SSLContext | None) -> UpstreamClient:
+    """One connection pool to the upstream. No environment proxies (they must not silently carry
+    API keys), no redirects (they could carry credentials elsewhere)."""
+    h = settings.http
+    timeouts = Timeouts(
+        connect=h.connect_timeout, read=h.upstream_read_timeout, write=h.client_idle_timeout,
+        pool=h.connect_timeout,
+    )  # fmt: skip
+    return UpstreamClient(timeouts, ssl_context=ssl_context, max_connections=h.max_upstream_connections)
 
 
 class HttpService:
@@ -43,8 +38,8 @@ class HttpService:
         upstream_ssl: ssl.SSLContext | None = None,
     ) -> None:
         h = settings.http
-        self.transport = upstream_transport(settings, upstream_ssl)
-        self.forwarder = Forwarder(settings, chain, admission, metrics, self.transport)
+        self.client = upstream_client(settings, upstream_ssl)
+        self.forwarder = Forwarder(settings, chain, admission, metrics, self.client)
         self.limits = ConnectionLimits(
             max_header_bytes=h.max_header_bytes,
             header_timeout=h.header_timeout,
@@ -68,4 +63,4 @@ class HttpService:
         for connection in list(self.connections):
             connection.abort()
         with contextlib.suppress(Exception):
-            await self.transport.aclose()
+            await self.client.aclose()
