@@ -76,6 +76,18 @@ ALREADY_ACTIVE = "conversation_already_has_active_response"
 
 
 class OrchestrationStage(BaseStage):
+    __slots__ = (
+        "_synthetic",
+        "apply",
+        "conversation_id",
+        "held",
+        "held_cancel",
+        "ledger",
+        "memory",
+        "options",
+        "turn",
+        "upstream",
+    )
     name = "orchestration"
     client_types = frozenset({"response.create", "response.cancel", "conversation.item.create"})
     server_types = frozenset({"response.created", "response.done", "error"})

@@ -55,6 +55,22 @@ _RATE_LIMIT_NAMES = ("requests", "tokens")
 
 
 class SessionObserver:
+    __slots__ = (
+        "cost",
+        "log",
+        "metrics",
+        "orchestration",
+        "refusals",
+        "responses",
+        "retries",
+        "rewrites",
+        "rule_errors",
+        "server_model",
+        "tokens",
+        "trace",
+        "upstream_errors",
+    )
+
     def __init__(
         self,
         metrics: Metrics,
