@@ -97,9 +97,8 @@ class OrchestrationStage(BaseStage):
         self.options = options or OrchestrationOptions()
         self.apply = not self.options.observe_only
         self.upstream: UpstreamResponse | None = None
-        self.held: list[
-            HeldCreate
-        ] = []  # in order; a list, not a deque: a deque costs 600 B per idle session
+        # In order; a list, not a deque: a deque costs 600 B per idle session.
+        self.held: list[HeldCreate] = []
         self.turn: ToolTurn | None = None
         self.held_cancel: HeldCancel | None = None
         self.memory = Memory()
