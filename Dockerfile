@@ -5,7 +5,7 @@ COPY pyproject.toml README.md requirements.lock requirements-otel.lock ./
 COPY realtime_proxy ./realtime_proxy
 # The locked, hash-checked set the tests ran on, then the project itself ('.') without resolving again.
 # Extras: `--build-arg EXTRAS=fast,otel` installs requirements-otel.lock instead, which adds
-# OpenTelemetry trace export (see README, Traces); `fast` (uvloop) is in both locks.
+# OpenTelemetry trace export (see docs/observability.md, Traces); `fast` (uvloop) is in both locks.
 ARG EXTRAS=fast
 # hadolint ignore=DL3013
 RUN lock=requirements.lock; case ",${EXTRAS}," in *,otel,*) lock=requirements-otel.lock ;; esac; \
@@ -15,7 +15,8 @@ RUN lock=requirements.lock; case ",${EXTRAS}," in *,otel,*) lock=requirements-ot
 FROM python:3.11-slim
 COPY --from=build /install /usr/local
 COPY config/proxy.toml /etc/realtime-proxy/proxy.toml
-RUN useradd --system --uid 10001 --no-create-home proxy
+# Debian images already have a `proxy` user (uid 13): this name is free.
+RUN useradd --system --uid 10001 --no-create-home realtime-proxy
 USER 10001
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8080 9464

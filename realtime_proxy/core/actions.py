@@ -138,6 +138,7 @@ class ResponseDone(Observation):
     out_of_band: bool
     tokens: list[tuple[str, str, bool, int]] = field(default_factory=list)
     client_event_id: str | None = None  # of the response.create it answers, when matched
+    reason: str | None = None  # status_details.reason, e.g. client_cancelled, turn_detected
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,8 +53,10 @@ def response_done(event: dict[str, Any], about: Response | None, now: float) -> 
     response = event.get("response")
     response = response if isinstance(response, dict) else {}
     details = response.get("status_details")
-    error = details.get("error") if isinstance(details, dict) else None
+    details = details if isinstance(details, dict) else {}
+    error = details.get("error")
     error = error if isinstance(error, dict) else {}
+    reason = details.get("reason")  # e.g. client_cancelled, turn_detected
     started = about.started_at if about is not None else None
     return ResponseDone(
         response_id=response.get("id") if isinstance(response.get("id"), str) else None,
@@ -65,6 +67,7 @@ def response_done(event: dict[str, Any], about: Response | None, now: float) -> 
         out_of_band=not about.in_band if about is not None else response.get("conversation_id", "") is None,
         tokens=token_counts(response.get("usage")),
         client_event_id=about.request.event_id if about is not None and about.request else None,
+        reason=reason if isinstance(reason, str) else None,
     )
 
 

@@ -153,10 +153,13 @@ class ProxyServer:
             self.handshaking -= 1
             self.slots.release()
             self.metrics.handshakes_total.labels(handshake_result(failure)).inc()
+            self.metrics.upstream_failures_total.labels("websocket", failure.cause).inc()
             log.warning(
                 "upstream_handshake_failed",
                 status=failure.status,
                 code=failure.code,
+                cause=failure.cause,
+                error=failure.error or None,
                 upstream_host=host,
                 path=path,
             )

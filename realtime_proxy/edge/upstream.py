@@ -37,6 +37,8 @@ class UpstreamFailure(Exception):
 
     status: int = 502
     code: str = "upstream_unreachable"
+    cause: str = "other"  # one of failure_cause.CAUSES
+    error: str = ""  # the type name of the exception behind it, for the log line (never its text)
 
 
 class UpstreamRefused(UpstreamFailure):
@@ -46,16 +48,22 @@ class UpstreamRefused(UpstreamFailure):
         self.headers = headers
         self.body = body
         self.code = "upstream_refused"
+        self.cause = "http_status"
 
 
 class UpstreamUnreachable(UpstreamFailure):
     status = 502
     code = "upstream_unreachable"
 
+    def __init__(self, message: str, *, cause: str = "other", error: str = "") -> None:
+        super().__init__(message)
+        self.cause, self.error = cause, error
+
 
 class UpstreamTimeout(UpstreamFailure):
     status = 504
     code = "upstream_timeout"
+    cause = "timeout"
 
 
 def upstream_url(base: str, request_target: str) -> str:

@@ -19,6 +19,7 @@ from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from realtime_proxy.edge.failure_cause import cause_of
 from realtime_proxy.edge.handshake_memory import drop_handshake
 from realtime_proxy.edge.upstream import (
     UpstreamFailure,
@@ -120,12 +121,12 @@ class UpstreamLeg(Leg):
             refused = UpstreamRefused(response.status_code, response.headers, bytes(response.body or b""))
             self.opened.set_exception(refused)
         else:
-            self.opened.set_exception(UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}"))
+            self.opened.set_exception(unreachable(exc))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
             if self.ws.handshake_exc is not None:
-                failure = UpstreamUnreachable(f"upstream unreachable: {type(self.ws.handshake_exc).__name__}")
+                failure = unreachable(self.ws.handshake_exc)
             else:
                 failure = UpstreamUnreachable("upstream closed the connection during the handshake")
             self.opened.set_exception(failure)
@@ -185,11 +186,16 @@ async def open_upstream(
         raise UpstreamTimeout("upstream handshake timed out") from None
     except OSError as exc:
         _give_up(leg)
-        raise UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}") from None
+        raise unreachable(exc) from None
     except BaseException:  # cancelled: the client left during the handshake
         _give_up(leg)
         raise
     return leg
+
+
+def unreachable(exc: BaseException) -> UpstreamUnreachable:
+    name = type(exc).__name__
+    return UpstreamUnreachable(f"upstream unreachable: {name}", cause=cause_of(exc), error=name)
 
 
 def _give_up(leg: UpstreamLeg) -> None:

@@ -1,6 +1,6 @@
 """`realtime-proxy rules`: the rule catalogue with each rule's scope and evidence.
 
-`--format markdown` prints the README's rule table from the same metadata."""
+`--format markdown` prints docs/rules.md's rule table from the same metadata."""
 
 from __future__ import annotations
 

@@ -94,7 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # The reader went away (`realtime-proxy rules | head -1`): not an error worth a traceback.
+        # stdout goes to /dev/null so the interpreter's final flush cannot raise again; 141 is what a
+        # process killed by SIGPIPE reports in a shell.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "lint":
         from realtime_proxy.ops.lint import main as lint_main
 

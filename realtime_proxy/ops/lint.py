@@ -180,7 +180,8 @@ def render_text(report: Report, source: str) -> str:
     for f in report.findings:
         where = f"#{f.index} {f.event_type or '?'}" + (f" ({f.event_id})" if f.event_id else "")
         if f.kind == "rewrite":
-            after = "(deleted)" if f.after is None and f.before is not None else _short(f.after)
+            # A Rewrite's None `after` is a removal, also of a field that was null (null_speed).
+            after = "(deleted)" if f.after is None else _short(f.after)
             more = f" (and {f.count - 1} more)" if f.count > 1 else ""
             lines.append(f"{where}: {f.rule} would rewrite {f.path}: {_short(f.before)} -> {after}{more}")
             lines.append(f"    prevents: {f.prevents}")

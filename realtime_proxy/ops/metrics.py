@@ -57,6 +57,9 @@ HANDSHAKE_RESULTS = (
     "rejected_header",
     "rejected_model",
 )
+# Why an upstream connection failed (edge/failure_cause.py), per leg: the WebSocket handshake or plain HTTP.
+UPSTREAM_FAILURE_CAUSES = ("dns", "refused", "tls", "timeout", "http_status", "other")
+UPSTREAM_FAILURE_LEGS = ("websocket", "http")
 RETRY_OUTCOMES = tuple(RetryResult)  # ok, recovered, exhausted, not_retryable, cancelled, untracked
 ORCHESTRATION_ACTIONS = tuple(TurnAction)  # held, released, ..., would_absorb_cancel (observe mode)
 RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete", "other")
@@ -156,6 +159,12 @@ class Metrics:
         r.register(LogCollector())
         self.handshakes_total = Counter(
             f"{p}_upstream_handshakes_total", "Client handshakes by result", ["result"], registry=r
+        )
+        self.upstream_failures_total = Counter(
+            f"{p}_upstream_failures_total",
+            "Upstream connections that failed, by leg and cause (dns, refused, tls, timeout, http_status)",
+            ["leg", "cause"],
+            registry=r,
         )
         self.upstream_connect = Histogram(
             f"{p}_upstream_connect_seconds",
@@ -278,6 +287,9 @@ class Metrics:
             self.sessions_total.labels(outcome)
         for result in HANDSHAKE_RESULTS:
             self.handshakes_total.labels(result)
+        for leg in UPSTREAM_FAILURE_LEGS:
+            for cause in UPSTREAM_FAILURE_CAUSES:
+                self.upstream_failures_total.labels(leg, cause)
         for rule in ALL_RULES:
             self.rewrites_total.labels(rule.name)
             self.rule_errors_total.labels(rule.name)

@@ -233,7 +233,9 @@ class SessionObserver:
             self.metrics.retry_attempts.observe(item.attempts)
         if item.added_seconds > 0:
             self.metrics.retry_added_seconds.observe(item.added_seconds)
-        level = self.log.info if item.outcome in {RetryResult.OK, RetryResult.RECOVERED} else self.log.warning
+        # A cancelled retry is the client's doing (its cancel, or it left): nothing to warn about.
+        quiet = {RetryResult.OK, RetryResult.RECOVERED, RetryResult.CANCELLED}
+        level = self.log.info if item.outcome in quiet else self.log.warning
         level("retry_outcome", **_fields(item))
         if self.trace is not None:
             self.trace.on_retry_outcome(item)
@@ -271,7 +273,9 @@ class SessionObserver:
         if status != "completed":
             fields = _fields(item)
             del fields["tokens"]
-            self.log.warning("response_not_completed", **fields)
+            # The client's own response.cancel is a request honoured, not a problem.
+            own = status == "cancelled" and item.reason == "client_cancelled"
+            (self.log.info if own else self.log.warning)("response_not_completed", **fields)
         if self.trace is not None:
             self.trace.on_response_done(item, status, cost)
 
@@ -320,7 +324,10 @@ class SessionObserver:
 
 
 def _fields(item: Observation) -> dict[str, Any]:
-    return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
+    fields = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
+    # Every float an observation carries is a duration from the monotonic clock: milliseconds are
+    # the precision worth reading (0.3 rather than 0.30000000000000426).
+    return {k: round(v, 3) if type(v) is float else v for k, v in fields.items()}
 
 
 def _kind(item: Observation) -> str:

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from realtime_proxy.core.context import session_context, upstream_target
 from realtime_proxy.core.rules import RuleChain, rule_by_name
 from realtime_proxy.core.session_state import SessionState
+from realtime_proxy.edge.failure_cause import cause_of
 from realtime_proxy.ops.probe_cases import NOT_PROBED, PROBES, Probe
 
 DEFAULT_MODELS = ("gpt-realtime", "gpt-realtime-2")
@@ -43,10 +44,12 @@ class ProbeResult:
     failing: Outcome | None  # None: not probed (see `note`)
     repaired: Outcome | None
     note: str = ""
+    unreached: bool = False  # no session could be opened: nothing is known about this rule
 
     @property
-    def still_needed(self) -> bool:
-        return self.failing is not None and not self.failing.accepted
+    def still_needed(self) -> bool | None:
+        """None when not probed: a probe that reached nothing claims nothing."""
+        return None if self.failing is None else not self.failing.accepted
 
 
 async def _open(
@@ -156,13 +159,22 @@ async def run_probes(
                 failing = await _failing(base, probe, model, key, answer_s)
                 repaired = await _repaired(base, probe, model, key, answer_s)
             except (OSError, InvalidStatus, TimeoutError) as exc:
-                results.append(ProbeResult(model, probe.rule, None, None, f"could not open a session: {exc}"))
+                note = f"could not open a session: {_reason(exc)}"
+                results.append(ProbeResult(model, probe.rule, None, None, note, unreached=True))
                 continue
             results.append(ProbeResult(model, probe.rule, failing, repaired))
         for rule, reason in NOT_PROBED.items():
             if not rules or rule in rules:
                 results.append(ProbeResult(model, rule, None, None, f"not probed: {reason}"))
     return results
+
+
+def _reason(exc: BaseException) -> str:
+    """Why no session opened, as its cause (dns, refused, tls, timeout, http_status) and type: the
+    exception's own text may quote the URL."""
+    if isinstance(exc, InvalidStatus):
+        return f"http_status {exc.response.status_code}"
+    return f"{cause_of(exc)} ({type(exc).__name__})"
 
 
 def render(results: list[ProbeResult]) -> str:
@@ -179,11 +191,15 @@ def render(results: list[ProbeResult]) -> str:
             fixed = "repaired: ok" if r.repaired.accepted else f"repaired: FAILS {r.repaired.detail}"
             lines.append(f"  {r.rule:<32} {verdict}  {fails}; {fixed}")
         probed = [r for r in rows if r.failing is not None]
-        needed = sum(r.still_needed for r in probed)
+        unreached = sum(r.unreached for r in rows)
+        if not probed:
+            lines.append(f"  -> nothing probed: no session could be opened for {unreached} rules")
+            continue
+        needed = sum(bool(r.still_needed) for r in probed)
         broken = sum(1 for r in probed if r.repaired is not None and not r.repaired.accepted)
         lines.append(
             f"  -> {needed} of {len(probed)} probed failures still reproduce; "
-            f"{broken} repaired events refused"
+            f"{broken} repaired events refused" + (f"; {unreached} rules not reached" if unreached else "")
         )
     return "\n".join(lines)
 
@@ -224,4 +240,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps([asdict(r) | {"still_needed": r.still_needed} for r in results], indent=2))
     else:
         print(render(results))
+    unreached = sum(r.unreached for r in results)
+    if unreached:  # an incomplete answer is not a success, and none at all least of all
+        print(f"realtime-proxy probe: {unreached} probes could not open a session", file=sys.stderr)
+        return 1
     return 0

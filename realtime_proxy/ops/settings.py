@@ -54,7 +54,7 @@ class RulesSettings(_Strict):
 
 
 class OrchestrationSettings(_Strict):
-    """Turn-taking on the upstream leg (README: Turn-taking). `observe` logs and counts what would
+    """Turn-taking on the upstream leg (docs/turn-taking.md). `observe` logs and counts what would
     be held or absorbed and forwards everything unchanged; so does `--dry-run`."""
 
     mode: Literal["repair", "observe", "off"] = "repair"

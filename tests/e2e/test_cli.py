@@ -144,6 +144,12 @@ async def test_fake_upstream_latency_and_an_early_cancel_through_the_real_proces
         "cancel_held",
         "cancel_released",
     ]
+    # The client's own cancel is a request honoured: info, not warning.
+    (done,) = [e for e in events if e["event"] == "response_not_completed"]
+    assert (done["level"], done["status"], done["reason"]) == ("info", "cancelled", "client_cancelled")
+    # Durations in milliseconds, without float noise.
+    durations = [v for e in events for k, v in e.items() if isinstance(v, float) and "seconds" in k]
+    assert durations and all(v == round(v, 3) for v in durations), durations
 
 
 async def test_fake_upstream_failures_through_the_real_process() -> None:

@@ -162,6 +162,11 @@ def test_a_done_is_in_band_as_its_response_was_created() -> None:
             {"response_id": "r", "status": "completed"},
         ),
         ({"id": "r", "conversation_id": None}, {"response_id": "r", "out_of_band": True}),
+        (
+            {"status": "cancelled", "status_details": {"type": "cancelled", "reason": "client_cancelled"}},
+            {"status": "cancelled", "reason": "client_cancelled"},
+        ),
+        ({"status_details": {"reason": 5}}, {}),
     ],
 )
 def test_done_tolerates_odd_shapes(response: Any, expected: dict[str, Any]) -> None:
@@ -175,6 +180,7 @@ def test_done_tolerates_odd_shapes(response: Any, expected: dict[str, Any]) -> N
         "out_of_band": False,
         "tokens": [],
         "client_event_id": None,
+        "reason": None,
         **expected,
     }
 

@@ -8,12 +8,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from websockets.datastructures import Headers
 
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.edge.auth import Admission, AdmissionRefused
+from realtime_proxy.edge.failure_cause import cause_of
 from realtime_proxy.edge.http.admission import RETRY_AFTER_SECONDS, QueueTimeout, UpstreamSlots
 from realtime_proxy.edge.http.client import UpstreamClient, UpstreamError, UpstreamResponse, UpstreamTimedOut
 from realtime_proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
@@ -172,11 +174,13 @@ class Forwarder:
             response = await self.client.request(method, url, headers, content)
         except BodyTimeout:
             raise Refused(408, "request_timeout", "The request body did not arrive in time.") from None
-        except UpstreamTimedOut:
+        except UpstreamTimedOut as exc:
+            self._failed(exc)
             raise Refused(
                 504, "upstream_timeout", "The upstream did not answer in time.", "server_error"
             ) from None
-        except UpstreamError:
+        except UpstreamError as exc:
+            self._failed(exc)
             raise Refused(
                 502, "upstream_unreachable", "The proxy could not reach the upstream.", "server_error"
             ) from None
@@ -197,6 +201,15 @@ class Forwarder:
             return "complete"
         finally:
             await response.aclose()
+
+    def _failed(self, exc: UpstreamError) -> None:
+        """The request never got an answer: why, as a bounded cause, from the exception the client
+        raised it over (its text is not logged: it may quote the URL's query)."""
+        cause = cause_of(exc)
+        behind = exc.__cause__ or exc.__context__ or exc
+        self.metrics.upstream_failures_total.labels("http", cause).inc()
+        log.warning("upstream_request_failed", cause=cause, error=type(behind).__name__,
+                    upstream_host=urlsplit(self.base).netloc)  # fmt: skip
 
     async def _scrubbed(self, exchange: Exchange, response: UpstreamResponse) -> str:
         """An upstream error in inject mode, read whole (error bodies are small) and scrubbed: the
