@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.orchestration_observations import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
+from realtime_proxy.api import validation
+from realtime_proxy.api.errors import ApiError
 from realtime_proxy.core.actions import Refusal, Rewrite, ToClient, ToUpstream
 from realtime_proxy.core.rules import rule_by_name
 from realtime_proxy.edge.session_builder import PendingSession, SessionBuilder
-from realtime_proxy.fake_upstream import validation
-from realtime_proxy.fake_upstream.errors import ApiError
 from realtime_proxy.ops.metrics import Metrics
 from realtime_proxy.ops.settings import Settings
 

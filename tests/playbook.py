@@ -24,7 +24,7 @@ import orjson
 
 from realtime_proxy.core.events import parse_object, sniff_type
 from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
-from realtime_proxy.core.stage import Direction, Forward, Message, Replace, ReplaceFrame, Stop
+from realtime_proxy.core.stage import Forward, Lane, Message, Replace, ReplaceFrame, Stop
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def frame_of(event: dict[str, Any] | str) -> str:
     return event if isinstance(event, str) else orjson.dumps(event).decode()
 
 
-def message(direction: Direction, event: dict[str, Any] | str) -> Message:
+def message(direction: Lane, event: dict[str, Any] | str) -> Message:
     frame = frame_of(event)
     parsed = parse_object(frame)
     event_type = sniff_type(frame) or (parsed.get("type") if parsed else None)
@@ -98,7 +98,7 @@ class Playbook:
             self.now = now
         return self.now
 
-    def _feed(self, direction: Direction, event: dict[str, Any] | str | bytes, now: float | None) -> Step:
+    def _feed(self, direction: Lane, event: dict[str, Any] | str | bytes, now: float | None) -> Step:
         at = self._at(now)
         label = f"{direction} {event!r:.80}"
         if self.is_core:

@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from websockets.frames import Close
+
+
+class Side(StrEnum):
+    """A connection of a session: `closed_by` values and the close-code metrics' `side` label."""
+
+    CLIENT = "client"
+    UPSTREAM = "upstream"
+
+
+class SessionOutcome(StrEnum):
+    """How a session ended: the `outcome` label of `realtime_proxy_sessions_total` (published values).
+
+    `<side>_closed`/`<side>_lost` come from `outcome_of`; the rest from the relay's own stops."""
+
+    CLIENT_CLOSED = "client_closed"
+    UPSTREAM_CLOSED = "upstream_closed"
+    CLIENT_LOST = "client_lost"
+    UPSTREAM_LOST = "upstream_lost"
+    SHUTDOWN = "shutdown"
+    IDLE_TIMEOUT = "idle_timeout"
+    MAX_DURATION = "max_duration"
+    RATE_LIMITED = "rate_limited"
+    PROTOCOL_ERROR = "protocol_error"
+    ERROR = "error"
+
 
 # RFC 6455 §7.4: 1004, 1005, 1006 and 1015 must never be sent in a Close frame.
 _UNSENDABLE = frozenset({1004, 1005, 1006, 1015})
@@ -26,7 +52,7 @@ def clip_reason(reason: str) -> str:
 class LegClosed:
     """How a leg ended: the Close frames seen on it (None when the TCP connection just went)."""
 
-    side: str  # "client" | "upstream"
+    side: Side
     received: Close | None
     sent: Close | None
 
@@ -55,7 +81,7 @@ def close_for_peer(ended: LegClosed) -> tuple[int | None, str]:
     gateway", is not in the SDKs' reconnect set)."""
     frame = ended.received or ended.sent
     if frame is None:
-        if ended.side == "upstream":
+        if ended.side == Side.UPSTREAM:
             return UPSTREAM_LOST
         return 1001, "client connection lost"
     if frame.code == 1005:  # a Close frame without a code: pass it on code-less
@@ -69,10 +95,10 @@ def close_for_peer(ended: LegClosed) -> tuple[int | None, str]:
 _PROTOCOL_ERRORS = frozenset({1002, 1007, 1009})
 
 
-def outcome_of(ended: LegClosed) -> str:
-    """Session outcome label for the side whose connection ended first."""
+def outcome_of(ended: LegClosed) -> SessionOutcome:
+    """Session outcome for the side whose connection ended first."""
     if ended.sent is not None and ended.sent.code in _PROTOCOL_ERRORS:
-        return "protocol_error"
+        return SessionOutcome.PROTOCOL_ERROR
     if ended.received is not None:
-        return f"{ended.side}_closed"
-    return f"{ended.side}_lost"
+        return SessionOutcome(f"{ended.side}_closed")
+    return SessionOutcome(f"{ended.side}_lost")

@@ -18,33 +18,45 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from enum import StrEnum
+from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-Route = Literal[
-    "realtime", "transcription", "translation", "sideband", "azure", "azure_preview", "live", "other"
-]
+
+class SessionRoute(StrEnum):
+    """The route class of a WebSocket session (a bounded metrics label: values are published)."""
+
+    REALTIME = "realtime"
+    TRANSCRIPTION = "transcription"
+    TRANSLATION = "translation"
+    SIDEBAND = "sideband"
+    AZURE = "azure"
+    AZURE_PREVIEW = "azure_preview"
+    LIVE = "live"
+    OTHER = "other"
+
+
 # The routes the proxy understands: rules, turn-taking and retries may act on these only.
-ROUTES: Final[tuple[Route, ...]] = (
-    "realtime",
-    "transcription",
-    "translation",
-    "sideband",
-    "azure",
-    "azure_preview",
+ROUTES: Final[tuple[SessionRoute, ...]] = (
+    SessionRoute.REALTIME,
+    SessionRoute.TRANSCRIPTION,
+    SessionRoute.TRANSLATION,
+    SessionRoute.SIDEBAND,
+    SessionRoute.AZURE,
+    SessionRoute.AZURE_PREVIEW,
 )
 # Relayed as the client asked (no alias, beta translation or handshake repair) and by no Realtime
 # stage: the Live API (its own event vocabulary, no `response.done`), which runs its own observing
 # core (core.live_session; rules scoped `live` act only when switched on), and every path the proxy
 # has never heard of (nothing can hold, rewrite, retry or answer). Counted and logged by route.
-UNTOUCHED_ROUTES: Final[tuple[Route, ...]] = ("live", "other")
-ALL_ROUTES: Final[tuple[Route, ...]] = (*ROUTES, *UNTOUCHED_ROUTES)
+UNTOUCHED_ROUTES: Final[tuple[SessionRoute, ...]] = (SessionRoute.LIVE, SessionRoute.OTHER)
+ALL_ROUTES: Final[tuple[SessionRoute, ...]] = tuple(SessionRoute)
 SESSION_TYPES: Final = ("realtime", "transcription", "translation")
 
 
 @dataclass(frozen=True, slots=True)
 class SessionContext:
-    route: Route = "realtime"
+    route: SessionRoute = SessionRoute.REALTIME
     model: str | None = None  # the model the session was opened with, after aliasing
     requested_model: str | None = None  # as the client named it (model= or Azure deployment=)
     transcription_model: str | None = None  # moved out of a transcription handshake's query
@@ -86,29 +98,29 @@ def _split(request_target: str) -> tuple[str, list[tuple[str, str]]]:
     return path, parse_qsl(query, keep_blank_values=True)
 
 
-def route_of(path: str, query: Mapping[str, str]) -> Route:
+def route_of(path: str, query: Mapping[str, str]) -> SessionRoute:
     """The route table. Realtime sockets end in `/realtime` (any prefix: `/v1/realtime`, Azure's
     `/openai/v1/realtime` and `/openai/realtime`); the query tells sideband, transcription and Azure
     preview apart. `…/live/sessions` is the Live API; anything else is `other`."""
     trimmed = path.rstrip("/")
     if trimmed.endswith("/live/sessions") or "/live/sessions/" in trimmed:
-        return "live"
+        return SessionRoute.LIVE
     if trimmed.endswith("/realtime/translations"):
-        return "translation"
+        return SessionRoute.TRANSLATION
     if not trimmed.endswith("/realtime"):
-        return "other"
+        return SessionRoute.OTHER
     if "call_id" in query:
-        return "sideband"
+        return SessionRoute.SIDEBAND
     if query.get("intent") == "transcription":
-        return "transcription"
+        return SessionRoute.TRANSCRIPTION
     if trimmed.startswith("/openai/v1/"):
-        return "azure"  # Azure OpenAI GA: the GA shape, ?model=<deployment>
+        return SessionRoute.AZURE  # Azure OpenAI GA: the GA shape, ?model=<deployment>
     if trimmed.startswith("/openai/") or "deployment" in query:
         # Azure preview (/openai/realtime?api-version=...&deployment=...) speaks the beta shape:
         # GA-shape repairs would break its valid requests ("Unknown parameter: 'session.type'.",
         # https://github.com/pipecat-ai/pipecat/pull/1324).
-        return "azure_preview"
-    return "realtime"
+        return SessionRoute.AZURE_PREVIEW
+    return SessionRoute.REALTIME
 
 
 def session_context(

@@ -7,7 +7,7 @@ runs its own short pipeline instead:
     client: [start gate], repair (rules scoped `live` only), live observer  -> upstream
     server: [start gate], live observer                                     -> client
 
-The observer only reads (never changes or holds a frame) and reports `core.live_events`
+The observer only reads (never changes or holds a frame) and reports `core.live_observations`
 observations: usage and cost, time to the first output delta, errors, delegated responses. The
 start gate (rule `live_hold_until_started`, off by default) holds commands a client sends between
 `session.start` and `session.started`, which the SDK's types say to wait for.
@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import Any
 
-from realtime_proxy.core.live_events import (
+from realtime_proxy.core.live_gate import LiveStartGate
+from realtime_proxy.core.live_observations import (
     OUTPUT_DELTAS,
     RESPONSE_ENDS,
     LiveDelegatedResponse,
@@ -28,7 +29,6 @@ from realtime_proxy.core.live_events import (
     LiveStarted,
     LiveUsage,
 )
-from realtime_proxy.core.live_gate import LiveStartGate
 from realtime_proxy.core.stage import BaseStage, Message, StageAction
 
 _MEMORY = 256  # delegated responses in flight remembered (bounded: the client cannot grow it)

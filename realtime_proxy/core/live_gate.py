@@ -5,7 +5,8 @@ started. The SDK's types say to wait ("Send this event before other commands and
 
 from __future__ import annotations
 
-from realtime_proxy.core.live_events import LIVE_CLIENT_EVENT_TYPES, LiveEarlyCommand
+from realtime_proxy.api.events import LIVE_CLIENT_EVENT_TYPES
+from realtime_proxy.core.live_observations import LiveEarlyCommand
 from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, StageAction
 
 MAX_HELD = 64  # commands the start gate holds; past it they go on and the API answers them

@@ -19,7 +19,7 @@ from realtime_proxy.core.actions import (
     RuleError,
     UpstreamError,
 )
-from realtime_proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_observations import (
     CancelAbsorbed,
     CancelHeld,
     CancelReleased,

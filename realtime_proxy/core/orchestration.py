@@ -40,7 +40,7 @@ from typing import Any
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
 from realtime_proxy.core.events import dump
-from realtime_proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_observations import (
     AbsorbReason,
     CancelAbsorbed,
     CancelHeld,
@@ -57,7 +57,7 @@ from realtime_proxy.core.orchestration_events import (
     cancelled_done,
 )
 from realtime_proxy.core.responses import Ledger
-from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Lane, Message, Replace, StageAction
 from realtime_proxy.core.turns import (
     HeldCancel,
     HeldCreate,
@@ -243,7 +243,7 @@ class OrchestrationStage(BaseStage):
         response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
         self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
         done = cancelled_done(self.ledger.new_event_id(), response_id, self.conversation_id, dropped.request)
-        actions.append(Forward(Message("server", dump(done), "response.done", done)))
+        actions.append(Forward(Message(Lane.SERVER, dump(done), "response.done", done)))
         return actions + self._release(now, ReleaseReason.PREVIOUS_CANCELLED)
 
     # -- server -------------------------------------------------------------------------------

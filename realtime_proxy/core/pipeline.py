@@ -12,21 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 from realtime_proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.classify import parse_declared
-from realtime_proxy.core.events import (
-    CLIENT_EVENT_TYPES,
-    SERVER_EVENT_TYPES,
-    label_for,
-    leading_type,
-    parse_object,
-    sniff_type,
-)
+from realtime_proxy.core.events import label_for, leading_type, parse_object, sniff_type
 from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import (
-    Direction,
     Forward,
+    Lane,
     Message,
     Replace,
     ReplaceFrame,
@@ -40,17 +34,17 @@ _AT_EXIT = frozenset({"response.create", "error"})  # what the lane's exit looks
 _SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 Hook = Callable[[Message, float], list[StageAction]]
-Route = tuple[tuple[Stage, Hook], ...]
+Dispatch = tuple[tuple[Stage, Hook], ...]
 
 
 @dataclass(slots=True)
 class _Lane:
     """One direction of the pipeline: its stages in order, what to parse, routes per known type."""
 
-    direction: Direction
+    direction: Lane
     stages: tuple[Stage, ...]
     parsed: frozenset[str]
-    routes: dict[str | None, Route]
+    routes: dict[str | None, Dispatch]
     counts: DirectionCounts  # this direction's traffic counters (shared by the process's sessions)
     known: frozenset[str]  # event types counted by name (others as "other")
 
@@ -68,11 +62,11 @@ class Pipeline:
         max_parse_bytes: int,
         log_event_types: bool = False,
     ) -> None:
-        self.lanes: dict[Direction, _Lane] = {
-            "client": _lane("client", client_stages, traffic),
-            "server": _lane("server", server_stages, traffic),
+        self.lanes: dict[Lane, _Lane] = {
+            Lane.CLIENT: _lane(Lane.CLIENT, client_stages, traffic),
+            Lane.SERVER: _lane(Lane.SERVER, server_stages, traffic),
         }
-        self._client, self._server = self.lanes["client"], self.lanes["server"]
+        self._client, self._server = self.lanes[Lane.CLIENT], self.lanes[Lane.SERVER]
         self._max_parse, self._log_event_types = max_parse_bytes, log_event_types
         self._timers: dict[str, Stage] = {}
         self.ledger = ledger or Ledger()
@@ -121,7 +115,7 @@ class Pipeline:
 
     # -- the pipeline -------------------------------------------------------------------------
 
-    def _pass(self, message: Message, route: Route, now: float) -> list[Action]:
+    def _pass(self, message: Message, route: Dispatch, now: float) -> list[Action]:
         """Message through the stages of `route`, in order; the actions they returned."""
         actions: list[Action] = []
         for stage, hook in route:
@@ -167,7 +161,7 @@ class Pipeline:
         proxy named gets the client's own id back (the one place ids are mapped back)."""
         if message.done:
             return
-        if message.direction == "client":
+        if message.direction == Lane.CLIENT:
             if message.type == "response.create" and message.event is not None:
                 self.ledger.sent(message.event, now)
             return
@@ -203,13 +197,13 @@ def _decide(message: Message, decision: Stop | Replace | ReplaceFrame) -> None:
 def _out(message: Message, actions: list[Action]) -> list[Action]:
     if not message.done:
         out = message.out()
-        actions.append(ToUpstream(out) if message.direction == "client" else ToClient(out))
+        actions.append(ToUpstream(out) if message.direction == Lane.CLIENT else ToClient(out))
     return actions
 
 
-def _route(lane: _Lane, event_type: str | None) -> Route:
+def _route(lane: _Lane, event_type: str | None) -> Dispatch:
     """The stages (with their hook for this direction) that see frames of `event_type`."""
-    client = lane.direction == "client"
+    client = lane.direction == Lane.CLIENT
     route = []
     for stage in lane.stages:
         if client:
@@ -225,8 +219,8 @@ def _route(lane: _Lane, event_type: str | None) -> Route:
     return tuple(route)
 
 
-def _lane(direction: Direction, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
-    client = direction == "client"
+def _lane(direction: Lane, stages: tuple[Stage, ...], traffic: TrafficCounts) -> _Lane:
+    client = direction == Lane.CLIENT
     ledger_types = frozenset({"response.create"}) if client else LEDGER_SERVER_TYPES
     parsed = ledger_types.union(*(s.client_types if client else s.server_types for s in stages))
     parsed = _SHARED_TYPE_SETS.setdefault(parsed, parsed)  # one copy for all sessions (idle memory)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from realtime_proxy.api.errors import ApiError, error_event
 from realtime_proxy.core.actions import Refusal, RepairSkipped, Rewrite, RuleError, ToClient
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.rules import RuleChain
-from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.rules.model import RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 from realtime_proxy.core.stage import STOP, BaseStage, Message, Replace, StageAction
 
@@ -23,19 +24,9 @@ DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 def refusal_event(event_id: str, client_event_id: Any, code: str, message: str, param: str | None) -> str:
     """The error event the API itself would send for a refused client event."""
-    return dump(
-        {
-            "type": "error",
-            "event_id": event_id,
-            "error": {
-                "type": "invalid_request_error",
-                "code": code,
-                "message": message,
-                "param": param,
-                "event_id": client_event_id if isinstance(client_event_id, str) else None,
-            },
-        }
-    )
+    error = ApiError(message, code=code, param=param)
+    echoed = client_event_id if isinstance(client_event_id, str) else None
+    return dump(error_event(error, echoed, event_id=event_id))
 
 
 def rewrite_observations(

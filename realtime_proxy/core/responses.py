@@ -139,7 +139,7 @@ class Ledger:
         if event_type == "response.created":
             self.about = self._created(response["id"], response_in_band(response), now)
         elif event_type == "response.done":
-            self.about = self._done(response["id"], response, now)
+            self.about = self._done(response["id"], response)
 
     def _created(self, response_id: str, in_band: bool, now: float) -> Response:
         request = next((r for r in self._pending if r.in_band == in_band), None)
@@ -153,7 +153,7 @@ class Ledger:
             self.active_in_band = created
         return created
 
-    def _done(self, response_id: str, response: dict[str, Any], now: float) -> Response:
+    def _done(self, response_id: str, response: dict[str, Any]) -> Response:
         # A failed response.done may carry no conversation_id: its response.created told.
         known = self._open.pop(response_id, None)
         if known is None:  # never saw it created: as the done says, untimed

@@ -42,8 +42,8 @@ from realtime_proxy.core.retry_policy import (
     is_retryable_failure,
     outcome_observation,
 )
-from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
-from realtime_proxy.core.stage import STOP, BaseStage, Forward, Message, Replace, StageAction
+from realtime_proxy.core.rules.model import RuleRewrite
+from realtime_proxy.core.stage import STOP, BaseStage, Forward, Lane, Message, Replace, StageAction
 
 __all__ = [
     "METADATA_KEY",
@@ -204,7 +204,7 @@ class ResponseRetrier(BaseStage):
         state.event_id = request["event_id"]
         self._by_event_id[state.event_id] = state
         state.phase, state.response_id, state.held_created = _Phase.AWAITING_CREATED, None, None
-        actions.insert(0, Forward(Message("client", dump(request), "response.create", request)))
+        actions.insert(0, Forward(Message(Lane.CLIENT, dump(request), "response.create", request)))
         return actions
 
     def close(self, now: float) -> list[StageAction]:
@@ -379,7 +379,7 @@ class ResponseRetrier(BaseStage):
 
 def _to_client(event: dict[str, Any]) -> Forward:
     """A server event the retrier sends in place of one it held: on through the later stages."""
-    return Forward(Message("server", dump(event), event.get("type"), event))
+    return Forward(Message(Lane.SERVER, dump(event), event.get("type"), event))
 
 
 def _untrackable(metadata: Any) -> str | None:

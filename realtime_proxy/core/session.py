@@ -16,13 +16,13 @@ from realtime_proxy.core.attribution import AttributionStage
 from realtime_proxy.core.compat.stage import BetaStage
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.orchestration import OrchestrationStage
-from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.orchestration_observations import OrchestrationOptions
 from realtime_proxy.core.pipeline import Pipeline
 from realtime_proxy.core.repair import DEFAULT_MAX_EVENT_BYTES, RepairStage
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.retry import ResponseRetrier
 from realtime_proxy.core.rules import ChainResult, RuleChain
-from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.rules.model import RuleRewrite
 from realtime_proxy.core.session_state import SessionState, SessionStateStage
 from realtime_proxy.core.stage import Stage
 from realtime_proxy.core.tracker import TrackingStage

@@ -18,12 +18,18 @@ as if it had just passed. A message a stage builds from a dict carries its parse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from enum import StrEnum
+from typing import Any, Protocol
 
 from realtime_proxy.core.actions import Action
 from realtime_proxy.core.events import dump
 
-Direction = Literal["client", "server"]
+
+class Lane(StrEnum):
+    """The pipeline lane a message travels: the client's events or the server's (the API's)."""
+
+    CLIENT = "client"
+    SERVER = "server"
 
 
 class Message:
@@ -34,12 +40,12 @@ class Message:
 
     def __init__(
         self,
-        direction: Direction,
+        direction: Lane,
         frame: str,
         event_type: str | None,
         event: dict[str, Any] | None = None,
     ) -> None:
-        self.direction: Direction = direction
+        self.direction: Lane = direction
         self.frame = frame  # the bytes as received (or as last replaced by a stage)
         self.type = event_type
         self.event = event

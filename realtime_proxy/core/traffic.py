@@ -6,10 +6,20 @@ metrics edge reads them at scrape time. One instance is shared by every session 
 
 from __future__ import annotations
 
-from realtime_proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+from enum import StrEnum
 
-DIRECTIONS = ("client_to_upstream", "upstream_to_client")
-C2U, U2C = DIRECTIONS
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+
+
+class TrafficDirection(StrEnum):
+    """The `direction` label of the message metrics (published values)."""
+
+    CLIENT_TO_UPSTREAM = "client_to_upstream"
+    UPSTREAM_TO_CLIENT = "upstream_to_client"
+
+
+DIRECTIONS = tuple(TrafficDirection)
+C2U, U2C = TrafficDirection.CLIENT_TO_UPSTREAM, TrafficDirection.UPSTREAM_TO_CLIENT
 _EXTRA_LABELS = ("other", "invalid", "binary")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime_proxy.core.closing import UPSTREAM_RESTARTING, UPSTREAM_UNAVAILABLE, LegClosed
+from realtime_proxy.core.closing import UPSTREAM_RESTARTING, UPSTREAM_UNAVAILABLE, LegClosed, Side
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.replay import plan_replay
 from realtime_proxy.core.resumable import ResumableCore
@@ -119,7 +119,7 @@ class Continuity:
     # -- when ---------------------------------------------------------------------------------
 
     def on_upstream_ended(self, leg: Leg) -> bool:
-        ended = LegClosed(leg.side, leg.ws.close_rcvd, leg.ws.close_sent)
+        ended = LegClosed(Side(leg.side), leg.ws.close_rcvd, leg.ws.close_sent)
         if self.core.expired:
             cause = "expired"
         elif ended.received is None and (ended.sent is None or ended.sent.code == 1011):

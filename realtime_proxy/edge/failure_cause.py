@@ -11,8 +11,6 @@ import errno
 import socket
 import ssl
 
-import httpx
-
 from realtime_proxy.ops.metrics import UPSTREAM_FAILURE_CAUSES as CAUSES
 
 __all__ = ["CAUSES", "cause_of"]
@@ -22,8 +20,8 @@ _REFUSED_TEXT = f"[Errno {errno.ECONNREFUSED}]"
 
 
 def cause_of(exc: BaseException) -> str:
-    """The cause of a failed connection, looking through the exceptions it was raised from (httpx
-    wraps httpcore's, which wraps the socket's; anyio groups one failure per address)."""
+    """The cause of a failed connection, looking through the exceptions it was raised from (the HTTP
+    client's `UpstreamError` keeps the socket's as its context; groups hold one failure per address)."""
     return _search(exc, set())
 
 
@@ -42,11 +40,14 @@ def _search(exc: BaseException | None, seen: set[int]) -> str:
 
 
 def _direct(exc: BaseException) -> str:
+    # Imported here: the HTTP client's package imports this module (failures are rare, the import cached).
+    from realtime_proxy.edge.http.client import UpstreamTimedOut
+
     if isinstance(exc, socket.gaierror):
         return "dns"
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return "tls"
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError | UpstreamTimedOut):
         return "timeout"
     if isinstance(exc, ConnectionRefusedError):
         return "refused"

@@ -13,7 +13,6 @@ import http
 from collections.abc import Callable
 from typing import Protocol
 
-import orjson
 from websockets.datastructures import Headers
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
@@ -21,6 +20,7 @@ from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from realtime_proxy.api.errors import TYPE_FIRST, http_error_body
 from realtime_proxy.edge.auth import malformed_headers
 from realtime_proxy.edge.handshake_memory import drop_handshake
 from realtime_proxy.edge.wire import Leg, LegTiming
@@ -37,7 +37,7 @@ def json_response(
     status: int, code: str, message: str, *, error_type: str = "invalid_request_error", body: bool = True
 ) -> Response:
     """A Realtime-style JSON error body, as the API itself answers refused handshakes."""
-    payload = orjson.dumps({"error": {"type": error_type, "code": code, "message": message, "param": None}})
+    payload = http_error_body(message, code=code, type=error_type, order=TYPE_FIRST)
     headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
     headers["Connection"] = "close"
     return Response(status, phrase(status), headers, payload if body else b"")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from realtime_proxy.core.actions import Action, CancelTimer, Frame, StartTimer, ToClient, ToUpstream
-from realtime_proxy.core.closing import LegClosed, close_for_peer, outcome_of
+from realtime_proxy.core.closing import LegClosed, SessionOutcome, Side, close_for_peer, outcome_of
 from realtime_proxy.edge.relay_resume import Resumer
+from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 
 
@@ -46,7 +47,7 @@ class Relay:
     def __init__(
         self,
         client: Leg,
-        upstream: Leg,
+        upstream: UpstreamLeg,  # typed: `start` releases the frames it held (no getattr)
         core: Core,
         observe: Callable[[Any], None],
         limits: Limits,
@@ -58,7 +59,7 @@ class Relay:
         self.started = self.last_activity = self.loop.time()
         self.frames = {"client": 0, "upstream": 0}
         self.bytes = {"client": 0, "upstream": 0}
-        self.outcome = "error"
+        self.outcome = SessionOutcome.ERROR
         self.closed_by = ""
         self.finishing = False  # a leg ended or the proxy stopped the session: nothing more is relayed
         self.done = False
@@ -85,9 +86,7 @@ class Relay:
             self._watchdog = self.loop.call_later(tick, self._watch, tick)
         for leg in (self.client, self.upstream):
             leg.start_keepalive()
-        release = getattr(self.upstream, "release_early", None)
-        if release is not None:
-            release()
+        self.upstream.release_early()
         for leg in (self.client, self.upstream):
             if leg.closed or leg.ended:
                 self.on_leg_ended(leg)
@@ -110,7 +109,7 @@ class Relay:
         self.bytes[side] += len(data)
         self.last_activity = now
         if from_client and self.limits.max_client_fps and self._over_rate(now):
-            self.stop("rate_limited", 1008, "client frame rate limit exceeded")
+            self.stop(SessionOutcome.RATE_LIMITED, 1008, "client frame rate limit exceeded")
             return
         frame: Frame
         if text:
@@ -169,7 +168,7 @@ class Relay:
 
     # -- endings ------------------------------------------------------------------------------
 
-    def stop(self, outcome: str, code: int, reason: str) -> None:
+    def stop(self, outcome: SessionOutcome, code: int, reason: str) -> None:
         """The proxy ends the session (limits, shutdown): both legs get `code` and `reason`."""
         if self.finishing:
             return
@@ -189,7 +188,7 @@ class Relay:
         if leg is self.upstream and self.resumer is not None and self.resumer.on_upstream_ended(leg):
             return  # the client keeps its socket; edge.continuity opens a new upstream
         self.finishing = True
-        ended = LegClosed(leg.side, leg.ws.close_rcvd, leg.ws.close_sent)
+        ended = LegClosed(Side(leg.side), leg.ws.close_rcvd, leg.ws.close_sent)
         self.outcome, self.closed_by = outcome_of(ended), leg.side
         peer = self.upstream if leg is self.client else self.client
         peer.close(*close_for_peer(ended))
@@ -219,8 +218,8 @@ class Relay:
             return
         now, limits = self.loop.time(), self.limits
         if limits.max_duration and now - self.started >= limits.max_duration:
-            self.stop("max_duration", 1001, "session duration limit reached")
+            self.stop(SessionOutcome.MAX_DURATION, 1001, "session duration limit reached")
         elif limits.idle_timeout and now - self.last_activity >= limits.idle_timeout:
-            self.stop("idle_timeout", 1000, "idle timeout")
+            self.stop(SessionOutcome.IDLE_TIMEOUT, 1000, "idle timeout")
         else:
             self._watchdog = self.loop.call_later(tick, self._watch, tick)

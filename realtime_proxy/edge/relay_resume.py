@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from realtime_proxy.core.actions import Frame, ToClient, ToUpstream
+from realtime_proxy.core.closing import SessionOutcome, Side
+from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ def begin_resume(relay: Relay) -> None:
         relay.client.pause_reading()
 
 
-def attach(relay: Relay, upstream: Leg) -> None:
+def attach(relay: Relay, upstream: UpstreamLeg) -> None:
     """Put a new upstream leg in place of the lost one."""
     relay.upstream = upstream
     upstream.peer, relay.client.peer = relay.client, upstream
@@ -66,5 +68,5 @@ def end_upstream_failed(relay: Relay, code: int, reason: str) -> None:
         return
     relay.resuming = False
     relay.finishing = True
-    relay.outcome, relay.closed_by = "upstream_lost", "upstream"
+    relay.outcome, relay.closed_by = SessionOutcome.UPSTREAM_LOST, Side.UPSTREAM
     relay.client.close(code, reason)

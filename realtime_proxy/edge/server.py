@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from websockets.http11 import Request, Response
 
+from realtime_proxy.core.closing import SessionOutcome
 from realtime_proxy.core.rules import Rule
 from realtime_proxy.edge.admit import (
     UpstreamPlan,
@@ -226,7 +227,7 @@ class ProxyServer:
                 async with asyncio.timeout(grace):
                     await self._drained.wait()
         for relay in list(self.relays):
-            relay.stop("shutdown", 1001, "proxy shutting down")
+            relay.stop(SessionOutcome.SHUTDOWN, 1001, "proxy shutting down")
         if self.relays:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.live_session import LiveSessionCore
-from realtime_proxy.core.orchestration_events import OrchestrationOptions
+from realtime_proxy.core.orchestration_observations import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import ALL_RULES, Rule, RuleChain, build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore
@@ -21,6 +21,7 @@ from realtime_proxy.edge.resilience import counting_redrives, wrap_core
 from realtime_proxy.edge.session_end import SessionEnd
 from realtime_proxy.edge.session_end import close_desc as close_desc  # re-exported
 from realtime_proxy.edge.session_end import close_label as close_label  # re-exported
+from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
@@ -139,7 +140,7 @@ class SessionBuilder:
     def start(
         self,
         client: Leg,
-        upstream: Leg,
+        upstream: UpstreamLeg,
         pending: PendingSession,
         on_end: Callable[[Relay], None],
         target: UpstreamTarget | None = None,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
-from websockets.frames import Frame
+from websockets.frames import Frame as WsFrame
 from websockets.http11 import Response
 from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
@@ -56,7 +56,7 @@ _DATA_OPCODES = (OP_TEXT, OP_BINARY, OP_CONT)
 
 
 class _PooledMaskProtocol(ClientProtocol):
-    def send_frame(self, frame: Frame) -> None:
+    def send_frame(self, frame: WsFrame) -> None:
         if self.extensions or frame.opcode not in _DATA_OPCODES or frame.rsv1 or frame.rsv2 or frame.rsv3:
             super().send_frame(frame)
             return
@@ -81,7 +81,7 @@ class UpstreamLeg(Leg):
         self.client_ws = ws
         self.headers = list(headers)
         self.opened: asyncio.Future[None] = self.loop.create_future()
-        self.early: list[Frame] = []
+        self.early: list[WsFrame] = []
 
     @property
     def subprotocol(self) -> str | None:
@@ -104,7 +104,7 @@ class UpstreamLeg(Leg):
             if isinstance(event, Response):
                 self._handshake_done(event)
             else:
-                assert isinstance(event, Frame)
+                assert isinstance(event, WsFrame)
                 self.early.append(event)
         self.flush()
         if self.early:

@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol as Interface
 
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 from websockets.protocol import CONNECTING, OPEN, Protocol
 
 # websockets 17 dropped the OP_* aliases; the Opcode members exist since 10.
@@ -175,7 +176,7 @@ class Leg(asyncio.Protocol):
     def handle_frames(self, frames: Iterable[object], now: float) -> None:
         sink = self.sink
         for frame in frames:
-            assert isinstance(frame, Frame)
+            assert isinstance(frame, WsFrame)
             opcode = frame.opcode
             if opcode is OP_TEXT or opcode is OP_BINARY:
                 if frame.fin:

@@ -13,7 +13,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from .errors import ApiError
+from realtime_proxy.api.errors import MESSAGE_TYPE_CODE, ApiError
+
 from .session import FakeSession
 
 SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
@@ -53,7 +54,7 @@ class FailureControls:
         kind = "rate_limit_exceeded" if status == 429 else "server_error"
         return (
             status,
-            {"error": {"message": OVERLOADED, "type": kind, "code": None, "param": None}},
+            {"error": ApiError(OVERLOADED, code=None, type=kind).fields(MESSAGE_TYPE_CODE)},
             retry_after,
         )
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 
+from realtime_proxy.api.errors import ApiError, http_error_body, missing_parameter, unknown_parameter
+from realtime_proxy.api.validation import check_session_update
 from realtime_proxy.core.events import too_deep
 
-from .errors import ApiError, missing_parameter, unknown_parameter
 from .ids import new_id
 from .session import deep_merge, default_session, transcription_session
-from .validation import check_session_update
 
 SDP_ANSWER = b"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fake-answer\r\n"
 _TRANSLATION_KEYS = {"session": {"model", "audio"}, "session.audio": {"input", "output"},
@@ -34,8 +34,7 @@ class Reply(Exception):
 
 
 def error(status: int, message: str, *, code: str | None, param: str | None = None) -> Reply:
-    payload = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
-    return Reply(status, orjson.dumps({"error": payload}))
+    return Reply(status, http_error_body(message, code=code, param=param))
 
 
 def api_error(exc: ApiError) -> Reply:

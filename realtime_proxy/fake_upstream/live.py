@@ -19,30 +19,14 @@ from typing import Any
 
 import orjson
 
-from realtime_proxy.core.live_events import LIVE_CLIENT_EVENT_TYPES
+from realtime_proxy.api.errors import LIVE_NOT_STARTED as NOT_STARTED
+from realtime_proxy.api.errors import ApiError, error_event
+from realtime_proxy.api.errors import live_unsupported as unsupported
+from realtime_proxy.api.events import LIVE_CLIENT_EVENTS, LIVE_SIDEBAND_CLIENT_EVENTS
 
-from .errors import ApiError, quote_list
 from .ids import new_id
 
-# The order of the API's list in its invalid_value message (client_event.py's union).
-SUPPORTED = (
-    "session.start",
-    "session.update",
-    "session.input_audio.append",
-    "session.input_audio.mute",
-    "session.input_audio.unmute",
-    "session.output_audio.fixture.play",
-    "session.instructions.append",
-    "session.thinking.append",
-    "session.commentary.append",
-    "decision.create",
-    "decision.item.create",
-    "decision.item.delete",
-    "response.item.create",
-    "response.create",
-    "session.close",
-)
-assert frozenset(SUPPORTED) == LIVE_CLIENT_EVENT_TYPES
+SUPPORTED = LIVE_CLIENT_EVENTS
 LIVE_MODELS = ("gpt-live-1", "gpt-live-1.1")
 BACKEND_MODEL = "gpt-5.2"  # the fake's delegated Responses model when the session names none
 _ACKS = {
@@ -52,21 +36,12 @@ _ACKS = {
     "session.thinking.append": "session.thinking.appended",
     "session.commentary.append": "session.commentary.appended",
 }
-NOT_STARTED = "Send session.start and wait for session.started before sending other commands."
 
 
 # A sideband socket (`/live/sessions/{id}/attach`) attaches to a running session: no session.start,
 # no input audio; DTMF can be sent (openai/types/live/connect_client_event.py).
-SIDEBAND_SUPPORTED = (
-    *(t for t in SUPPORTED if t not in ("session.start", "session.input_audio.append")),
-    "transport.dtmf.send",
-)
+SIDEBAND_SUPPORTED = LIVE_SIDEBAND_CLIENT_EVENTS
 Socket = str  # "primary" (/live/sessions), "sideband" (/{id}/attach), "fork" (/{id}/fork)
-
-
-def unsupported(event_type: str, supported: tuple[str, ...] = SUPPORTED) -> ApiError:
-    message = f"Invalid value: '{event_type}'. Supported values are: {quote_list(supported)}."
-    return ApiError(message, code="invalid_value", param="type")
 
 
 def socket_of(path: str) -> Socket | None:
@@ -273,15 +248,7 @@ class FakeLiveSession:
         return max(int(time.monotonic() - self.started_at), self.billed)
 
     async def _error(self, error: ApiError, client_event_id: str | None) -> None:
-        body = {"type": error.type, "code": error.code, "message": error.message, "param": error.param,
-                "client_event_id": client_event_id}  # fmt: skip
-        await self.send(
-            {
-                "type": "error",
-                "error": body,
-                **({"client_event_id": client_event_id} if client_event_id else {}),
-            }
-        )
+        await self.send(error_event(error, client_event_id, live=True))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

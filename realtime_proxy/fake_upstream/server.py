@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from realtime_proxy.api.errors import MESSAGE_TYPE_CODE, http_error_body
 from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 
 from .failures import FailureControls, drop
@@ -97,10 +98,17 @@ def _mask(key: str) -> str:
 
 
 def json_response(status: int, body: dict[str, Any], retry_after: float | None = None) -> Response:
+    return _json_bytes(status, orjson.dumps(body), retry_after)
+
+
+def _refused(status: int, message: str, *, code: str | None, param: str | None = None) -> Response:
+    return _json_bytes(status, http_error_body(message, code=code, param=param, order=MESSAGE_TYPE_CODE))
+
+
+def _json_bytes(status: int, payload: bytes, retry_after: float | None = None) -> Response:
     headers = Headers([("Content-Type", "application/json")])
     if retry_after is not None:
         headers["Retry-After"] = f"{retry_after:g}"
-    payload = orjson.dumps(body)
     headers["Content-Length"] = str(len(payload))
     return Response(status, STATUS_REASONS.get(status, "Error"), headers, payload)
 
@@ -235,13 +243,11 @@ class FakeUpstream(FailureControls):
             return json_response(status, body)
         live = socket_of(record.path) is not None
         if not live and not record.path.rstrip("/").endswith(("/realtime", "/realtime/translations")):
-            error = {"message": f"Invalid URL (GET {record.path})", "type": "invalid_request_error"}
-            return json_response(404, {"error": {**error, "code": None, "param": None}})
+            return _refused(404, f"Invalid URL (GET {record.path})", code=None)
         model = record.query.get("model", "")
         if record.path.rstrip("/").endswith("/realtime") and model.startswith(LIVE_MODEL_PREFIX):
             # A Live model on the Realtime route (https://docs.litellm.ai/docs/live_sessions).
-            error = {"message": f"Invalid model: '{model}'.", "type": "invalid_request_error"}
-            return json_response(400, {"error": {**error, "code": "invalid_model", "param": "model"}})
+            return _refused(400, f"Invalid model: '{model}'.", code="invalid_model", param="model")
         key = _api_key(record)
         minted = self.http.client_secrets
         if key is None or (self.api_key is not None and key != self.api_key and key not in minted):
@@ -249,8 +255,7 @@ class FakeUpstream(FailureControls):
                 f"Incorrect API key provided: {_mask(key or '')}. "
                 "You can find your API key at https://platform.openai.com/account/api-keys."
             )
-            error = {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}
-            return json_response(401, {"error": {**error, "param": None}})
+            return _refused(401, message, code="invalid_api_key")
         return None
 
     @staticmethod

@@ -10,24 +10,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from .errors import ApiError, invalid_type, invalid_value, missing_parameter
+from realtime_proxy.api.errors import ApiError, error_event, invalid_type, invalid_value, missing_parameter
+from realtime_proxy.api.events import REALTIME_CLIENT_EVENTS
+from realtime_proxy.api.validation import check_item, check_response_create, check_session_update
+
 from .ids import new_id
 from .responses import ResponsePlan, ResponseRun
-from .validation import check_item, check_response_create, check_session_update
 
-CLIENT_EVENT_TYPES = (
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "output_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.retrieve",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "response.create",
-    "response.cancel",
-)
 BETA_DISABLED_MESSAGE = (
     "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
 )
@@ -167,7 +156,9 @@ class FakeSession:
         await self._send_text(orjson.dumps(event).decode())
 
     async def send_error(self, error: ApiError, client_event_id: str | None) -> None:
-        await self.emit("error", error=error.payload(client_event_id))
+        await self._send_text(
+            orjson.dumps({"event_id": new_id("event"), **error_event(error, client_event_id)}).decode()
+        )
 
     async def start(self) -> None:
         await self.emit("session.created", session=self.session)
@@ -213,7 +204,7 @@ class FakeSession:
             raise invalid_type("type", "a string", kind)
         handler = self._handlers.get(kind)
         if handler is None:
-            raise invalid_value("type", kind, CLIENT_EVENT_TYPES)
+            raise invalid_value("type", kind, REALTIME_CLIENT_EVENTS)
         await handler(event)
 
     async def _echo(self, event: dict[str, Any]) -> None:

@@ -16,10 +16,17 @@ from typing import Any
 
 import orjson
 
-from .errors import ApiError, invalid_type, invalid_value, missing_parameter, unknown_parameter
+from realtime_proxy.api.errors import (
+    ApiError,
+    invalid_type,
+    invalid_value,
+    missing_parameter,
+    unknown_parameter,
+)
+from realtime_proxy.api.events import TRANSLATION_CLIENT_EVENTS
+
 from .ids import new_id
 
-CLIENT_EVENT_TYPES = ("session.update", "session.input_audio_buffer.append", "session.close")
 _AUDIO_KEYS = {"input": frozenset({"noise_reduction", "transcription"}), "output": frozenset({"language"})}
 
 
@@ -106,4 +113,4 @@ class FakeTranslationSession:
             await self.emit("session.closed")
             self.close_request = (1000, "session closed")
         else:
-            raise invalid_value("type", kind, CLIENT_EVENT_TYPES)
+            raise invalid_value("type", kind, TRANSLATION_CLIENT_EVENTS)

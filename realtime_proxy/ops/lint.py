@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realtime_proxy.api.errors import ApiError
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
+from realtime_proxy.api.validation import check_item, check_response_create, check_session_update
 from realtime_proxy.core.actions import Refusal, Rewrite, RuleError, ToUpstream
-from realtime_proxy.core.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, dump, parse_object
+from realtime_proxy.core.events import dump, parse_object
 from realtime_proxy.core.rules import RuleChain, build_chain, rule_by_name
 from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.core.session_state import SessionState
-from realtime_proxy.fake_upstream.errors import ApiError
-from realtime_proxy.fake_upstream.validation import check_item, check_response_create, check_session_update
 
 _RECORDED_AUDIO = "<"  # --record-dir replaces audio with "<N chars>"
 

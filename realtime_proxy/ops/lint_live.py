@@ -7,17 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from realtime_proxy.api.errors import LIVE_NOT_STARTED, live_unsupported
+from realtime_proxy.api.events import LIVE_CLIENT_EVENT_TYPES, LIVE_RECORDED_SERVER_EVENTS
 from realtime_proxy.core.actions import ToUpstream
-from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.context import SessionContext, SessionRoute
 from realtime_proxy.core.events import dump, parse_object
-from realtime_proxy.core.live_events import LIVE_CLIENT_EVENT_TYPES
 from realtime_proxy.core.live_session import LiveSessionCore
 from realtime_proxy.core.rules import RuleChain
-from realtime_proxy.fake_upstream.live import NOT_STARTED, unsupported
 from realtime_proxy.ops.lint import Finding, Report, finding_of
-
-# Server events a recording may hold (the Live server's own names); they feed the core, not the report.
-_SERVER_ONLY = frozenset({"session.started", "session.updated", "session.closed", "response.event", "error"})
 
 
 def is_live_recording(events: list[Any]) -> bool:
@@ -29,7 +26,7 @@ def is_live_recording(events: list[Any]) -> bool:
 
 
 def lint_live_events(events: list[Any], chain: RuleChain) -> Report:
-    core = LiveSessionCore(chain, SessionContext(route="live"))
+    core = LiveSessionCore(chain, SessionContext(route=SessionRoute.LIVE))
     report = Report()
     started = False
     for number, event in enumerate(events, start=1):
@@ -37,7 +34,7 @@ def lint_live_events(events: list[Any], chain: RuleChain) -> Report:
             report.findings.append(Finding(number, None, None, "unfixable", message="not an event object"))
             continue
         event_type, event_id = event["type"], event.get("event_id")
-        if event_type in _SERVER_ONLY:
+        if event_type in LIVE_RECORDED_SERVER_EVENTS:
             core.from_upstream(dump(event), 0.0)
             continue
         report.events += 1
@@ -55,12 +52,12 @@ def lint_live_events(events: list[Any], chain: RuleChain) -> Report:
         if kind == "session.start":
             started = True
         elif isinstance(kind, str) and kind not in LIVE_CLIENT_EVENT_TYPES:
-            error = unsupported(kind)
+            error = live_unsupported(kind)
             message = f"{error.code}: {error.message}"
             report.findings.append(
                 Finding(number, event_type, event_id, "unfixable", path="type", message=message)
             )
         elif kind is not None and not started:
-            message = f"session_not_started: {NOT_STARTED}"
+            message = f"session_not_started: {LIVE_NOT_STARTED}"
             report.findings.append(Finding(number, event_type, event_id, "unfixable", message=message))
     return report

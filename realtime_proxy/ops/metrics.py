@@ -13,8 +13,10 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from realtime_proxy import __version__
+from realtime_proxy.api.errors import INVALID_REQUEST, SERVER_ERROR
+from realtime_proxy.core.closing import SessionOutcome, Side
 from realtime_proxy.core.context import ALL_ROUTES
-from realtime_proxy.core.orchestration_events import TurnAction
+from realtime_proxy.core.orchestration_observations import TurnAction
 from realtime_proxy.core.retry_policy import RetryResult
 from realtime_proxy.core.traffic import TrafficCounts
 from realtime_proxy.ops.cost import DEFAULT_PRICES, OTHER_MODEL
@@ -27,18 +29,7 @@ from realtime_proxy.ops.settings import HTTP_ROUTE_CLASSES  # the route classes 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "realtime_proxy"
-SESSION_OUTCOMES = (
-    "client_closed",
-    "upstream_closed",
-    "client_lost",
-    "upstream_lost",
-    "shutdown",
-    "idle_timeout",
-    "max_duration",
-    "rate_limited",
-    "protocol_error",
-    "error",
-)
+SESSION_OUTCOMES = tuple(SessionOutcome)  # client_closed, upstream_closed, ..., protocol_error, error
 HANDSHAKE_RESULTS = (
     "ok",
     "refused_401",
@@ -84,7 +75,7 @@ KNOWN_ERROR_CODES = (
     "other",
 )
 CLOSE_CODES = ("1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "1012", "1013", "1014", "4000")
-CLOSE_SIDES = ("client", "upstream")
+CLOSE_SIDES = tuple(Side)  # client, upstream
 # One narrow bucket just below each possible attempt count (1..10, the max_attempts limit).
 ATTEMPT_BUCKETS = tuple(edge for n in range(1, 11) for edge in (n - 0.001, float(n)))
 
@@ -294,8 +285,8 @@ class Metrics:
             self.rewrites_total.labels(rule.name)
             self.rule_errors_total.labels(rule.name)
             self.refusals_total.labels(rule.name)
-        for outcome in RETRY_OUTCOMES:
-            self.retries_total.labels(outcome)
+        for retry_outcome in RETRY_OUTCOMES:
+            self.retries_total.labels(retry_outcome)
         for status in RESPONSE_STATUSES:
             self.response_duration.labels(status)
         for model in self.models:
@@ -310,7 +301,7 @@ class Metrics:
                 self.tokens_total.labels("input", modality, "false", model)
                 self.tokens_total.labels("input", modality, "true", model)
                 self.tokens_total.labels("output", modality, "false", model)
-        for error_type in ("invalid_request_error", "server_error"):
+        for error_type in (INVALID_REQUEST, SERVER_ERROR):
             self.upstream_errors_total.labels(error_type, "other")
         for side in CLOSE_SIDES:
             for code in ("1000", "1001", "1011"):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from realtime_proxy.core.context import ALL_ROUTES
-from realtime_proxy.core.live_events import LIVE_MODALITIES, LIVE_TRIGGERS
+from realtime_proxy.core.live_observations import LIVE_MODALITIES, LIVE_TRIGGERS
 
 PREFIX = "realtime_proxy"
 # Live error codes seen in the SDK's docs and the field; others count as "other".

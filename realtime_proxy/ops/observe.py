@@ -27,7 +27,7 @@ from realtime_proxy.core.actions import (
     UpstreamError,
 )
 from realtime_proxy.core.observations import CoreObservation
-from realtime_proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_observations import (
     CancelAbsorbed,
     CancelHeld,
     CancelReleased,

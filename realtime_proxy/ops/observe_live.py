@@ -1,5 +1,5 @@
 """The observer of a Live session: the Realtime observer's lifecycle and summary, plus the Live
-observations (`core.live_events`) turned into log lines, metrics and trace hooks."""
+observations (`core.live_observations`) turned into log lines, metrics and trace hooks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias, assert_never
 
 from realtime_proxy.core.actions import Observation
-from realtime_proxy.core.live_events import (
+from realtime_proxy.core.live_observations import (
     LiveDelegatedResponse,
     LiveDelegation,
     LiveEarlyCommand,

@@ -14,7 +14,12 @@ import structlog
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from realtime_proxy.core.live_events import LiveDelegatedResponse, LiveError, LiveFirstDelta, LiveStarted
+from realtime_proxy.core.live_observations import (
+    LiveDelegatedResponse,
+    LiveError,
+    LiveFirstDelta,
+    LiveStarted,
+)
 
 log = structlog.get_logger("proxy.otel")
 OPERATION = "chat"

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from realtime_proxy.core.events import CLIENT_EVENT_TYPES
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES
 from realtime_proxy.edge.server import ProxyServer
 from realtime_proxy.fake_upstream import FakeUpstream
 from realtime_proxy.ops.logs import configure_logging

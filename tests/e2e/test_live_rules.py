@@ -15,8 +15,8 @@ from openai import AsyncOpenAI
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from realtime_proxy.api.events import LIVE_CLIENT_EVENTS as SUPPORTED
 from realtime_proxy.core.rules import rule_by_name
-from realtime_proxy.fake_upstream.live import SUPPORTED
 from realtime_proxy.ops.lint import main as lint_main
 from realtime_proxy.ops.probe_cases import PROBES
 from tests.conftest import API_KEY, ProxyFactory, RunningProxy, sample

@@ -289,14 +289,14 @@ async def test_a_test_rule_plugs_into_the_hook(make_proxy: ProxyFactory) -> None
     """The client->upstream hook: an extra rule rewrites through the same chain as built-in ones."""
 
     def shout(event: dict[str, Any], state: Any, rewrites: list[Any]) -> None:
-        from realtime_proxy.core.rules import Rewrite
+        from realtime_proxy.core.rules import RuleRewrite
 
         session = event.get("session")
         if isinstance(session, dict) and isinstance(session.get("instructions"), str):
             before = session["instructions"]
             session["instructions"] = before.upper()
             if before != session["instructions"]:
-                rewrites.append(Rewrite("shout", "session.instructions", before, before.upper(), False))
+                rewrites.append(RuleRewrite("shout", "session.instructions", before, before.upper(), False))
 
     rule = Rule(
         name="shout",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from realtime_proxy.core.events import CLIENT_EVENT_TYPES
+from realtime_proxy.api.events import CLIENT_EVENT_TYPES
 from tests.conftest import ProxyFactory
 from tests.e2e.realtime_client import RawClient
 

@@ -187,13 +187,13 @@ def test_the_models_table_switches_a_rule_on_for_another_model() -> None:
     ],
 )
 def test_the_simulator_and_lint_accept_what_the_sdk_types_accept(item: dict[str, Any]) -> None:
-    from realtime_proxy.fake_upstream.validation import check_item
+    from realtime_proxy.api.validation import check_item
 
     assert check_item(item, "item") is item
 
 
 def test_the_dtmf_server_event_is_known() -> None:
-    from realtime_proxy.core.events import SERVER_EVENT_TYPES
+    from realtime_proxy.api.events import SERVER_EVENT_TYPES
 
     assert "input_audio_buffer.dtmf_event_received" in SERVER_EVENT_TYPES
 
@@ -201,7 +201,7 @@ def test_the_dtmf_server_event_is_known() -> None:
 def test_playbook_an_untouched_core_only_observes() -> None:
     """Turn-taking, retries and beta translation configured, on a Live route: nothing is held,
     named, tagged, rewritten or answered; the whole action sequence is the fast path."""
-    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.core.orchestration_observations import OrchestrationOptions
     from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
     from realtime_proxy.core.session import CoreOptions, SessionCore
     from tests.playbook import Playbook, Untouched

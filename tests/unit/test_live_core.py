@@ -10,7 +10,7 @@ from typing import Any
 
 from realtime_proxy.core.actions import ToClient, ToUpstream
 from realtime_proxy.core.context import SessionContext, route_of
-from realtime_proxy.core.live_events import (
+from realtime_proxy.core.live_observations import (
     LiveDelegatedResponse,
     LiveDelegation,
     LiveEarlyCommand,

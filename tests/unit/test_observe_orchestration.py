@@ -9,7 +9,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from realtime_proxy.core.actions import RetryOutcome
-from realtime_proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_observations import (
     ORCHESTRATION_OBSERVATIONS,
     CancelAbsorbed,
     CancelHeld,

@@ -118,3 +118,34 @@ def test_pending_creates_and_open_responses_are_bounded() -> None:
     for n in range(100):
         ledger.on_server("response.created", created(f"x{n}", None), 200.0)
     assert ledger.by_response_id("x35") is None and ledger.by_response_id("x36") is not None
+
+
+def test_a_created_response_without_conversation_id_is_in_band() -> None:
+    """Only `conversation_id: null` marks out-of-band; a response that names none is in-band."""
+    ledger = Ledger()
+    ledger.sent(create("c1"), 1.0)
+    ledger.on_server("response.created", {"type": "response.created", "response": {"id": "r1"}}, 2.0)
+    assert ledger.about == Response("r1", True, Request("c1", True, 1.0), 2.0)
+    assert ledger.active_in_band == ledger.about
+
+
+def test_a_create_whose_event_id_is_not_a_string_is_recorded_without_one() -> None:
+    ledger = Ledger()
+    ledger.sent({"type": "response.create", "event_id": 5}, 1.0)
+    ledger.on_server("response.created", created("r1"), 2.0)
+    assert ledger.about == Response("r1", True, Request(None, True, 1.0), 2.0)
+
+
+def test_lookups_by_a_response_id_that_is_not_a_string_find_nothing() -> None:
+    ledger = Ledger()
+    ledger.on_server("response.created", created("r1"), 1.0)
+    assert ledger.by_response_id("r1") == Response("r1", True, None, 1.0)
+    assert ledger.by_response_id(["r1"]) is None  # unhashable: never looked up
+    assert ledger.by_response_id(None) is None
+
+
+def test_a_fresh_ledger_is_about_nothing_and_has_no_active_response() -> None:
+    ledger = Ledger()
+    assert ledger.about is None and ledger.active_in_band is None
+    ledger.on_server("response.done", done("r9"), 1.0)  # a done out of the blue: untimed, not active
+    assert ledger.about == Response("r9", True, None, None, done=True) and ledger.active_in_band is None

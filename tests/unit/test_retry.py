@@ -26,7 +26,7 @@ from realtime_proxy.core.actions import (
 from realtime_proxy.core.events import dump
 from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
 from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
-from realtime_proxy.core.rules.model import Rewrite as RuleRewrite
+from realtime_proxy.core.rules.model import RuleRewrite
 from realtime_proxy.core.stage import Forward
 from tests.playbook import applied, message
 

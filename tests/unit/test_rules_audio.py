@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.rules import ChainResult, RuleChain, RuleRewrite, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 PCM = {"type": "audio/pcm", "rate": 24000}
@@ -38,7 +38,7 @@ def test_flat_session_settings_moved() -> None:
             "input": {"noise_reduction": {"type": "near_field"}, "turn_detection": None},
         },
     }
-    assert result.rewrites[0] == Rewrite(
+    assert result.rewrites[0] == RuleRewrite(
         "flat_audio_settings", "session.voice", "alloy", {"session.audio.output.voice": "alloy"}, True
     )
     assert len(result.rewrites) == 4
@@ -57,7 +57,7 @@ def test_flat_merges_and_nested_wins() -> None:
     assert result.event["session"] == {
         "audio": {"output": {"voice": "marin"}, "input": {"turn_detection": None, "format": "pcm16"}}
     }
-    assert result.rewrites[0] == Rewrite("flat_audio_settings", "session.voice", "alloy", None, True)
+    assert result.rewrites[0] == RuleRewrite("flat_audio_settings", "session.voice", "alloy", None, True)
 
 
 def test_flat_response_settings() -> None:
@@ -104,7 +104,7 @@ def test_format_on_response_output() -> None:
     result = run("audio_format_strings", event)
     assert result.event["response"]["audio"]["output"]["format"] == {"type": "audio/pcma"}
     assert result.rewrites == [
-        Rewrite(
+        RuleRewrite(
             "audio_format_strings", "response.audio.output.format", "g711_alaw", {"type": "audio/pcma"}, True
         )
     ]

@@ -8,11 +8,11 @@ import pytest
 
 from realtime_proxy.core.rules import (
     ALL_RULES,
-    Refusal,
     Refuse,
-    Rewrite,
     Rule,
     RuleChain,
+    RuleRefusal,
+    RuleRewrite,
     build_chain,
     rule_by_name,
 )
@@ -23,18 +23,18 @@ def _rule(name: str, fn: Any, types: frozenset[str] = frozenset({"x.test"})) -> 
     return Rule(name, "test rule", True, True, types, "nothing", fn)
 
 
-def _set_a(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _set_a(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     if event.get("a") != 2:
         event["a"] = 2
         event.setdefault("nested", {})["touched"] = True
-        out.append(Rewrite("set_a", "a", 1, 2, True))
+        out.append(RuleRewrite("set_a", "a", 1, 2, True))
 
 
-def _boom(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _boom(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     raise ZeroDivisionError("bad rule")
 
 
-def _refuse(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _refuse(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     raise Refuse(code="nope", message="refused", param="x.a")
 
 
@@ -56,7 +56,7 @@ def test_rewrite_copies_once_and_never_mutates_input() -> None:
     result = RuleChain([_rule("set_a", _set_a)]).apply(event, SessionState())
     assert event == snapshot
     assert result.event == {"type": "x.test", "a": 2, "nested": {"touched": True}}
-    assert result.rewrites == [Rewrite("set_a", "a", 1, 2, True)]
+    assert result.rewrites == [RuleRewrite("set_a", "a", 1, 2, True)]
     assert result.changed
 
 
@@ -80,7 +80,7 @@ def test_refuse_returns_original_and_refusal() -> None:
     event = {"type": "x.test", "a": 1}
     result = RuleChain([_rule("set_a", _set_a), _rule("no", _refuse)]).apply(event, SessionState())
     assert result.event is event
-    assert result.refusal == Refusal("no", "nope", "refused", "x.a")
+    assert result.refusal == RuleRefusal("no", "nope", "refused", "x.a")
     assert result.rewrites == [] and not result.changed
 
 
@@ -210,9 +210,9 @@ def test_per_model_switches() -> None:
 
 
 def test_a_rule_that_changes_the_type_hands_over_to_the_new_types_rules() -> None:
-    def to_b(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+    def to_b(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
         event["type"] = "b"
-        out.append(Rewrite("to_b", "type", "a", "b", True))
+        out.append(RuleRewrite("to_b", "type", "a", "b", True))
 
     first = _rule("to_b", to_b, frozenset({"a"}))
     after = _rule("set_a", _set_a, frozenset({"b"}))

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from realtime_proxy.core.context import SessionContext
-from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from realtime_proxy.core.rules import ChainResult, RuleChain, RuleRewrite, build_chain, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 GA_SESSION = {
@@ -68,7 +68,7 @@ def test_modalities_dropped_when_output_modalities_present() -> None:
     result = run("modalities_to_output_modalities", event)
     assert result.event["session"] == {"output_modalities": ["audio"]}
     assert result.rewrites == [
-        Rewrite("modalities_to_output_modalities", "session.modalities", ["text"], None, True)
+        RuleRewrite("modalities_to_output_modalities", "session.modalities", ["text"], None, True)
     ]
 
 
@@ -76,7 +76,7 @@ def test_session_type_added_realtime() -> None:
     event = {"type": "session.update", "session": {"instructions": "hi"}}
     result = run("session_type_missing", event)
     assert result.event["session"] == {"instructions": "hi", "type": "realtime"}
-    assert result.rewrites == [Rewrite("session_type_missing", "session.type", None, "realtime", True)]
+    assert result.rewrites == [RuleRewrite("session_type_missing", "session.type", None, "realtime", True)]
 
 
 @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ def test_session_type_not_on_response_and_not_when_set() -> None:
 def test_drop_temperature(etype: str, key: str) -> None:
     result = run("drop_temperature", {"type": etype, key: {"temperature": 0.8, "instructions": "x"}})
     assert result.event[key] == {"instructions": "x"}
-    assert result.rewrites == [Rewrite("drop_temperature", f"{key}.temperature", 0.8, None, False)]
+    assert result.rewrites == [RuleRewrite("drop_temperature", f"{key}.temperature", 0.8, None, False)]
     assert not rule_by_name("drop_temperature").lossless
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from realtime_proxy.core.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.rules import ChainResult, RuleChain, RuleRefusal, RuleRewrite, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 
@@ -40,7 +40,7 @@ def test_voice_change_after_audio_dropped() -> None:
         "audio": {"output": {"speed": 1.1}},
     }
     assert result.rewrites == [
-        Rewrite("voice_after_audio", "session.audio.output.voice", "alloy", None, False)
+        RuleRewrite("voice_after_audio", "session.audio.output.voice", "alloy", None, False)
     ]
 
 
@@ -79,7 +79,7 @@ def test_empty_commit_refused_with_api_error() -> None:
     event = {"type": "input_audio_buffer.commit", "event_id": "e1"}
     result = run("empty_commit", event, state)
     assert result.event is event
-    assert result.refusal == Refusal(
+    assert result.refusal == RuleRefusal(
         "empty_commit",
         "input_audio_buffer_commit_empty",
         "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
@@ -128,7 +128,7 @@ def test_truncate_clamped_to_delivered() -> None:
     }
     result = run("truncate_past_audio", event, state)
     assert result.event == {**event, "audio_end_ms": 1134}  # 100 ms margin: the server's item is shorter
-    assert result.rewrites == [Rewrite("truncate_past_audio", "audio_end_ms", 5000, 1134, False)]
+    assert result.rewrites == [RuleRewrite("truncate_past_audio", "audio_end_ms", 5000, 1134, False)]
     near_end = run("truncate_past_audio", {**event, "audio_end_ms": 1200}, state)
     assert near_end.event["audio_end_ms"] == 1134
     state.delivered_audio_ms["item_1"] = 60.0
@@ -155,7 +155,7 @@ def test_truncate_of_an_item_that_delivered_no_audio_is_answered() -> None:
     assert list(state.items_without_audio) == ["item_t"]  # not the out-of-band item, not the audio item
     event = {"type": "conversation.item.truncate", "item_id": "item_t", "content_index": 0, "audio_end_ms": 0}
     result = run("truncate_past_audio", event, state)
-    assert result.refusal == Refusal(
+    assert result.refusal == RuleRefusal(
         "truncate_past_audio",
         "unsupported_content_type",
         "Only model output audio messages can be truncated",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from realtime_proxy.core.rules import Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.rules import RuleChain, RuleRewrite, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 
@@ -30,12 +30,12 @@ def test_parts_after_an_item_reference_in_response_input_are_repaired() -> None:
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
     ]
     assert sorted(result.rewrites, key=lambda r: r.path) == [
-        Rewrite(
+        RuleRewrite(
             "function_call_output_string",
             "response.input[1].output",
             {"ok": True},
             '{"ok":true}',
             True,
         ),
-        Rewrite("content_part_types", "response.input[2].content[0].type", "text", "input_text", True),
+        RuleRewrite("content_part_types", "response.input[2].content[0].type", "text", "input_text", True),
     ]

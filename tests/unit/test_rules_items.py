@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from realtime_proxy.core.rules import ChainResult, RuleChain, RuleRewrite, build_chain, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 
@@ -45,7 +45,7 @@ def test_content_part_types_in_response_input() -> None:
     result = run("content_part_types", event)
     assert result.event["response"]["input"][1] == message("assistant", "output_text")
     assert result.rewrites == [
-        Rewrite("content_part_types", "response.input[1].content[0].type", "text", "output_text", True)
+        RuleRewrite("content_part_types", "response.input[1].content[0].type", "text", "output_text", True)
     ]
 
 
@@ -77,7 +77,7 @@ def test_function_call_output_encoded() -> None:
     result = run("function_call_output_string", event)
     assert result.event["item"]["output"] == '{"ok":true,"n":[1,2]}'
     assert result.rewrites == [
-        Rewrite(
+        RuleRewrite(
             "function_call_output_string",
             "item.output",
             {"ok": True, "n": [1, 2]},
@@ -152,7 +152,7 @@ def test_assistant_output_audio_without_transcript_is_dropped_lossy() -> None:
     result = run("content_part_types", event)
     assert result.event["response"]["input"][0]["content"] == [{"type": "output_text", "text": ""}]
     assert result.rewrites == [
-        Rewrite("content_part_types", "response.input[0].content[0]", "output_audio", None, False)
+        RuleRewrite("content_part_types", "response.input[0].content[0]", "output_audio", None, False)
     ]
     user = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": "AAAA"}]}
     untouched = {"type": "conversation.item.create", "item": user}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from realtime_proxy.core.rules import Refuse, Rewrite, Rule, RuleChain, rule_by_name
+from realtime_proxy.core.rules import Refuse, Rule, RuleChain, RuleRewrite, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 
@@ -29,7 +29,9 @@ def test_fields_are_stripped_from_function_tools_after_ones_the_rule_skips() -> 
     event = {"type": "session.update", "session": {"type": "realtime", "tools": tools}}
     result = apply("function_tool_fields", event)
     assert result.event["session"]["tools"] == [*tools[:3], {"name": "untyped", "parameters": {}}]
-    assert result.rewrites == [Rewrite("function_tool_fields", "session.tools[3].strict", True, None, False)]
+    assert result.rewrites == [
+        RuleRewrite("function_tool_fields", "session.tools[3].strict", True, None, False)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -61,11 +63,11 @@ def _rule(name: str, fn: Any) -> Rule:
     return Rule(name, "test rule", True, True, frozenset({"x.test"}), "nothing", fn)
 
 
-def _refuse(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _refuse(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     raise Refuse(code="nope", message="refused", param="x.a")
 
 
-def _boom(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _boom(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     raise ZeroDivisionError("bad rule")
 
 

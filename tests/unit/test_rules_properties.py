@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from realtime_proxy.core.context import ROUTES, Route, SessionContext
+from realtime_proxy.core.context import ROUTES, SessionContext, SessionRoute
 from realtime_proxy.core.rules import build_chain
 from realtime_proxy.core.session_state import SessionState
 
@@ -166,7 +166,7 @@ def test_random_json_never_crashes(body: dict[str, Any], etype: str | None, stat
 @SETTINGS
 @given(random_events, states(), st.sampled_from(["translation", "azure_preview"]))
 def test_nothing_changes_on_translation_and_azure_preview_routes(
-    event: dict[str, Any], state: SessionState, route: Route
+    event: dict[str, Any], state: SessionState, route: SessionRoute
 ) -> None:
     """Routes whose shape is not GA (translation sessions, the beta-shaped Azure preview)."""
     state.context = SessionContext(route=route)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from realtime_proxy.core.context import SessionContext
-from realtime_proxy.core.rules import ChainResult, Refusal, Rewrite, RuleChain, rule_by_name
+from realtime_proxy.core.rules import ChainResult, RuleChain, RuleRefusal, RuleRewrite, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 # tool_choice_object's evidence is a report on gpt-realtime: the engine applies it there only.
@@ -53,7 +53,7 @@ def test_seed_event_repaired_exactly() -> None:
     assert result.event == expected
     assert result.event["response"]["tools"] == [RETURN_RESPONSE]
     assert result.rewrites == [
-        Rewrite(
+        RuleRewrite(
             "tool_choice_object",
             "response.tool_choice",
             {"type": "function", "name": "return_response"},
@@ -74,7 +74,7 @@ def test_narrows_response_tools_chat_completions_form() -> None:
     }
     result = run("tool_choice_object", event)
     assert result.event["response"] == {"conversation": "none", "tools": [LOOKUP], "tool_choice": "required"}
-    assert result.rewrites[1] == Rewrite(
+    assert result.rewrites[1] == RuleRewrite(
         "tool_choice_object", "response.tools", ["lookup", "return_response"], ["lookup"], True
     )
 
@@ -95,8 +95,8 @@ def test_uses_session_tools_out_of_band() -> None:
     assert result.event["response"] == {"conversation": "none", "tool_choice": "required", "tools": [LOOKUP]}
     assert result.event["response"]["tools"][0] is not state.session_tools[1]
     assert result.rewrites == [
-        Rewrite("tool_choice_object", "response.tool_choice", choice, "required", True),
-        Rewrite("tool_choice_object", "response.tools", None, ["lookup"], True),
+        RuleRewrite("tool_choice_object", "response.tool_choice", choice, "required", True),
+        RuleRewrite("tool_choice_object", "response.tools", None, ["lookup"], True),
     ]
 
 
@@ -167,7 +167,7 @@ def test_unknown_function_is_refused_when_certain() -> None:
     ).refusal
     result = run("tool_choice_object", event)
     assert result.event is event
-    assert result.refusal == Refusal(
+    assert result.refusal == RuleRefusal(
         "tool_choice_object",
         "invalid_tool_choice",
         "tool_choice names function 'x' but no tool with that name is defined in response.tools "
@@ -215,7 +215,7 @@ def test_wrong_types_do_not_crash(response: Any) -> None:
 def test_tool_choice_null(etype: str, key: str) -> None:
     result = run("tool_choice_null", {"type": etype, key: {"tool_choice": None}})
     assert result.event == {"type": etype, key: {"tool_choice": "auto"}}
-    assert result.rewrites == [Rewrite("tool_choice_null", f"{key}.tool_choice", None, "auto", True)]
+    assert result.rewrites == [RuleRewrite("tool_choice_null", f"{key}.tool_choice", None, "auto", True)]
 
 
 def test_tool_choice_null_ignores_absent_and_set() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from realtime_proxy.core.context import SessionContext
-from realtime_proxy.core.rules import ChainResult, Rewrite, RuleChain, build_chain, rule_by_name
+from realtime_proxy.core.rules import ChainResult, RuleChain, RuleRewrite, build_chain, rule_by_name
 from realtime_proxy.core.session_state import SessionState
 
 LOOKUP = {"type": "function", "name": "lookup", "description": "d", "parameters": {"type": "object"}}
@@ -33,8 +33,8 @@ def test_function_tool_fields_stripped(etype: str, key: str) -> None:
     result = run("function_tool_fields", {"type": etype, key: {"tools": tools}})
     assert result.event[key]["tools"] == [LOOKUP, mcp, tools[2]]
     assert result.rewrites == [
-        Rewrite("function_tool_fields", f"{key}.tools[0].strict", True, None, False),
-        Rewrite("function_tool_fields", f"{key}.tools[0].meta", {"x": 1}, None, False),
+        RuleRewrite("function_tool_fields", f"{key}.tools[0].strict", True, None, False),
+        RuleRewrite("function_tool_fields", f"{key}.tools[0].meta", {"x": 1}, None, False),
     ]
 
 
@@ -50,7 +50,7 @@ def test_chat_completions_tool_choice_in_session_update() -> None:
     result = run("chat_completions_tool_choice", event)
     assert result.event["session"]["tool_choice"] == {"type": "function", "name": "lookup"}
     assert result.rewrites == [
-        Rewrite(
+        RuleRewrite(
             "chat_completions_tool_choice",
             "session.tool_choice",
             choice,
@@ -103,7 +103,7 @@ def test_max_output_tokens_clamped(given: Any, expected: Any) -> None:
     assert result.event["response"]["max_output_tokens"] == expected
     assert type(result.event["response"]["max_output_tokens"]) is type(expected)
     assert result.rewrites == [
-        Rewrite("max_output_tokens_bounds", "response.max_output_tokens", given, expected, False)
+        RuleRewrite("max_output_tokens_bounds", "response.max_output_tokens", given, expected, False)
     ]
 
 
@@ -126,7 +126,7 @@ def test_transcription_model_goes_into_the_first_update() -> None:
     result = run("transcription_handshake_model", event, state)
     assert result.event["session"]["audio"]["input"]["transcription"] == {"model": "gpt-4o-transcribe"}
     assert result.rewrites == [
-        Rewrite(
+        RuleRewrite(
             "transcription_handshake_model",
             "?model",
             "gpt-4o-transcribe",
@@ -175,7 +175,7 @@ def test_transcription_session_update_for_ga_clients_then_the_session_rules() ->
             },
         },
     }
-    assert result.rewrites[0] == Rewrite(
+    assert result.rewrites[0] == RuleRewrite(
         "transcription_session_update", "transcription_session.update", None, "session.update", True
     )
 

@@ -27,7 +27,11 @@ from realtime_proxy.core.actions import (
     UpstreamError,
 )
 from realtime_proxy.core.context import SessionContext
-from realtime_proxy.core.orchestration_events import OrchestrationOptions, ResponseHeld, ResponseReleased
+from realtime_proxy.core.orchestration_observations import (
+    OrchestrationOptions,
+    ResponseHeld,
+    ResponseReleased,
+)
 from realtime_proxy.core.retry import METADATA_KEY, ResponseRetrier, RetryPolicy
 from realtime_proxy.core.rules import build_chain
 from realtime_proxy.core.session import CoreOptions, SessionCore

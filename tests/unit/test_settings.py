@@ -88,7 +88,7 @@ def test_tls_pair_and_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
-    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.core.orchestration_observations import OrchestrationOptions
     from realtime_proxy.edge.session_builder import orchestration_options
 
     assert orchestration_options(load_settings(None, environ={})) == OrchestrationOptions()
@@ -113,7 +113,7 @@ def test_orchestration_settings_and_what_the_stage_gets(tmp_path: Path) -> None:
 
 
 def test_the_old_queue_setting_still_loads_with_a_deprecation() -> None:
-    from realtime_proxy.core.orchestration_events import OrchestrationOptions
+    from realtime_proxy.core.orchestration_observations import OrchestrationOptions
     from realtime_proxy.edge.session_builder import orchestration_options
 
     assert load_settings(None, environ={}).deprecations == []

@@ -5,11 +5,11 @@ from __future__ import annotations
 from realtime_proxy.core.rules.engine import (
     ALL_RULES,
     ChainResult,
-    Refusal,
     Refuse,
-    Rewrite,
     Rule,
     RuleChain,
+    RuleRefusal,
+    RuleRewrite,
     build_chain,
     rule_by_name,
 )
@@ -17,11 +17,11 @@ from realtime_proxy.core.rules.engine import (
 __all__ = [
     "ALL_RULES",
     "ChainResult",
-    "Refusal",
     "Refuse",
-    "Rewrite",
     "Rule",
     "RuleChain",
+    "RuleRefusal",
+    "RuleRewrite",
     "build_chain",
     "rule_by_name",
 ]

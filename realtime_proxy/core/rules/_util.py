@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-_MAX_BRIEF = 256  # bytes of JSON kept verbatim in a Rewrite's before/after
+_MAX_BRIEF = 256  # bytes of JSON kept verbatim in a RuleRewrite's before/after
 
 
 def brief(value: Any) -> Any:
-    """A JSON-safe, small stand-in for `value` for Rewrite records (never audio, never big schemas).
+    """A JSON-safe, small stand-in for `value` for RuleRewrite records (never audio, never big schemas).
 
     Returns an independent copy, so later mutation of the working event cannot alter a record."""
     if value is None or isinstance(value, bool | int | float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime_proxy.core.rules._util import brief, child, targets
-from realtime_proxy.core.rules.model import Rewrite, Rule
+from realtime_proxy.core.rules.model import Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 _CONFIG_TYPES = frozenset({"session.update", "response.create"})
@@ -23,7 +23,9 @@ _SESSION_MOVES = (
 _RESPONSE_MOVES = (("voice", "output", "voice"), ("output_audio_format", "output", "format"))
 
 
-def _move(prefix: str, obj: dict[str, Any], flat: str, section: str, key: str, out: list[Rewrite]) -> None:
+def _move(
+    prefix: str, obj: dict[str, Any], flat: str, section: str, key: str, out: list[RuleRewrite]
+) -> None:
     audio = child(obj, "audio", create=True)
     target = child(audio, section, create=True) if audio is not None else None
     if target is None:
@@ -31,15 +33,15 @@ def _move(prefix: str, obj: dict[str, Any], flat: str, section: str, key: str, o
     value = obj.pop(flat)
     dest = f"{prefix}.audio.{section}.{key}"
     if key in target:  # an explicit nested value wins over the flat one
-        out.append(Rewrite("flat_audio_settings", f"{prefix}.{flat}", brief(value), None, True))
+        out.append(RuleRewrite("flat_audio_settings", f"{prefix}.{flat}", brief(value), None, True))
     else:
         target[key] = value
         out.append(
-            Rewrite("flat_audio_settings", f"{prefix}.{flat}", brief(value), {dest: brief(value)}, True)
+            RuleRewrite("flat_audio_settings", f"{prefix}.{flat}", brief(value), {dest: brief(value)}, True)
         )
 
 
-def _flat_audio(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _flat_audio(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         moves = _SESSION_MOVES if prefix == "session" else _RESPONSE_MOVES
         for flat, section, key in moves:
@@ -69,16 +71,16 @@ _FORMATS: dict[str, dict[str, Any]] = {
 }
 
 
-def _fix_format(path: str, section: dict[str, Any], out: list[Rewrite]) -> None:
+def _fix_format(path: str, section: dict[str, Any], out: list[RuleRewrite]) -> None:
     fmt = section.get("format")
     # `{"type": "audio/pcm"}` without `rate` is valid (the SDK makes `rate` optional and no report
     # shows the API refusing it): no default is added without evidence.
     if isinstance(fmt, str) and fmt in _FORMATS:
         section["format"] = dict(_FORMATS[fmt])
-        out.append(Rewrite("audio_format_strings", path, fmt, dict(_FORMATS[fmt]), True))
+        out.append(RuleRewrite("audio_format_strings", path, fmt, dict(_FORMATS[fmt]), True))
 
 
-def _format_strings(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _format_strings(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         audio = child(obj, "audio", create=False)
         if audio is None:
@@ -101,14 +103,14 @@ AUDIO_FORMAT_STRINGS = Rule(
 )
 
 
-def _null_speed(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _null_speed(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     session = event.get("session")
     audio = child(session, "audio", create=False) if isinstance(session, dict) else None
     output = child(audio, "output", create=False) if audio is not None else None
     for path, holder in (("session.audio.output.speed", output), ("session.speed", session)):
         if isinstance(holder, dict) and "speed" in holder and holder["speed"] is None:
             del holder["speed"]
-            out.append(Rewrite("null_speed", path, None, None, False))
+            out.append(RuleRewrite("null_speed", path, None, None, False))
 
 
 NULL_SPEED = Rule(

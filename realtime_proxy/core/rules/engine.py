@@ -12,17 +12,17 @@ from typing import Any
 
 from realtime_proxy.core.context import SessionContext, session_context
 from realtime_proxy.core.rules import audio, ga_shape, guards, items, live, session_fields, tool_choice, tools
-from realtime_proxy.core.rules.model import Refusal, Refuse, Rewrite, Rule
+from realtime_proxy.core.rules.model import Refuse, Rule, RuleRefusal, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 __all__ = [
     "ALL_RULES",
     "ChainResult",
-    "Refusal",
     "Refuse",
-    "Rewrite",
     "Rule",
     "RuleChain",
+    "RuleRefusal",
+    "RuleRewrite",
     "build_chain",
     "rule_by_name",
 ]
@@ -31,8 +31,8 @@ __all__ = [
 @dataclass
 class ChainResult:
     event: dict[str, Any]  # what to forward: the input object itself unless rewrites were applied
-    rewrites: list[Rewrite] = field(default_factory=list)
-    refusal: Refusal | None = None
+    rewrites: list[RuleRewrite] = field(default_factory=list)
+    refusal: RuleRefusal | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)  # (rule name, "ExcType: message")
     observe_only: bool = False
 
@@ -109,7 +109,7 @@ class RuleChain:
         if not rules:
             return ChainResult(event, observe_only=self.observe_only)
         work = copy.deepcopy(event)  # the only copy: rules mutate it in place
-        rewrites: list[Rewrite] = []
+        rewrites: list[RuleRewrite] = []
         queue = list(rules)
         while queue:
             rule = queue.pop(0)
@@ -118,7 +118,7 @@ class RuleChain:
             try:
                 rule.apply(work, state, rewrites)
             except Refuse as refuse:
-                refusal = Refusal(rule.name, refuse.code, refuse.message, refuse.param)
+                refusal = RuleRefusal(rule.name, refuse.code, refuse.message, refuse.param)
                 return ChainResult(event, refusal=refusal, observe_only=self.observe_only)
             except Exception as exc:
                 failure = (rule.name, f"{type(exc).__name__}: {exc}")

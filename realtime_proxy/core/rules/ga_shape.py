@@ -5,23 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from realtime_proxy.core.rules._util import brief, targets
-from realtime_proxy.core.rules.model import REALTIME, Rewrite, Rule
+from realtime_proxy.core.rules.model import REALTIME, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 _CONFIG_TYPES = frozenset({"session.update", "response.create"})
 SDK = "openai/types/realtime/"
 
 
-def _rename(rule: str, prefix: str, obj: dict[str, Any], old: str, new: str, out: list[Rewrite]) -> None:
+def _rename(rule: str, prefix: str, obj: dict[str, Any], old: str, new: str, out: list[RuleRewrite]) -> None:
     """Move obj[old] to obj[new]; when both are present the GA name wins and the old is dropped."""
     if old not in obj:
         return
     value = obj.pop(old)
     if new in obj:
-        out.append(Rewrite(rule, f"{prefix}.{old}", brief(value), None, True))
+        out.append(RuleRewrite(rule, f"{prefix}.{old}", brief(value), None, True))
     else:
         obj[new] = value
-        out.append(Rewrite(rule, f"{prefix}.{old}", brief(value), {f"{prefix}.{new}": brief(value)}, True))
+        out.append(
+            RuleRewrite(rule, f"{prefix}.{old}", brief(value), {f"{prefix}.{new}": brief(value)}, True)
+        )
 
 
 def _single_modality(value: Any) -> Any:
@@ -31,7 +33,7 @@ def _single_modality(value: Any) -> Any:
     return value
 
 
-def _modalities(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _modalities(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         _rename("modalities_to_output_modalities", prefix, obj, "modalities", "output_modalities", out)
         value = obj.get("output_modalities")
@@ -39,7 +41,7 @@ def _modalities(event: dict[str, Any], state: SessionState, out: list[Rewrite]) 
         if fixed is not value:
             obj["output_modalities"] = fixed
             path = f"{prefix}.output_modalities"
-            out.append(Rewrite("modalities_to_output_modalities", path, brief(value), fixed, True))
+            out.append(RuleRewrite("modalities_to_output_modalities", path, brief(value), fixed, True))
 
 
 MODALITIES = Rule(
@@ -69,7 +71,7 @@ def _realtime_only(session: dict[str, Any]) -> bool:
     return any(key in session for key in _REALTIME_ONLY) or (isinstance(audio, dict) and "output" in audio)
 
 
-def _session_type(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _session_type(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     session = event.get("session")
     if not isinstance(session, dict) or "type" in session:
         return
@@ -81,7 +83,7 @@ def _session_type(event: dict[str, Any], state: SessionState, out: list[Rewrite]
     if kind is None:
         return
     session["type"] = kind
-    out.append(Rewrite("session_type_missing", "session.type", None, kind, True))
+    out.append(RuleRewrite("session_type_missing", "session.type", None, kind, True))
 
 
 SESSION_TYPE = Rule(
@@ -100,11 +102,11 @@ SESSION_TYPE = Rule(
 )
 
 
-def _drop_temperature(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _drop_temperature(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         if "temperature" in obj:
             value = obj.pop("temperature")
-            out.append(Rewrite("drop_temperature", f"{prefix}.temperature", brief(value), None, False))
+            out.append(RuleRewrite("drop_temperature", f"{prefix}.temperature", brief(value), None, False))
 
 
 DROP_TEMPERATURE = Rule(
@@ -121,7 +123,7 @@ DROP_TEMPERATURE = Rule(
 )
 
 
-def _max_tokens(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _max_tokens(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         _rename(
             "max_response_output_tokens", prefix, obj, "max_response_output_tokens", "max_output_tokens", out

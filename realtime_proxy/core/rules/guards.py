@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from realtime_proxy.core.rules._util import brief
-from realtime_proxy.core.rules.model import APPEND_ROUTES, REALTIME, Refuse, Rewrite, Rule
+from realtime_proxy.core.rules.model import APPEND_ROUTES, REALTIME, Refuse, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 MIN_COMMIT_MS = 100.0
@@ -15,7 +15,7 @@ MIN_COMMIT_MS = 100.0
 TRUNCATE_MARGIN_MS = 100
 
 
-def _voice_after_audio(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _voice_after_audio(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     session = event.get("session")
     if not state.assistant_audio_produced or state.voice is None or not isinstance(session, dict):
         return
@@ -24,7 +24,7 @@ def _voice_after_audio(event: dict[str, Any], state: SessionState, out: list[Rew
     # Both places, in case flat_audio_settings is disabled.
     for path, holder in (("session.audio.output.voice", output), ("session.voice", session)):
         if isinstance(holder, dict) and "voice" in holder and holder["voice"] != state.voice:
-            out.append(Rewrite("voice_after_audio", path, brief(holder.pop("voice")), None, False))
+            out.append(RuleRewrite("voice_after_audio", path, brief(holder.pop("voice")), None, False))
 
 
 VOICE_AFTER_AUDIO = Rule(
@@ -40,7 +40,7 @@ VOICE_AFTER_AUDIO = Rule(
 )
 
 
-def _empty_commit(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _empty_commit(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     ms = state.appended_audio_ms_upper_bound
     if ms < MIN_COMMIT_MS and not state.external_audio_input:
         raise Refuse(
@@ -63,7 +63,7 @@ EMPTY_COMMIT = Rule(
 )
 
 
-def _truncate(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _truncate(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     item_id, end = event.get("item_id"), event.get("audio_end_ms")
     if not isinstance(item_id, str) or not isinstance(end, int | float) or isinstance(end, bool):
         return
@@ -81,7 +81,7 @@ def _truncate(event: dict[str, Any], state: SessionState, out: list[Rewrite]) ->
     if end <= limit:
         return
     event["audio_end_ms"] = limit
-    out.append(Rewrite("truncate_past_audio", "audio_end_ms", end, limit, False))
+    out.append(RuleRewrite("truncate_past_audio", "audio_end_ms", end, limit, False))
 
 
 TRUNCATE_PAST_AUDIO = Rule(

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from realtime_proxy.core.rules._util import brief, items
-from realtime_proxy.core.rules.model import REALTIME, Rewrite, Rule
+from realtime_proxy.core.rules.model import REALTIME, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 _ITEM_TYPES = frozenset({"conversation.item.create", "response.create"})
@@ -21,7 +21,7 @@ _PART_TYPES: dict[str, dict[str, str]] = {
 }
 
 
-def _assistant_audio(path: str, content: list[Any], out: list[Rewrite]) -> None:
+def _assistant_audio(path: str, content: list[Any], out: list[RuleRewrite]) -> None:
     """Assistant output_audio parts -> output_text carrying the transcript; dropped without one.
 
     The types allow output_audio in assistant history, the API refuses it ("Missing required
@@ -37,15 +37,15 @@ def _assistant_audio(path: str, content: list[Any], out: list[Rewrite]) -> None:
             kept.append({"type": "output_text", "text": transcript})
             # Lossless unless audio bytes were sent along: the API cannot take them in history.
             out.append(
-                Rewrite("content_part_types", where, "output_audio", "output_text", "audio" not in part)
+                RuleRewrite("content_part_types", where, "output_audio", "output_text", "audio" not in part)
             )
         else:
-            out.append(Rewrite("content_part_types", where, "output_audio", None, False))
+            out.append(RuleRewrite("content_part_types", where, "output_audio", None, False))
     if kept != content:
         content[:] = kept or [{"type": "output_text", "text": ""}]  # the item keeps its place
 
 
-def _content_parts(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _content_parts(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for path, item in items(event):
         role, content = item.get("role"), item.get("content")
         mapping = _PART_TYPES.get(role) if isinstance(role, str) else None
@@ -56,7 +56,7 @@ def _content_parts(event: dict[str, Any], state: SessionState, out: list[Rewrite
             if isinstance(kind, str) and kind in mapping:
                 part["type"] = mapping[kind]
                 out.append(
-                    Rewrite("content_part_types", f"{path}.content[{i}].type", kind, mapping[kind], True)
+                    RuleRewrite("content_part_types", f"{path}.content[{i}].type", kind, mapping[kind], True)
                 )
         if role == "assistant":
             _assistant_audio(path, content, out)
@@ -85,7 +85,7 @@ def _encode(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _function_output(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _function_output(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for path, item in items(event):
         if (
             item.get("type") == "function_call_output"
@@ -95,7 +95,9 @@ def _function_output(event: dict[str, Any], state: SessionState, out: list[Rewri
             before = brief(item["output"])
             item["output"] = _encode(item["output"])
             out.append(
-                Rewrite("function_call_output_string", f"{path}.output", before, brief(item["output"]), True)
+                RuleRewrite(
+                    "function_call_output_string", f"{path}.output", before, brief(item["output"]), True
+                )
             )
 
 

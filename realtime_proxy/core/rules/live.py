@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from realtime_proxy.core.rules.model import Refuse, Rewrite, Rule
+from realtime_proxy.core.rules.model import Refuse, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 LIVE: frozenset[str] = frozenset({"live"})
@@ -32,7 +32,7 @@ def live_model_refusal(model: str) -> str:
     )
 
 
-def _live_model_in_session_update(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _live_model_in_session_update(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     """The handshake is checked in edge.admit; a session.update naming a Live model is refused here."""
     session = event.get("session")
     model = session.get("model") if isinstance(session, dict) else None
@@ -40,7 +40,7 @@ def _live_model_in_session_update(event: dict[str, Any], state: SessionState, ou
         raise Refuse("invalid_model", live_model_refusal(model), "session.model")
 
 
-def _armed_by_the_gate(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _armed_by_the_gate(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     """The Live start gate (core.live_gate) holds the commands; session.start arms it."""
 
 
@@ -60,19 +60,23 @@ LIVE_MODEL_ON_REALTIME = Rule(
 )
 
 
-def _function_output_to_response_item(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _function_output_to_response_item(
+    event: dict[str, Any], state: SessionState, out: list[RuleRewrite]
+) -> None:
     item = event.get("item")
     if not isinstance(item, dict) or item.get("type") != "function_call_output":
         return  # only tool results have a Live equivalent the proxy can name with certainty
     kept = {k: item[k] for k in ("type", "call_id", "output") if k in item}
     event["type"] = "response.item.create"
     out.append(
-        Rewrite("live_function_output_item", "type", "conversation.item.create", "response.item.create", True)
+        RuleRewrite(
+            "live_function_output_item", "type", "conversation.item.create", "response.item.create", True
+        )
     )
     for field in sorted(set(event) - {"type", "event_id", "item"}):  # previous_item_id: no Live equivalent
-        out.append(Rewrite("live_function_output_item", field, event.pop(field), None, True))
+        out.append(RuleRewrite("live_function_output_item", field, event.pop(field), None, True))
     for field in sorted(set(item) - set(kept)):  # the Realtime item's `id`, `object`, `status`
-        out.append(Rewrite("live_function_output_item", f"item.{field}", item[field], None, True))
+        out.append(RuleRewrite("live_function_output_item", f"item.{field}", item[field], None, True))
     event["item"] = kept
 
 

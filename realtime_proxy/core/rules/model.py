@@ -14,7 +14,7 @@ from realtime_proxy.core.session_state import SessionState
 
 
 @dataclass(frozen=True, slots=True)
-class Rewrite:
+class RuleRewrite:
     """One change a rule made.
 
     `path` is the field touched, e.g. "response.tool_choice" ("" for the whole event).
@@ -30,7 +30,7 @@ class Rewrite:
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
+class RuleRefusal:
     """A rule decided the event must not be forwarded; the proxy answers with an `error` event."""
 
     rule: str
@@ -40,7 +40,7 @@ class Refusal:
 
 
 class Refuse(Exception):
-    """Raised by a rule to refuse the event (see `Refusal`)."""
+    """Raised by a rule to refuse the event (see `RuleRefusal`)."""
 
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -49,7 +49,7 @@ class Refuse(Exception):
         self.param = param
 
 
-RuleFn = Callable[[dict[str, Any], SessionState, list[Rewrite]], None]
+RuleFn = Callable[[dict[str, Any], SessionState, list[RuleRewrite]], None]
 
 # Scopes. Translation sessions take none of the GA conversation shapes and the Azure preview
 # route speaks the beta shape: no GA-shape rule may touch them. Sideband sockets carry no

@@ -8,7 +8,7 @@ from typing import Any
 
 from realtime_proxy.core import compat
 from realtime_proxy.core.rules._util import brief, child, targets
-from realtime_proxy.core.rules.model import REALTIME, REALTIME_OR_TRANSCRIPTION, Rewrite, Rule
+from realtime_proxy.core.rules.model import REALTIME, REALTIME_OR_TRANSCRIPTION, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 # What session.created/updated report and some clients send straight back in session.update.
@@ -16,7 +16,7 @@ _READ_ONLY = ("id", "object", "expires_at", "client_secret")
 MAX_OUTPUT_TOKENS = 4096
 
 
-def _read_only_fields(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _read_only_fields(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     session = event.get("session")
     if not isinstance(session, dict):
         return
@@ -24,7 +24,7 @@ def _read_only_fields(event: dict[str, Any], state: SessionState, out: list[Rewr
         if key in session:
             value = session.pop(key)
             shown = "<redacted>" if key == "client_secret" else brief(value)  # an ephemeral key
-            out.append(Rewrite("read_only_session_fields", f"session.{key}", shown, None, True))
+            out.append(RuleRewrite("read_only_session_fields", f"session.{key}", shown, None, True))
 
 
 READ_ONLY_SESSION_FIELDS = Rule(
@@ -57,7 +57,7 @@ def _bounded(value: Any) -> Any:
     return max(1, min(MAX_OUTPUT_TOKENS, math.floor(value)))
 
 
-def _max_output_tokens(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _max_output_tokens(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         if "max_output_tokens" not in obj:
             continue
@@ -66,7 +66,7 @@ def _max_output_tokens(event: dict[str, Any], state: SessionState, out: list[Rew
         if fixed != value or type(fixed) is not type(value):
             obj["max_output_tokens"] = fixed
             path = f"{prefix}.max_output_tokens"
-            out.append(Rewrite("max_output_tokens_bounds", path, brief(value), fixed, False))
+            out.append(RuleRewrite("max_output_tokens_bounds", path, brief(value), fixed, False))
 
 
 MAX_OUTPUT_TOKENS_BOUNDS = Rule(
@@ -82,7 +82,7 @@ MAX_OUTPUT_TOKENS_BOUNDS = Rule(
 )
 
 
-def _transcription_model(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _transcription_model(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     model = state.context.transcription_model
     session = event.get("session")
     if model is None or state.transcription_model_set or not isinstance(session, dict):
@@ -96,7 +96,7 @@ def _transcription_model(event: dict[str, Any], state: SessionState, out: list[R
         return
     transcription["model"] = model
     out.append(
-        Rewrite(
+        RuleRewrite(
             "transcription_handshake_model",
             "?model",
             model,
@@ -121,14 +121,14 @@ TRANSCRIPTION_HANDSHAKE_MODEL = Rule(
 )
 
 
-def _transcription_session_update(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _transcription_session_update(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     # Only where the session is known to be a transcription session: a realtime session refuses
     # it either way ("Passing a transcription session update event to a realtime session...").
     if state.known_session_type != "transcription":
         return
     for done in compat.client_event_to_ga(event):
         after = None if done.after == "(dropped)" else done.after
-        out.append(Rewrite("transcription_session_update", done.before, None, after, True))
+        out.append(RuleRewrite("transcription_session_update", done.before, None, after, True))
 
 
 TRANSCRIPTION_SESSION_UPDATE = Rule(

@@ -6,17 +6,17 @@ import copy
 from typing import Any
 
 from realtime_proxy.core.rules._util import brief, targets
-from realtime_proxy.core.rules.model import REALTIME, Refuse, Rewrite, Rule
+from realtime_proxy.core.rules.model import REALTIME, Refuse, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 _CONFIG_TYPES = frozenset({"session.update", "response.create"})
 
 
-def _tool_choice_null(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _tool_choice_null(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         if "tool_choice" in obj and obj["tool_choice"] is None:
             obj["tool_choice"] = "auto"
-            out.append(Rewrite("tool_choice_null", f"{prefix}.tool_choice", None, "auto", True))
+            out.append(RuleRewrite("tool_choice_null", f"{prefix}.tool_choice", None, "auto", True))
 
 
 TOOL_CHOICE_NULL = Rule(
@@ -41,7 +41,7 @@ def _flatten(tool: dict[str, Any]) -> dict[str, Any]:
     return flat  # `strict` is dropped: GA function tools have no such field
 
 
-def _chat_completions_tools(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _chat_completions_tools(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         tools = obj.get("tools")
         if not isinstance(tools, list):
@@ -55,7 +55,9 @@ def _chat_completions_tools(event: dict[str, Any], state: SessionState, out: lis
                 before = brief(tool)
                 tools[i] = _flatten(tool)
                 out.append(
-                    Rewrite("chat_completions_tools", f"{prefix}.tools[{i}]", before, brief(tools[i]), True)
+                    RuleRewrite(
+                        "chat_completions_tools", f"{prefix}.tools[{i}]", before, brief(tools[i]), True
+                    )
                 )
 
 
@@ -105,7 +107,7 @@ def _tools_for(response: dict[str, Any], state: SessionState) -> tuple[Any, bool
     return tools, own, complete
 
 
-def _narrow(rule: str, event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _narrow(rule: str, event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     """Forcing X == "required" with X as the only tool. Session tools are used for in-band and
     out-of-band responses alike. (With parallel_tool_calls true the model may call X more than once.)"""
     response = event.get("response")
@@ -133,17 +135,17 @@ def _narrow(rule: str, event: dict[str, Any], state: SessionState, out: list[Rew
         )
     response["tool_choice"] = "required"
     response["tools"] = [match if own else copy.deepcopy(match)]
-    out.append(Rewrite(rule, "response.tool_choice", brief(choice), "required", True))
+    out.append(RuleRewrite(rule, "response.tool_choice", brief(choice), "required", True))
     if not own or len(tools) != 1:  # record the narrowing only when the tool list changed
         names_before = [_tool_name(t) for t in tools] if own else None
-        out.append(Rewrite(rule, "response.tools", brief(names_before), [name], True))
+        out.append(RuleRewrite(rule, "response.tools", brief(names_before), [name], True))
 
 
-def _tool_choice_object(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _tool_choice_object(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     _narrow("tool_choice_object", event, state, out)
 
 
-def _tool_choice_object_in_band(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _tool_choice_object_in_band(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     _narrow("tool_choice_object_in_band", event, state, out)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime_proxy.core.rules._util import brief, targets
-from realtime_proxy.core.rules.model import REALTIME, Rewrite, Rule
+from realtime_proxy.core.rules.model import REALTIME, Rule, RuleRewrite
 from realtime_proxy.core.session_state import SessionState
 
 _CONFIG_TYPES = frozenset({"session.update", "response.create"})
@@ -13,7 +13,7 @@ _CONFIG_TYPES = frozenset({"session.update", "response.create"})
 _FUNCTION_TOOL_KEYS = frozenset({"type", "name", "description", "parameters"})
 
 
-def _function_tool_fields(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _function_tool_fields(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         tools = obj.get("tools")
         if not isinstance(tools, list):
@@ -25,7 +25,7 @@ def _function_tool_fields(event: dict[str, Any], state: SessionState, out: list[
                 continue
             for key in [k for k in tool if k not in _FUNCTION_TOOL_KEYS]:
                 out.append(
-                    Rewrite(
+                    RuleRewrite(
                         "function_tool_fields",
                         f"{prefix}.tools[{i}].{key}",
                         brief(tool.pop(key)),
@@ -50,7 +50,7 @@ FUNCTION_TOOL_FIELDS = Rule(
 )
 
 
-def _chat_completions_tool_choice(event: dict[str, Any], state: SessionState, out: list[Rewrite]) -> None:
+def _chat_completions_tool_choice(event: dict[str, Any], state: SessionState, out: list[RuleRewrite]) -> None:
     for prefix, obj in targets(event):
         choice = obj.get("tool_choice")
         if not isinstance(choice, dict) or choice.get("type") != "function" or "name" in choice:
@@ -61,7 +61,7 @@ def _chat_completions_tool_choice(event: dict[str, Any], state: SessionState, ou
             continue
         obj["tool_choice"] = {"type": "function", "name": name}
         out.append(
-            Rewrite(
+            RuleRewrite(
                 "chat_completions_tool_choice",
                 f"{prefix}.tool_choice",
                 brief(choice),

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
+from realtime_proxy.api.errors import http_error_body
 
 # Request body bytes buffered before the client socket stops being read.
 BODY_HIGH_WATER = 256 * 1024
@@ -196,5 +196,5 @@ class Exchange:
 
 
 def error_body(message: str, *, code: str | None, error_type: str = "invalid_request_error") -> bytes:
-    """An error body shaped like the API's own."""
-    return orjson.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
+    """An error body shaped like the API's own (built by realtime_proxy.api.errors)."""
+    return http_error_body(message, code=code, type=error_type)

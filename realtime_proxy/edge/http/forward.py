@@ -20,7 +20,7 @@ from realtime_proxy.edge.http.admission import RETRY_AFTER_SECONDS, QueueTimeout
 from realtime_proxy.edge.http.client import UpstreamClient, UpstreamError, UpstreamResponse, UpstreamTimedOut
 from realtime_proxy.edge.http.exchange import BodyTimeout, BodyTooLarge, ClientGone, Exchange, error_body
 from realtime_proxy.edge.http.repair import repair_body, session_route
-from realtime_proxy.edge.http.routes import OTHER, BodyKind, Route, classify
+from realtime_proxy.edge.http.routes import OTHER, BodyKind, HttpRoute, classify
 from realtime_proxy.edge.target import REFUSAL as TARGET_REFUSAL
 from realtime_proxy.edge.target import normalise_target, path_of
 from realtime_proxy.edge.upstream import (
@@ -107,7 +107,7 @@ class Forwarder:
                 outcome = "client_disconnected"
             self._account(exchange, route, outcome, time.monotonic() - started)
 
-    async def _serve(self, exchange: Exchange, route: Route, target: str) -> str:
+    async def _serve(self, exchange: Exchange, route: HttpRoute, target: str) -> str:
         head = exchange.head
         headers = self._admit(Headers(head.headers), route)
         try:
@@ -129,7 +129,7 @@ class Forwarder:
             headers.append(("content-length", str(len(content))))
         return await self._forward(exchange, head.method, url, headers, content)
 
-    def _admit(self, headers: Headers, route: Route) -> list[tuple[str, str]]:
+    def _admit(self, headers: Headers, route: HttpRoute) -> list[tuple[str, str]]:
         # In inject mode the key goes to the Realtime route classes only (`http.inject_routes`);
         # `auth.inject_paths` is the same rule for WebSocket handshakes.
         allowed = self.settings.http.inject_routes
@@ -144,7 +144,7 @@ class Forwarder:
             forwarded = [(k, v) for k, v in forwarded if k.lower() != "accept-encoding"]
         return forwarded
 
-    def _repair(self, route: Route, path: str, content_type: str, raw: bytes) -> bytes:
+    def _repair(self, route: HttpRoute, path: str, content_type: str, raw: bytes) -> bytes:
         repaired = repair_body(route.body, content_type, raw, self.chain, session_route(route, path))
         if repaired.result is not None:
             self._observe(route, repaired.result)
@@ -228,7 +228,7 @@ class Forwarder:
         await exchange.finish()
         return "complete"
 
-    def _observe(self, route: Route, result: ChainResult) -> None:
+    def _observe(self, route: HttpRoute, result: ChainResult) -> None:
         applied = not result.observe_only
         context: dict[str, Any] = {"route": route.name, "event_type": "session.update", "applied": applied}
         for rule, error in result.failures:
@@ -244,7 +244,7 @@ class Forwarder:
             log.info("rewrite", **context, rule=rewrite.rule, path=rewrite.path, before=rewrite.before,
                      after=rewrite.after, lossless=rewrite.lossless)  # fmt: skip
 
-    def _account(self, exchange: Exchange, route: Route, outcome: str, seconds: float) -> None:
+    def _account(self, exchange: Exchange, route: HttpRoute, outcome: str, seconds: float) -> None:
         status = f"{exchange.status // 100}xx" if exchange.status else "none"
         self.metrics.http_requests_total.labels(route.name, status).inc()
         self.metrics.http_request_duration.labels(route.name).observe(seconds)

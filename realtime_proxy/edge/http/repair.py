@@ -13,13 +13,12 @@ from typing import Any
 
 import orjson
 
-from realtime_proxy.core.context import Route as SessionRoute
-from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.context import SessionContext, SessionRoute
 from realtime_proxy.core.events import parse_guarded
 from realtime_proxy.core.rules import ChainResult, RuleChain
 from realtime_proxy.core.session_state import SessionState
 from realtime_proxy.edge.http.multipart import boundary_of, named_part
-from realtime_proxy.edge.http.routes import BodyKind, Route
+from realtime_proxy.edge.http.routes import BodyKind, HttpRoute
 
 _TYPES = ("realtime", "transcription")
 
@@ -30,11 +29,11 @@ class Repaired:
     result: ChainResult | None = None  # None: no session config found, nothing was run
 
 
-def session_route(route: Route, path: str) -> SessionRoute:
+def session_route(route: HttpRoute, path: str) -> SessionRoute:
     """The WebSocket route whose sessions this config is for (Azure GA paths start /openai/v1/)."""
     if route.translation:
-        return "translation"
-    return "azure" if path.startswith("/openai/v1/") else "realtime"
+        return SessionRoute.TRANSLATION
+    return SessionRoute.AZURE if path.startswith("/openai/v1/") else SessionRoute.REALTIME
 
 
 def _run(chain: RuleChain, session: dict[str, Any], route: SessionRoute, kind: BodyKind) -> ChainResult:
@@ -55,7 +54,11 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
 
 
 def repair_body(
-    kind: BodyKind, content_type: str, body: bytes, chain: RuleChain, route: SessionRoute = "realtime"
+    kind: BodyKind,
+    content_type: str,
+    body: bytes,
+    chain: RuleChain,
+    route: SessionRoute = SessionRoute.REALTIME,
 ) -> Repaired:
     if kind is BodyKind.SECRET_REQUEST:
         request = _json_object(body)

@@ -1,4 +1,4 @@
-"""Route classes of plain HTTP requests: a bounded metrics label, and which bodies carry a session
+"""HttpRoute classes of plain HTTP requests: a bounded metrics label, and which bodies carry a session
 config to repair. Matched on the path's tail so OpenAI (`/v1/...`) and Azure (`/openai/v1/...`)
 paths classify alike."""
 
@@ -17,37 +17,37 @@ class BodyKind(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class HttpRoute:
     name: str  # metrics label: one of realtime_proxy.ops.settings.HTTP_ROUTE_CLASSES
     body: BodyKind = BodyKind.NONE
     translation: bool = False  # a translation session: only rules that fit it apply
 
 
-OTHER = Route("other")
+OTHER = HttpRoute("other")
 _CALL_ID = r"[A-Za-z0-9_\-]+"
-_SECRETS = Route("realtime_client_secrets", BodyKind.SECRET_REQUEST)
-_TRANSLATION_SECRETS = Route("translations_client_secrets", BodyKind.SECRET_REQUEST, translation=True)
-_LIVE_SESSIONS = Route("live_sessions")  # Live: relayed untouched (no Realtime repair applies)
-_LIVE_ACTION = Route("live_session_action")
-_TABLE: tuple[tuple[str, re.Pattern[str], Route], ...] = (
+_SECRETS = HttpRoute("realtime_client_secrets", BodyKind.SECRET_REQUEST)
+_TRANSLATION_SECRETS = HttpRoute("translations_client_secrets", BodyKind.SECRET_REQUEST, translation=True)
+_LIVE_SESSIONS = HttpRoute("live_sessions")  # Live: relayed untouched (no Realtime repair applies)
+_LIVE_ACTION = HttpRoute("live_session_action")
+_TABLE: tuple[tuple[str, re.Pattern[str], HttpRoute], ...] = (
     ("*", re.compile(r".*/live/sessions/?"), _LIVE_SESSIONS),
     ("*", re.compile(rf".*/live/sessions/{_CALL_ID}(/[a-z_]+)?/?"), _LIVE_ACTION),
     ("POST", re.compile(r".*/realtime/client_secrets/?"), _SECRETS),
     ("POST", re.compile(r".*/realtime/translations/client_secrets/?"), _TRANSLATION_SECRETS),
-    ("POST", re.compile(r".*/realtime/calls/?"), Route("realtime_calls", BodyKind.OFFER)),
+    ("POST", re.compile(r".*/realtime/calls/?"), HttpRoute("realtime_calls", BodyKind.OFFER)),
     (
         "POST",
         re.compile(rf".*/realtime/calls/{_CALL_ID}/accept/?"),
-        Route("realtime_call_action", BodyKind.SESSION),
+        HttpRoute("realtime_call_action", BodyKind.SESSION),
     ),
-    ("*", re.compile(rf".*/realtime/calls/{_CALL_ID}(/[a-z_]+)?/?"), Route("realtime_call_action")),
-    ("*", re.compile(r".*/realtime/client_secrets/?"), Route("realtime_client_secrets")),
-    ("*", re.compile(r".*/realtime/translations/client_secrets/?"), Route("translations_client_secrets")),
-    ("*", re.compile(r".*/realtime/calls/?"), Route("realtime_calls")),
+    ("*", re.compile(rf".*/realtime/calls/{_CALL_ID}(/[a-z_]+)?/?"), HttpRoute("realtime_call_action")),
+    ("*", re.compile(r".*/realtime/client_secrets/?"), HttpRoute("realtime_client_secrets")),
+    ("*", re.compile(r".*/realtime/translations/client_secrets/?"), HttpRoute("translations_client_secrets")),
+    ("*", re.compile(r".*/realtime/calls/?"), HttpRoute("realtime_calls")),
 )
 
 
-def classify(method: str, path: str) -> Route:
+def classify(method: str, path: str) -> HttpRoute:
     for want, pattern, route in _TABLE:
         if (want == "*" or want == method) and pattern.fullmatch(path):
             return route

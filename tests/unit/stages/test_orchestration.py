@@ -14,7 +14,7 @@ from realtime_proxy.core.actions import (
     UpstreamError,
 )
 from realtime_proxy.core.orchestration import TIMER, OrchestrationStage
-from realtime_proxy.core.orchestration_events import (
+from realtime_proxy.core.orchestration_observations import (
     CancelAbsorbed,
     CancelHeld,
     CancelReleased,

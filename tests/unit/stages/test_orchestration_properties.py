@@ -15,7 +15,11 @@ from hypothesis import strategies as st
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
 from realtime_proxy.core.orchestration import OrchestrationStage
-from realtime_proxy.core.orchestration_events import CreateCoalesced, CreateDropped, OrchestrationOptions
+from realtime_proxy.core.orchestration_observations import (
+    CreateCoalesced,
+    CreateDropped,
+    OrchestrationOptions,
+)
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import Forward, Message
 from tests.playbook import applied, message

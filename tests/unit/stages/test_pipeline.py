@@ -8,7 +8,8 @@ from typing import Any
 
 from realtime_proxy.core.actions import FrameSeen, RateLimits, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.pipeline import Pipeline
-from realtime_proxy.core.stage import BaseStage, Forward, Message, Stage, StageAction
+from realtime_proxy.core.responses import Ledger
+from realtime_proxy.core.stage import BaseStage, Forward, Message, ReplaceFrame, Stage, StageAction
 from realtime_proxy.core.traffic import C2U, U2C, TrafficCounts
 
 APPEND = '{"type":"input_audio_buffer.append","audio":"AAAA"}'
@@ -259,3 +260,46 @@ def test_on_close_each_stage_closes_once_and_what_it_forwards_goes_on_after_it()
     ]
     assert core.on_timer("c1", 6.0) == []  # the closing stage's timer is the closing stage's
     assert log[-1] == Seen("closer", "timer", None, "c1", False, 6.0)
+
+
+def test_a_forward_with_an_event_goes_on_as_that_event_to_the_stages_that_declared_its_type() -> None:
+    """Forward(message, event): the held message continues changed, routed by its (new) type, so a
+    later stage that declared that type sees it and one that did not is skipped."""
+    log: list[Seen] = []
+    held = Message("server", DONE, "response.done")
+    changed = {"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}
+    holder = Recorder(
+        "holder",
+        log,
+        server_sees=types("rate_limits.updated"),
+        replies={"server": [[Forward(held, changed)]]},
+    )
+    done_reader = Recorder("done_reader", log, server_types=types("response.done"))
+    other = Recorder("other", log, server_types=types("session.updated"))
+    limits = '{"type":"rate_limits.updated","rate_limits":[]}'
+    assert pipeline((), (holder, done_reader, other)).from_upstream(limits, 1.0) == [
+        ToClient('{"type":"response.done","response":{"id":"r1","status":"cancelled"}}'),
+        ToClient(limits),
+    ]
+    assert [(seen.stage, seen.type, seen.parsed) for seen in log] == [
+        ("holder", "rate_limits.updated", False),
+        ("done_reader", "response.done", True),
+    ]
+
+
+def test_an_error_about_a_proxy_named_event_reaches_the_client_with_the_clients_id() -> None:
+    """The exit maps a proxy id back to the id the client sent, also after a stage replaced the
+    error's bytes (its parse no longer applies: the exit reads what goes out)."""
+    ledger = Ledger()
+    attempt = ledger.issue("c1", "rp1_a2")
+    error = '{"type":"error","error":{"type":"server_error","event_id":"' + attempt + '"}}'
+    mapped = ToClient('{"type":"error","error":{"type":"server_error","event_id":"c1"}}')
+    assert pipeline((), (), ledger=ledger).from_upstream(error, 1.0) == [mapped]
+    rewritten = error.replace("server_error", "invalid_request_error")
+    log: list[Seen] = []
+    rewriter = Recorder(
+        "rewriter", log, server_sees=types("error"), replies={"server": [[ReplaceFrame(rewritten)]]}
+    )
+    assert pipeline((), (rewriter,), ledger=ledger).from_upstream(error, 2.0) == [
+        ToClient('{"type":"error","error":{"type":"invalid_request_error","event_id":"c1"}}')
+    ]

@@ -12,26 +12,6 @@ from dataclasses import dataclass
 
 from realtime_proxy.core.actions import Observation
 
-# The Live client commands (openai/types/live/client_event.py, openai 3.63).
-LIVE_CLIENT_EVENT_TYPES = frozenset(
-    {
-        "session.start",
-        "session.update",
-        "session.input_audio.append",
-        "session.input_audio.mute",
-        "session.input_audio.unmute",
-        "session.output_audio.fixture.play",
-        "session.instructions.append",
-        "session.thinking.append",
-        "session.commentary.append",
-        "decision.create",
-        "decision.item.create",
-        "decision.item.delete",
-        "response.item.create",
-        "response.create",
-        "session.close",
-    }
-)
 # Output deltas that end a wait for the first output, by modality label.
 OUTPUT_DELTAS = {"session.output_audio.delta": "audio", "session.output_transcript.delta": "text"}
 LIVE_MODALITIES = ("audio", "text", "delegated")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (
+from realtime_proxy.api.errors import (
     ApiError,
     invalid_type,
     invalid_value,
