@@ -15,6 +15,7 @@ __all__ = ["OWN_EVENT_PREFIX", "AttributionStage"]
 
 
 class AttributionStage(BaseStage):
+    __slots__ = ("ledger",)
     name = "attribution"
     server_types = frozenset({"error"})
 

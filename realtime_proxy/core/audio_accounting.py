@@ -9,7 +9,6 @@ Pure, no I/O. A guard may refuse or clamp only on a count that errs on the side 
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Final
 
 # Smallest bytes/ms of any GA format (G.711 at 8 kHz): with an unknown format it turns a
@@ -48,14 +47,26 @@ class InputBuffer:
     formats in play while the buffered bytes were appended and now (the server measures the buffer
     in its current format)."""
 
+    __slots__ = (
+        "_pending_formats",
+        "_pending_overflow",
+        "_resets",
+        "confirmed_bpm",
+        "floor_bpm",
+        "start_bytes",
+        "total_bytes",
+    )
+
     def __init__(self) -> None:
         self.total_bytes = 0.0  # every append forwarded (upper bound: frame length * 3/4)
         self.start_bytes = 0.0  # the total where the buffer was last known empty
         self.floor_bpm = float("inf")  # smallest bytes/ms in play at an append since the start
         # Per client commit/clear not yet confirmed: [total at the reset, floor of later appends].
-        self._resets: deque[list[float]] = deque()
+        # Lists, not deques: at most MAX_PENDING entries, and an empty deque costs ~700 bytes a
+        # session against ~56 (issue 26, idle memory).
+        self._resets: list[list[float]] = []
         self.confirmed_bpm: float | None = None  # the input format the server last reported
-        self._pending_formats: deque[float | None] = deque()  # one per unanswered session.update
+        self._pending_formats: list[float | None] = []  # one per unanswered session.update
         self._pending_overflow = False
 
     def _in_play(self) -> float:
@@ -88,7 +99,7 @@ class InputBuffer:
 
     def server_reset(self) -> None:
         if self._resets:
-            total, floor = self._resets.popleft()
+            total, floor = self._resets.pop(0)
             if total > self.start_bytes:
                 self.start_bytes, self.floor_bpm = total, floor
 
@@ -100,13 +111,15 @@ class InputBuffer:
 
     def session_reported(self, fmt: Any, has_format: bool, *, answers_update: bool) -> None:
         if answers_update and self._pending_formats:
-            self._pending_formats.popleft()
+            self._pending_formats.pop(0)
         if has_format:
             self.confirmed_bpm = bytes_per_ms(fmt)
 
 
 class OutputAudio:
     """Per item, an upper bound on the milliseconds of audio the proxy relayed to the client."""
+
+    __slots__ = ("_create_floor", "_response_bpm", "delivered_ms", "session_bpm")
 
     def __init__(self) -> None:
         self.session_bpm: float | None = None  # the output format the server last reported

@@ -76,6 +76,18 @@ ALREADY_ACTIVE = "conversation_already_has_active_response"
 
 
 class OrchestrationStage(BaseStage):
+    __slots__ = (
+        "_synthetic",
+        "apply",
+        "conversation_id",
+        "held",
+        "held_cancel",
+        "ledger",
+        "memory",
+        "options",
+        "turn",
+        "upstream",
+    )
     name = "orchestration"
     client_types = frozenset({"response.create", "response.cancel", "conversation.item.create"})
     server_types = frozenset({"response.created", "response.done", "error"})
@@ -85,9 +97,8 @@ class OrchestrationStage(BaseStage):
         self.options = options or OrchestrationOptions()
         self.apply = not self.options.observe_only
         self.upstream: UpstreamResponse | None = None
-        self.held: list[
-            HeldCreate
-        ] = []  # in order; a list, not a deque: a deque costs 600 B per idle session
+        # In order; a list, not a deque: a deque costs 600 B per idle session.
+        self.held: list[HeldCreate] = []
         self.turn: ToolTurn | None = None
         self.held_cancel: HeldCancel | None = None
         self.memory = Memory()

@@ -50,6 +50,8 @@ class _Lane:
 
 
 class Pipeline:
+    __slots__ = ("_client", "_log_event_types", "_max_parse", "_server", "_timers", "lanes", "ledger")
+
     def __init__(
         self,
         client_stages: tuple[Stage, ...],

@@ -71,6 +71,8 @@ class ResponseRedriven(Observation):
 class RedriveCore:
     """Wraps a core (outermost): sees server frames before it and holds what the client must not see."""
 
+    __slots__ = ("attempt", "backoff", "close", "held", "inner", "last_create", "policy", "rng", "source")
+
     def __init__(self, inner: Core, policy: RedrivePolicy, rng: random.Random) -> None:
         self.inner, self.policy, self.rng = inner, policy, rng
         self.last_create: str | None = None  # the client's in-band create most recently sent up

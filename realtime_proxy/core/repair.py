@@ -61,6 +61,7 @@ def rewrite_observations(
 
 
 class RepairStage(BaseStage):
+    __slots__ = ("chain", "client_types", "ids", "max_event_bytes", "state")
     name = "repair"
 
     def __init__(self, chain: RuleChain, state: SessionState, ids: Ledger, max_event_bytes: int) -> None:

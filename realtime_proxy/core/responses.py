@@ -66,6 +66,8 @@ def response_in_band(response: dict[str, Any]) -> bool:
 
 
 class Ledger:
+    __slots__ = ("_counter", "_open", "_own", "_pending", "_touched", "about", "active_in_band")
+
     def __init__(self) -> None:
         self._counter = itertools.count(1)
         self._own: OrderedDict[str, str | None] = OrderedDict()  # proxy-issued id -> client's id

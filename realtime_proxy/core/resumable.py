@@ -31,6 +31,20 @@ class Core(Protocol):
 class ResumableCore:
     """A Core (for the relay) that remembers what a new upstream session needs."""
 
+    __slots__ = (
+        "active",
+        "close",
+        "dropped",
+        "expired",
+        "hide_expiry",
+        "ids",
+        "inner",
+        "mirror",
+        "on_timer",
+        "on_turn_boundary",
+        "pending_create",
+    )
+
     def __init__(self, inner: Core, mirror: ConversationMirror) -> None:
         self.inner, self.mirror = inner, mirror
         self.ids = IdMap()

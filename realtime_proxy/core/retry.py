@@ -88,6 +88,7 @@ class _Tracked:
 
 
 class ResponseRetrier(BaseStage):
+    __slots__ = ("_by_event_id", "_by_token", "_escalate", "_held", "_policy", "_rng", "_tokens", "ledger")
     name = "retry"
     client_types = frozenset({"response.create", "response.cancel"})
     server_types = SERVER_PARSED_TYPES

@@ -44,6 +44,21 @@ class SessionCore:
     """One session's core: `from_client`, `from_upstream`, `on_timer` and `close`, each returning the
     actions to carry out (`None`: forward the frame as received)."""
 
+    __slots__ = (
+        "chain",
+        "close",
+        "from_client",
+        "from_upstream",
+        "ledger",
+        "on_timer",
+        "options",
+        "pipeline",
+        "retrier",
+        "state",
+        "tracker",
+        "traffic",
+    )
+
     def __init__(
         self,
         chain: RuleChain,

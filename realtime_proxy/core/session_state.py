@@ -37,6 +37,23 @@ def b64_span_len(frame: str, field: str = "delta") -> int:
 class SessionState:
     """Per-session facts the rules need, tracked from both directions. Pure; no I/O."""
 
+    __slots__ = (
+        "assistant_audio_produced",
+        "context",
+        "external_audio_input",
+        "input",
+        "items_without_audio",
+        "ledger",
+        "live_model",
+        "output",
+        "session_tools",
+        "session_type",
+        "tools_from_elsewhere",
+        "tools_source",
+        "transcription_model_set",
+        "voice",
+    )
+
     # session.update is parsed so a response.create sent before session.updated arrives
     # already sees the new tools (optimistic; the server's echo overrides it).
     CLIENT_PARSED_TYPES: ClassVar[frozenset[str]] = frozenset({"session.update", "response.create"})
@@ -236,6 +253,8 @@ def _section(session: dict[str, Any], name: str) -> dict[str, Any]:
 
 class SessionStateStage(BaseStage):
     """Keeps `SessionState` current: what actually went upstream, what the API said."""
+
+    __slots__ = ("state",)
 
     name = "session_state"
     client_types = SessionState.CLIENT_PARSED_TYPES

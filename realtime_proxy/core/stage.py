@@ -132,6 +132,8 @@ class Stage(Protocol):
 class BaseStage:
     """Defaults for a stage that cares about only some of the hooks."""
 
+    __slots__ = ()
+
     name = "stage"
     client_types: frozenset[str] = frozenset()
     server_types: frozenset[str] = frozenset()

@@ -72,6 +72,7 @@ def response_done(event: dict[str, Any], about: Response | None, now: float) -> 
 
 
 class TrackingStage(BaseStage):
+    __slots__ = ("_awaiting", "ledger")
     name = "tracking"
     server_types = frozenset({"response.created", "response.done", "rate_limits.updated"})
     server_sees = frozenset(FIRST_DELTA_MODALITY)

@@ -4,7 +4,6 @@ bounded memory of responses and tool outputs seen. Plain data; the decisions are
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -63,16 +62,18 @@ class HeldCancel:
     since: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Memory:
-    finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    outputs: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Plain dicts (insertion-ordered; a key re-added keeps its place, as before): an empty
+    # OrderedDict costs twice an empty dict in every idle session (issue 26).
+    finished: dict[str, None] = field(default_factory=dict)
+    outputs: dict[str, None] = field(default_factory=dict)
 
     @staticmethod
-    def add(store: OrderedDict[str, None], key: str) -> None:
+    def add(store: dict[str, None], key: str) -> None:
         store[key] = None
         while len(store) > MEMORY:
-            store.popitem(last=False)
+            del store[next(iter(store))]  # the oldest
 
 
 def in_band(event: dict[str, Any]) -> bool:

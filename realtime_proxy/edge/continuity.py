@@ -68,6 +68,23 @@ def lost_response_done(response_id: str) -> str:
 
 
 class Continuity:
+    __slots__ = (
+        "core",
+        "log",
+        "loop",
+        "metrics",
+        "on_span",
+        "policy",
+        "relay",
+        "resumptions",
+        "rng",
+        "settings",
+        "target",
+        "task",
+        "trim_logged",
+        "upstream_since",
+    )
+
     def __init__(
         self,
         settings: ContinuitySettings,

@@ -55,11 +55,19 @@ def wrap_core(
 
 
 def counting_redrives(observe: Callable[[Any], None], metrics: UpstreamMetrics) -> Callable[[Any], None]:
-    redrives = metrics.redrives_total
+    return _CountingRedrives(observe, metrics.redrives_total)
 
-    def counted(item: Any) -> None:
+
+class _CountingRedrives:
+    """Counts re-drive outcomes, then observes. An object with slots, not a closure: its cells and
+    function object cost ~350 B in every session (issue 26)."""
+
+    __slots__ = ("observe", "redrives")
+
+    def __init__(self, observe: Callable[[Any], None], redrives: Any) -> None:
+        self.observe, self.redrives = observe, redrives
+
+    def __call__(self, item: Any) -> None:
         if type(item) is ResponseRedriven:
-            redrives.labels(item.outcome).inc()
-        observe(item)
-
-    return counted
+            self.redrives.labels(item.outcome).inc()
+        self.observe(item)

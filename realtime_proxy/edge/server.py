@@ -192,7 +192,8 @@ class ProxyServer:
             query,
             (request.headers.get("traceparent"), request.headers.get("tracestate")),
         )
-        target = UpstreamTarget(plan.url, list(plan.headers), list(plan.subprotocols), self.upstream_options)
+        # The plan's own lists (the plan is dropped after this): no per-session copies (issue 26).
+        target = UpstreamTarget(plan.url, plan.headers, plan.subprotocols, self.upstream_options)
         try:
             relay = self.sessions.start(leg, upstream, pending, self._ended, target)
         except BaseException:

@@ -4,10 +4,9 @@ recorder, the relay; logs `session_open` / `session_closed` and keeps the sessio
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
@@ -19,11 +18,14 @@ from realtime_proxy.core.session import CoreOptions, SessionCore
 from realtime_proxy.edge.continuity import UpstreamTarget
 from realtime_proxy.edge.relay import Core, Limits, Relay
 from realtime_proxy.edge.resilience import counting_redrives, wrap_core
+from realtime_proxy.edge.session_end import SessionEnd
+from realtime_proxy.edge.session_end import close_desc as close_desc  # re-exported
+from realtime_proxy.edge.session_end import close_label as close_label  # re-exported
 from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.ops.cost import SessionCost
 from realtime_proxy.ops.logs import get_logger
-from realtime_proxy.ops.metrics import CLOSE_CODES, Metrics
+from realtime_proxy.ops.metrics import Metrics
 from realtime_proxy.ops.observe import SessionObserver
 from realtime_proxy.ops.observe_live import LiveObserver, live_cost
 from realtime_proxy.ops.record import SessionRecorder
@@ -197,37 +199,16 @@ class SessionBuilder:
                 server_model=lambda: realtime_core.state.live_model,
             )
 
-        def finished(relay: Relay) -> None:
-            if continuity is not None:
-                continuity.close()
-            upstream = relay.upstream  # the last one, after any resumption
-            metrics.sessions_active.dec()
-            duration = time.monotonic() - pending.started
-            metrics.sessions_total.labels(relay.outcome).inc()
-            metrics.session_duration.observe(duration)
-            metrics.live.sessions_closed.labels(route, relay.outcome).inc()
-            if route == "live":
-                metrics.live.session_duration.observe(duration)
-            for side, leg in (("client", client), ("upstream", upstream)):
-                if leg.ws.close_rcvd is not None:
-                    metrics.closes_total.labels(side, close_label(leg.ws.close_rcvd.code)).inc()
-            session_log.info(
-                "session_closed",
-                duration_s=round(duration, 3),
-                outcome=relay.outcome,
-                closed_by=relay.closed_by,
-                frames_from_client=relay.frames["client"],
-                frames_from_upstream=relay.frames["upstream"],
-                bytes_from_client=relay.bytes["client"],
-                bytes_from_upstream=relay.bytes["upstream"],
-                client_close=close_desc(client),
-                upstream_close=close_desc(upstream),
-                resumptions=continuity.resumptions if continuity is not None else 0,
-                **observer.summary(),
-            )
-            observer.end(relay.outcome)
-            on_end(relay)
-
+        finished = SessionEnd(
+            client=client,
+            continuity=continuity,
+            log=session_log,
+            metrics=metrics,
+            observer=observer,
+            on_end=on_end,
+            route=route,
+            started=pending.started,
+        )
         observe = counting_redrives(observer.observe, metrics.upstream)
         relay = Relay(client, upstream, core, observe, self.limits, finished)
         if continuity is not None:
@@ -266,17 +247,3 @@ def upstream_host(url: str) -> str:
 
 def safe_subprotocol(name: str) -> str:
     return "[REDACTED]" if name.lower().startswith("openai-insecure-api-key.") else name
-
-
-def close_desc(leg: Leg) -> dict[str, Any]:
-    rcvd, sent = leg.ws.close_rcvd, leg.ws.close_sent
-    either = rcvd or sent
-    return {
-        "received": rcvd.code if rcvd else None,
-        "sent": sent.code if sent else None,
-        "reason": either.reason if either else None,
-    }
-
-
-def close_label(code: int) -> str:
-    return str(code) if str(code) in CLOSE_CODES else "other"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol as Interface
@@ -39,6 +40,9 @@ TOO_MANY_FRAGMENTS = (1009, "message has too many fragments")
 _PEER_FULL = 1  # the peer's write buffer is full: what this leg sends would pile up there
 _OWN_FULL = 2  # this leg's own write buffer is over own_buffer_limit: it is not taking our answers
 _ALL = _PEER_FULL | _OWN_FULL
+
+
+_SHARED_ID = uuid.UUID(int=0)  # see Leg.__init__
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class Leg(asyncio.Protocol):
     )  # fmt: skip
 
     def __init__(self, ws: Protocol, timing: LegTiming) -> None:
+        # websockets gives each protocol a fresh UUID that only its asyncio layer's logs read (the
+        # sans-I/O protocol never does): one shared value saves ~270 B per leg (issue 26).
+        ws.id = _SHARED_ID
         self.ws = ws
         self.timing = timing
         self.loop = asyncio.get_running_loop()

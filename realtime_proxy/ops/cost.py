@@ -103,6 +103,8 @@ def response_cost(usage: Any, price: ModelPrice) -> float:
 class SessionCost:
     """One session's running cost. `label` is the bounded `model` label value for its metrics."""
 
+    __slots__ = ("label", "price", "priced", "table", "total_usd")
+
     def __init__(self, model: str | None, table: Mapping[str, ModelPrice]) -> None:
         self.table = table
         self.label = model_key(model, table)

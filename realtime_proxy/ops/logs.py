@@ -171,7 +171,10 @@ class LineSink:
 
 
 class _SinkLogger:
-    """structlog's PrintLogger, writing through a LineSink."""
+    """structlog's PrintLogger, writing through a LineSink. Stateless but for the sink: one is
+    shared by every bound logger (a session's bind no longer makes its own; issue 26)."""
+
+    __slots__ = ("sink",)
 
     def __init__(self, sink: LineSink) -> None:
         self.sink = sink
@@ -234,10 +237,11 @@ def configure_logging(
         *([add_static] if fields else []),
     ]
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    sink_logger = _SinkLogger(sink)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=lambda *_args: _SinkLogger(sink),
+        logger_factory=lambda *_args: sink_logger,
         cache_logger_on_first_use=False,
     )
     handler = _SinkHandler(sink)

@@ -55,6 +55,18 @@ _RATE_LIMIT_NAMES = ("requests", "tokens")
 
 
 class SessionObserver:
+    __slots__ = (
+        "_counts",
+        "cost",
+        "log",
+        "metrics",
+        "refusals",
+        "rule_errors",
+        "server_model",
+        "trace",
+        "upstream_errors",
+    )
+
     def __init__(
         self,
         metrics: Metrics,
@@ -69,14 +81,45 @@ class SessionObserver:
         self.cost = cost or SessionCost(None, {})
         self.server_model = server_model  # the model session.created named, once it has
         self.trace = trace  # None unless tracing is configured: every trace hook below is skipped
-        self.rewrites: Counter[str] = Counter()
-        self.retries: Counter[str] = Counter()
-        self.responses: Counter[str] = Counter()
-        self.tokens: Counter[str] = Counter()
+        # The summary's counters (rewrites, retries, responses, tokens, orchestration), each made
+        # on its first count: five empty Counters cost ~400 B in every idle session (issue 26).
+        self._counts: dict[str, Counter[str]] | None = None
         self.upstream_errors = 0
         self.refusals = 0
         self.rule_errors = 0
-        self.orchestration: Counter[str] = Counter()
+
+    def _count(self, kind: str, key: str, n: int = 1) -> None:
+        if self._counts is None:
+            self._counts = {}
+        counter = self._counts.get(kind)
+        if counter is None:
+            counter = self._counts[kind] = Counter()
+        counter[key] += n
+
+    def _counter(self, kind: str) -> Counter[str]:
+        """A read-only view: a fresh empty Counter when nothing was counted (writes go via _count)."""
+        counter = self._counts.get(kind) if self._counts is not None else None
+        return counter if counter is not None else Counter()
+
+    @property
+    def rewrites(self) -> Counter[str]:
+        return self._counter("rewrites")
+
+    @property
+    def retries(self) -> Counter[str]:
+        return self._counter("retries")
+
+    @property
+    def responses(self) -> Counter[str]:
+        return self._counter("responses")
+
+    @property
+    def tokens(self) -> Counter[str]:
+        return self._counter("tokens")
+
+    @property
+    def orchestration(self) -> Counter[str]:
+        return self._counter("orchestration")
 
     def observe(self, item: Observation) -> None:
         if isinstance(item, CoreObservation):
@@ -113,7 +156,7 @@ class SessionObserver:
                 would = TurnAction.WOULD_COALESCE
                 self._turn(TurnAction.COALESCED, item.applied, would, "create_coalesced", item)
             case HoldOverflow():
-                self.orchestration[TurnAction.OVERFLOW.value] += 1
+                self._count("orchestration", TurnAction.OVERFLOW.value)
                 self.metrics.orchestration_total.labels(TurnAction.OVERFLOW).inc()
                 self.log.warning("hold_overflow", **_fields(item))
             case CreateDropped():
@@ -149,7 +192,7 @@ class SessionObserver:
         self.log.info("compat", **_fields(item))
 
     def _on_rewrite(self, item: Rewrite) -> None:
-        self.rewrites[item.rule] += item.count
+        self._count("rewrites", item.rule, item.count)
         self.metrics.rewrites_total.labels(item.rule).inc(item.count)
         self.log.info("rewrite", **_fields(item))
         if self.trace is not None:
@@ -174,7 +217,7 @@ class SessionObserver:
         self, action: TurnAction, applied: bool, would: TurnAction, event: str, item: Observation
     ) -> None:
         action = action if applied else would
-        self.orchestration[action.value] += 1  # plain str keys: the summary line is JSON
+        self._count("orchestration", action.value)  # plain str keys: the summary line is JSON
         self.metrics.orchestration_total.labels(action).inc()
         self.log.info(event, **_fields(item))
 
@@ -184,7 +227,7 @@ class SessionObserver:
             self.trace.on_retry_attempt(item)
 
     def _on_retry_outcome(self, item: RetryOutcome) -> None:
-        self.retries[str(item.outcome)] += 1  # plain str keys: the summary line is JSON
+        self._count("retries", str(item.outcome))  # plain str keys: the summary line is JSON
         self.metrics.retries_total.labels(item.outcome).inc()
         if item.outcome is not RetryResult.UNTRACKED:
             self.metrics.retry_attempts.observe(item.attempts)
@@ -214,7 +257,7 @@ class SessionObserver:
         error_type = _str_or_none(item.error_type)
         self.cost.learn(self.server_model())
         model = self.cost.label
-        self.responses[status] += 1
+        self._count("responses", status)
         self.metrics.responses_total.labels(
             status, bounded(error_type, KNOWN_ERROR_TYPES) if error_type else "none", model
         ).inc()
@@ -223,7 +266,7 @@ class SessionObserver:
         for direction, modality, cached, count in item.tokens:
             cached_label = "true" if cached else "false"
             self.metrics.tokens_total.labels(direction, modality, cached_label, model).inc(count)
-            self.tokens[f"{direction}_{modality}{'_cached' if cached else ''}"] += count
+            self._count("tokens", f"{direction}_{modality}{'_cached' if cached else ''}", count)
         cost = self.cost.add(item.tokens)
         if cost:
             self.metrics.cost_usd_total.labels(model).inc(cost)
