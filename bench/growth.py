@@ -27,8 +27,8 @@ from realtime_proxy.core.actions import StartTimer
 from realtime_proxy.core.context import SessionContext
 from realtime_proxy.core.session import SessionCore
 from realtime_proxy.edge.session_builder import PendingSession, SessionBuilder
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import load_settings
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import load_settings
 
 AUDIO = base64.b64encode(random.Random(0).randbytes(960)).decode()  # 20 ms of 24 kHz PCM16
 FRAME_S = 0.02

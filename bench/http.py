@@ -115,9 +115,9 @@ async def serve_proxy(upstream_port: int, client: str) -> None:
     from realtime_proxy.core.rules import build_chain
     from realtime_proxy.edge.auth import Admission
     from realtime_proxy.edge.http import HttpService
-    from realtime_proxy.ops.logs import configure_logging
-    from realtime_proxy.ops.metrics import Metrics
-    from realtime_proxy.ops.settings import load_settings
+    from realtime_proxy.observe.logs import configure_logging
+    from realtime_proxy.observe.metrics import Metrics
+    from realtime_proxy.settings import load_settings
 
     configure_logging(log_format="json", level="info")  # as deployed: one JSON line per request
     settings = load_settings(None, environ={}, flags={"upstream_url": f"ws://127.0.0.1:{upstream_port}"})

@@ -19,8 +19,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from realtime_proxy.edge.server import ProxyServer
-from realtime_proxy.ops.logs import configure_logging
-from realtime_proxy.ops.settings import load_settings
+from realtime_proxy.observe.logs import configure_logging
+from realtime_proxy.settings import load_settings
 
 API_KEY = "sk-bench-idle"
 

@@ -21,8 +21,8 @@ from openai import AsyncOpenAI
 from realtime_proxy.core.conversation import ConversationMirror
 from realtime_proxy.edge.server import ProxyServer
 from realtime_proxy.fake_upstream import FakeUpstream
-from realtime_proxy.ops.logs import configure_logging
-from realtime_proxy.ops.settings import load_settings
+from realtime_proxy.observe.logs import configure_logging
+from realtime_proxy.settings import load_settings
 
 USER_TEXT = "Could you tell me a little more about that, with one concrete example please? " * 2
 

@@ -83,7 +83,7 @@ def measure(runs: int, workers: int) -> dict[str, object]:
             time.sleep(11)  # past STABLE_AFTER: each kill is a first failure (0.1 s backoff)
     finally:
         _stop(proc)
-    from realtime_proxy.ops.shared_limits import SharedSlots, Zone
+    from realtime_proxy.edge.shared_limits import SharedSlots, Zone
 
     zone = Zone.create(16)
     slots, count = SharedSlots(zone, 0, 10**9), 20000

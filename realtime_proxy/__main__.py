@@ -1,3 +1,3 @@
-from realtime_proxy.ops.cli import main
+from realtime_proxy.commands.cli import main
 
 raise SystemExit(main())

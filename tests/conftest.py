@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from realtime_proxy.edge.health import HealthServer
 from realtime_proxy.edge.server import ProxyServer
 from realtime_proxy.fake_upstream import FakeUpstream
-from realtime_proxy.ops.logs import configure_logging
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import load_settings
+from realtime_proxy.observe.logs import configure_logging
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import load_settings
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 

@@ -20,8 +20,8 @@ from realtime_proxy.api.errors import ApiError
 from realtime_proxy.core.actions import Refusal, Rewrite, ToClient, ToUpstream
 from realtime_proxy.core.rules import rule_by_name
 from realtime_proxy.edge.session_builder import PendingSession, SessionBuilder
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import Settings
 
 MODELS: tuple[str | None, ...] = (
     "gpt-realtime",

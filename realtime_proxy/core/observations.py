@@ -1,5 +1,5 @@
 """The closed set of observations the core produces: the observer matches over this union and ends
-in `assert_never`, so a new observation without a handler fails mypy (ops/observe.py)."""
+in `assert_never`, so a new observation without a handler fails mypy (observe/observe.py)."""
 
 from __future__ import annotations
 

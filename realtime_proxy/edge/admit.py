@@ -24,9 +24,9 @@ from realtime_proxy.edge.upstream import (
     offered_subprotocols,
     upstream_url,
 )
-from realtime_proxy.ops.logs import get_logger
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.observe.logs import get_logger
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import Settings
 
 log = get_logger("proxy.server")
 BETA_REFUSED = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."

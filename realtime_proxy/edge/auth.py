@@ -15,7 +15,7 @@ from pathlib import Path
 
 from websockets.datastructures import Headers
 
-from realtime_proxy.ops.settings import AuthSettings
+from realtime_proxy.settings import AuthSettings
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 _CREDENTIAL_HEADERS = ("authorization", "api-key")

@@ -28,8 +28,8 @@ from realtime_proxy.edge.upstream import UpstreamFailure, UpstreamOptions
 from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.upstream_retry import Attempt, backoff_policy, open_with_retries
 from realtime_proxy.edge.wire import Leg
-from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
-from realtime_proxy.ops.settings import ContinuitySettings, HandshakeRetrySettings
+from realtime_proxy.observe.metrics_upstream import UpstreamMetrics
+from realtime_proxy.settings import ContinuitySettings, HandshakeRetrySettings
 
 # Close codes after which the same session may be opened again: going away (the 60-minute cap is
 # 1001), internal error, service restart, try again later, bad gateway. Anything else (1000, 1008,

@@ -11,7 +11,7 @@ import errno
 import socket
 import ssl
 
-from realtime_proxy.ops.metrics import UPSTREAM_FAILURE_CAUSES as CAUSES
+from realtime_proxy.observe.metrics import UPSTREAM_FAILURE_CAUSES as CAUSES
 
 __all__ = ["CAUSES", "cause_of"]
 # asyncio's create_connection folds the failures of several addresses (localhost: ::1 and 127.0.0.1)

@@ -24,8 +24,8 @@ from realtime_proxy.api.errors import TYPE_FIRST, http_error_body
 from realtime_proxy.edge.auth import malformed_headers
 from realtime_proxy.edge.handshake_memory import drop_handshake
 from realtime_proxy.edge.wire import Leg, LegTiming
-from realtime_proxy.ops.logs import get_logger
-from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.observe.logs import get_logger
+from realtime_proxy.observe.metrics import Metrics
 
 log = get_logger("proxy.listener")
 

@@ -12,11 +12,11 @@ from realtime_proxy.core.redrive import RedriveCore, RedrivePolicy, ResponseRedr
 from realtime_proxy.core.resumable import ResumableCore
 from realtime_proxy.edge.continuity import Continuity, UpstreamTarget
 from realtime_proxy.edge.relay import Core
-from realtime_proxy.ops.metrics_upstream import UpstreamMetrics
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.observe.metrics_upstream import UpstreamMetrics
+from realtime_proxy.settings import Settings
 
 if TYPE_CHECKING:  # the otel extra is optional
-    from realtime_proxy.ops.otel import SessionTrace
+    from realtime_proxy.observe.otel import SessionTrace
 
 
 # Conversation sessions in the GA shape only (core.context's route classes): a sideband belongs to a

@@ -32,16 +32,16 @@ from realtime_proxy.edge.http import HttpService
 from realtime_proxy.edge.listener import ClientLeg
 from realtime_proxy.edge.relay import Relay
 from realtime_proxy.edge.session_builder import PendingSession, SessionBuilder, upstream_host
+from realtime_proxy.edge.shared_limits import LocalSlots, SessionSlots
 from realtime_proxy.edge.upstream import UpstreamFailure, upstream_options
 from realtime_proxy.edge.upstream_retry import Attempt, backoff_policy, open_with_retries
 from realtime_proxy.edge.wire import LegTiming
-from realtime_proxy.ops.logs import get_logger
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import Settings
-from realtime_proxy.ops.shared_limits import LocalSlots, SessionSlots
+from realtime_proxy.observe.logs import get_logger
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import Settings
 
 if TYPE_CHECKING:  # the otel extra is optional
-    from realtime_proxy.ops.otel import Tracing
+    from realtime_proxy.observe.otel import Tracing
 
 log = get_logger("proxy.server")
 SHUTDOWN_CLOSE_BOUND = 2.0  # after the grace period, how long closing handshakes may take

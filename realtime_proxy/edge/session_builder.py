@@ -23,16 +23,16 @@ from realtime_proxy.edge.session_end import close_desc as close_desc  # re-expor
 from realtime_proxy.edge.session_end import close_label as close_label  # re-exported
 from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
-from realtime_proxy.ops.cost import SessionCost
-from realtime_proxy.ops.logs import get_logger
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.observe import SessionObserver
-from realtime_proxy.ops.observe_live import LiveObserver, live_cost
-from realtime_proxy.ops.record import SessionRecorder
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.observe.cost import SessionCost
+from realtime_proxy.observe.logs import get_logger
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.observe.observe import SessionObserver
+from realtime_proxy.observe.observe_live import LiveObserver, live_cost
+from realtime_proxy.observe.record import SessionRecorder
+from realtime_proxy.settings import Settings
 
 if TYPE_CHECKING:  # the otel extra is optional
-    from realtime_proxy.ops.otel import Tracing
+    from realtime_proxy.observe.otel import Tracing
 
 log = get_logger("proxy.server")
 

@@ -13,8 +13,8 @@ from typing import Any
 from realtime_proxy.edge.continuity import Continuity
 from realtime_proxy.edge.relay import Relay
 from realtime_proxy.edge.wire import Leg
-from realtime_proxy.ops.metrics import CLOSE_CODES, Metrics
-from realtime_proxy.ops.observe import SessionObserver
+from realtime_proxy.observe.metrics import CLOSE_CODES, Metrics
+from realtime_proxy.observe.observe import SessionObserver
 
 
 class SessionEnd:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 
 from realtime_proxy.edge.target import BadRequestTarget as BadRequestTarget  # raised by upstream_url
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.settings import Settings
 
 # Auth and identity headers the API reads; everything else (hop-by-hop, cookies, Host, Origin,
 # Sec-WebSocket-*) stays on the client leg.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from realtime_proxy.core.backoff import BackoffPolicy, HandshakeCause, cause_of, next_delay, parse_retry_after
 from realtime_proxy.edge.upstream import UpstreamFailure, UpstreamOptions, UpstreamRefused, UpstreamTimeout
 from realtime_proxy.edge.upstream_leg import UpstreamLeg, open_upstream
-from realtime_proxy.ops.settings import HandshakeRetrySettings
+from realtime_proxy.settings import HandshakeRetrySettings
 
 NO_RETRIES = BackoffPolicy(max_attempts=1)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from realtime_proxy.ops.probe_cases import PROBES
+from realtime_proxy.commands.probe_cases import PROBES
 from tests.e2e.helpers import AUTH, proxy_command
 
 SUBCOMMANDS = [

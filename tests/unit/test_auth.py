@@ -20,7 +20,7 @@ from realtime_proxy.edge.auth import (
     presented_token,
     token_digest,
 )
-from realtime_proxy.ops.settings import AuthSettings
+from realtime_proxy.settings import AuthSettings
 
 TOKEN = "tok-123"
 DIGEST = hashlib.sha256(TOKEN.encode()).hexdigest()

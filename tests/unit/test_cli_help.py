@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime_proxy.ops.cli import build_parser, main
+from realtime_proxy.commands.cli import build_parser, main
 
 
 def test_top_level_help_lists_lint_tracing_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from realtime_proxy.fake_upstream.usage import usage
-from realtime_proxy.ops.cost import (
+from realtime_proxy.observe.cost import (
     DEFAULT_PRICES,
     OTHER_MODEL,
     ModelPrice,
@@ -15,7 +15,7 @@ from realtime_proxy.ops.cost import (
     model_key,
     response_cost,
 )
-from realtime_proxy.ops.settings import ConfigError, load_settings
+from realtime_proxy.settings import ConfigError, load_settings
 
 PRICE = ModelPrice(
     text_input=4.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime_proxy.ops.settings import ConfigError, load_settings
+from realtime_proxy.settings import ConfigError, load_settings
 
 
 def test_inject_routes_from_the_environment() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from realtime_proxy.commands.lint import lint_events, read_events
 from realtime_proxy.core.rules import ALL_RULES, build_chain
-from realtime_proxy.ops.lint import lint_events, read_events
 
 DATA = Path(__file__).parents[1] / "data"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from realtime_proxy.ops.logs import REDACTED, configure_logging, get_logger, redact_value, safe_headers
+from realtime_proxy.observe.logs import REDACTED, configure_logging, get_logger, redact_value, safe_headers
 
 
 def test_secret_keys_and_patterns_are_redacted() -> None:
@@ -99,7 +99,7 @@ def test_websockets_handshake_tracebacks_keep_the_exception_class_only() -> None
 
 
 def test_every_value_is_capped_with_its_length_noted() -> None:
-    from realtime_proxy.ops.logs import MAX_ITEMS, redact_value
+    from realtime_proxy.observe.logs import MAX_ITEMS, redact_value
 
     secret = "sk-proj-" + "A1-" * 40
     text = "x " * 510 + secret + " tail" * 1000  # the key straddles the 1 KiB cut

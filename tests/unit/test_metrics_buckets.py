@@ -7,7 +7,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.observe.metrics import Metrics
 
 
 def histogram_quantile(q: float, metrics: Metrics, family: str) -> float:

@@ -22,8 +22,8 @@ from realtime_proxy.core.orchestration_observations import (
     ResponseReleased,
 )
 from realtime_proxy.core.retry_policy import RetryResult
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.observe import SessionObserver
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.observe.observe import SessionObserver
 
 
 class Log:

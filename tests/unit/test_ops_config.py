@@ -15,8 +15,8 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime_proxy.ops.metrics import Metrics, SupervisorMetrics
-from realtime_proxy.ops.settings import load_settings
+from realtime_proxy.observe.metrics import Metrics, SupervisorMetrics
+from realtime_proxy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from realtime_proxy.core.actions import Refusal, ResponseDone, RetryAttempt, RetryOutcome, Rewrite
-from realtime_proxy.ops.otel import SessionTrace, Tracing
+from realtime_proxy.observe.otel import SessionTrace, Tracing
 
 TOKENS = [("input", "text", False, 10), ("input", "audio", True, 5), ("output", "text", False, 7)]
 

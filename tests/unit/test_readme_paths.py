@@ -88,7 +88,7 @@ def test_generated_files_are_described_as_generated_and_ignored() -> None:
 
 def test_the_rule_table_is_the_catalogues() -> None:
     """docs/rules.md's table is `realtime-proxy rules --format markdown`, regenerated when a rule changes."""
-    from realtime_proxy.ops.catalogue import _markdown
+    from realtime_proxy.commands.catalogue import _markdown
 
     assert _markdown() in TEXT[ROOT / "docs" / "rules.md"]
 
@@ -96,7 +96,7 @@ def test_the_rule_table_is_the_catalogues() -> None:
 def test_every_setting_is_in_the_settings_doc() -> None:
     from pydantic import BaseModel
 
-    from realtime_proxy.ops.settings import Settings
+    from realtime_proxy.settings import Settings
 
     text = TEXT[ROOT / "docs" / "settings.md"]
     missing = [name for name in Settings.model_fields if f"`{name}" not in text]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime_proxy.ops.settings import ConfigError, Settings, env_overrides, load_settings
+from realtime_proxy.settings import ConfigError, Settings, env_overrides, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

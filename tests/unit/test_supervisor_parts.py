@@ -10,11 +10,11 @@ import os
 import pytest
 from prometheus_client import generate_latest
 
-from realtime_proxy.ops.logs import LineSink, configure_logging, dropped_lines, get_logger
-from realtime_proxy.ops.metrics import Metrics, SupervisorMetrics
-from realtime_proxy.ops.metrics_merge import merge_exposition
-from realtime_proxy.ops.shared_limits import LocalSlots, SharedSlots, Zone
-from realtime_proxy.ops.supervisor import backoff
+from realtime_proxy.commands.supervisor import backoff
+from realtime_proxy.edge.shared_limits import LocalSlots, SharedSlots, Zone
+from realtime_proxy.observe.logs import LineSink, configure_logging, dropped_lines, get_logger
+from realtime_proxy.observe.metrics import Metrics, SupervisorMetrics
+from realtime_proxy.observe.metrics_merge import merge_exposition
 from tests.exposition_lint import exposition_problems
 
 

@@ -9,7 +9,7 @@ from realtime_proxy.core.closing import LegClosed, SessionOutcome, Side, outcome
 from realtime_proxy.core.context import ALL_ROUTES, ROUTES, SessionRoute, route_of
 from realtime_proxy.core.stage import Lane, Message
 from realtime_proxy.core.traffic import DIRECTIONS
-from realtime_proxy.ops.metrics import CLOSE_SIDES, SESSION_OUTCOMES, Metrics
+from realtime_proxy.observe.metrics import CLOSE_SIDES, SESSION_OUTCOMES, Metrics
 
 
 def test_published_values_are_unchanged() -> None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from realtime_proxy.ops.metrics import Metrics
+from realtime_proxy.observe.metrics import Metrics
 
 RETRY_AFTER_SECONDS = 1
 

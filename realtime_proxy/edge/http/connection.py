@@ -17,7 +17,7 @@ import h11
 
 from realtime_proxy.edge.http.exchange import CutOff, Exchange, RequestHead, error_body
 from realtime_proxy.edge.http.framing import MESSAGES, framing_problem, h11_reason, head_end
-from realtime_proxy.ops.logs import get_logger
+from realtime_proxy.observe.logs import get_logger
 
 log = get_logger("proxy.http")
 Handler = Callable[[Exchange], Awaitable[None]]

@@ -29,9 +29,9 @@ from realtime_proxy.edge.upstream import (
     forwarded_headers,
     upstream_url,
 )
-from realtime_proxy.ops.logs import get_logger
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.observe.logs import get_logger
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import Settings
 
 log = get_logger("proxy.http")
 # Response headers that describe one hop only (RFC 9110 §7.6.1), plus cookies: the request leg

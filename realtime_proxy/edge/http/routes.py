@@ -18,7 +18,7 @@ class BodyKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class HttpRoute:
-    name: str  # metrics label: one of realtime_proxy.ops.settings.HTTP_ROUTE_CLASSES
+    name: str  # metrics label: one of realtime_proxy.settings.HTTP_ROUTE_CLASSES
     body: BodyKind = BodyKind.NONE
     translation: bool = False  # a translation session: only rules that fit it apply
 

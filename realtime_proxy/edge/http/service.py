@@ -12,8 +12,8 @@ from realtime_proxy.edge.auth import Admission
 from realtime_proxy.edge.http.client import Timeouts, UpstreamClient
 from realtime_proxy.edge.http.connection import ConnectionLimits, HttpConnection
 from realtime_proxy.edge.http.forward import Forwarder
-from realtime_proxy.ops.metrics import Metrics
-from realtime_proxy.ops.settings import Settings
+from realtime_proxy.observe.metrics import Metrics
+from realtime_proxy.settings import Settings
 
 
 def upstream_client(settings: Settings, ssl_context: ssl.SSLContext | None) -> UpstreamClient:

@@ -1,0 +1,1 @@
+"""Observation: logs, metrics, traces, cost and recordings of what the core reports."""

@@ -1,1 +1,0 @@
-"""The operator edge: settings, logs, metrics, the observer, the command line, lint and recording."""
