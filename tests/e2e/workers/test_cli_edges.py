@@ -23,7 +23,7 @@ SUBCOMMANDS = [
     ["rules"],
     ["rules", "--format", "json"],
     ["rules", "--format", "markdown"],
-    ["lint", str(Path(__file__).parents[1] / "data" / "every_rule.jsonl")],
+    ["lint", str(Path(__file__).parents[2] / "data" / "every_rule.jsonl")],
     ["probe", "--fake-upstream", "--rule", "drop_temperature"],
     ["--help"],
     ["--version"],
@@ -91,7 +91,7 @@ async def test_the_proxy_outlives_its_log_reader() -> None:
     SIGTERM still ends it with 0 (the first log write used to raise in the session's code)."""
     read, write = os.pipe()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_PROXY_")}
-    env |= {"REALTIME_PROXY_WORKERS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    env |= {"REALTIME_PROXY_WORKERS": "1", "PYTHONPATH": str(Path(__file__).parents[3])}
     args = (
         "--fake-upstream",
         "--log-format",

@@ -23,7 +23,7 @@ import pytest
 
 from tests.e2e.helpers import proxy_process
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^```(\w+) ([\w-]+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 _EXPECTED_PRINT = re.compile(r"print\(.*\)\s+# (.+)$")
