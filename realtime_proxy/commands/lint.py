@@ -110,14 +110,7 @@ def lint_events(events: list[Any], chain: RuleChain, *, beta_client: bool = Fals
             report.findings.append(Finding(number, event_type, event_id, "unfixable", message=message))
             continue
         frame = _frame_for_state(event)
-        actions = core.from_client(frame, 0.0)
-        sent = frame if actions is None else None
-        for action in actions or ():
-            finding = finding_of(number, event_type, event_id, action)
-            if finding is not None:
-                report.findings.append(finding)
-            elif isinstance(action, ToUpstream) and isinstance(action.frame, str):
-                sent = action.frame
+        sent = through_core(core.from_client(frame, 0.0), frame, number, event_type, event_id, report)
         forwarded = parse_object(sent) if sent is not None else None
         remaining = _unfixable(forwarded, core.state) if forwarded is not None else None
         if remaining is not None:
@@ -132,6 +125,21 @@ def lint_events(events: list[Any], chain: RuleChain, *, beta_client: bool = Fals
                 )
             )
     return report
+
+
+def through_core(
+    actions: Any, frame: str, number: int, event_type: str, event_id: Any, report: Report
+) -> str | None:
+    """What a core's actions for one client event sent upstream (None: nothing), recording every
+    rewrite, refusal and rule error among them as a finding."""
+    sent = frame if actions is None else None
+    for action in actions or ():
+        finding = finding_of(number, event_type, event_id, action)
+        if finding is not None:
+            report.findings.append(finding)
+        elif isinstance(action, ToUpstream) and isinstance(action.frame, str):
+            sent = action.frame
+    return sent
 
 
 def finding_of(number: int, event_type: str, event_id: Any, action: Any) -> Finding | None:

@@ -9,8 +9,7 @@ from typing import Any
 
 from realtime_proxy.api.errors import LIVE_NOT_STARTED, live_unsupported
 from realtime_proxy.api.events import LIVE_CLIENT_EVENT_TYPES, LIVE_RECORDED_SERVER_EVENTS
-from realtime_proxy.commands.lint import Finding, Report, finding_of
-from realtime_proxy.core.actions import ToUpstream
+from realtime_proxy.commands.lint import Finding, Report, through_core
 from realtime_proxy.core.context import SessionContext, SessionRoute
 from realtime_proxy.core.events import dump, parse_object
 from realtime_proxy.core.live_session import LiveSessionCore
@@ -39,14 +38,7 @@ def lint_live_events(events: list[Any], chain: RuleChain) -> Report:
             continue
         report.events += 1
         frame = dump(event)
-        actions = core.from_client(frame, 0.0)
-        sent = frame if actions is None else None
-        for action in actions or ():
-            finding = finding_of(number, event_type, event_id, action)
-            if finding is not None:
-                report.findings.append(finding)
-            elif isinstance(action, ToUpstream) and isinstance(action.frame, str):
-                sent = action.frame
+        sent = through_core(core.from_client(frame, 0.0), frame, number, event_type, event_id, report)
         forwarded = parse_object(sent) if sent is not None else None
         kind = forwarded.get("type") if forwarded is not None else None
         if kind == "session.start":

@@ -12,10 +12,9 @@ out-of-band response is one span (the client saw one response) that starts at th
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,29 +29,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from realtime_proxy import __version__
 from realtime_proxy.core.actions import FirstDelta, Refusal, ResponseDone, RetryAttempt, RetryOutcome, Rewrite
-from realtime_proxy.observe.otel_live import LiveTraceHooks
+from realtime_proxy.observe.otel_live import LiveTraceHooks, never_raises
 
 SYSTEM = "openai"
 OPERATION = "chat"  # a Realtime response is a conversational generation (GenAI operation "chat")
 _PENDING_LIMIT = 256  # client events whose rewrites wait for their response (bounded)
 Attributes = dict[str, Any]
 log = structlog.get_logger("proxy.otel")
-
-
-def _never_raises(hook: Callable[..., None]) -> Callable[..., None]:
-    """First, do no harm: a tracing bug costs this session its trace, never the session itself."""
-
-    @functools.wraps(hook)
-    def guarded(self: SessionTrace, *args: Any) -> None:
-        if self.broken:
-            return
-        try:
-            hook(self, *args)
-        except Exception as exc:
-            self.broken = True
-            log.error("trace_error", hook=hook.__name__, error=repr(exc))
-
-    return guarded
 
 
 class Tracing:
@@ -131,7 +114,7 @@ class SessionTrace(LiveTraceHooks):
 
     # -- hooks: one per observation the trace uses ---------------------------------------------
 
-    @_never_raises
+    @never_raises
     def on_rewrite(self, item: Rewrite) -> None:
         attributes: Attributes = {
             "realtime_proxy.rewrite.rule": item.rule,
@@ -150,17 +133,17 @@ class SessionTrace(LiveTraceHooks):
         while len(self._pending) > _PENDING_LIMIT:
             self._pending.popitem(last=False)
 
-    @_never_raises
+    @never_raises
     def on_refusal(self, item: Refusal) -> None:
         attributes = {"realtime_proxy.refusal.rule": item.rule, "realtime_proxy.refusal.code": item.code}
         self.span.add_event("realtime_proxy.refusal", {**attributes, **_event_type(item.event_type)})
 
-    @_never_raises
+    @never_raises
     def on_first_delta(self, item: FirstDelta) -> None:
         if item.response_id is not None:
             self._first_delta[item.response_id] = item.seconds
 
-    @_never_raises
+    @never_raises
     def on_response_done(self, item: ResponseDone, status: str, cost_usd: float) -> None:
         """`status`: the bounded status the metrics use; `cost_usd`: this response's cost."""
         end = time.time_ns()
@@ -187,7 +170,7 @@ class SessionTrace(LiveTraceHooks):
         else:
             self._write(response)
 
-    @_never_raises
+    @never_raises
     def on_retry_attempt(self, item: RetryAttempt) -> None:
         failed = self._held.pop(item.response_id, None) if item.response_id else None
         if failed is None:
@@ -204,7 +187,7 @@ class SessionTrace(LiveTraceHooks):
         failed.events.append(("realtime_proxy.retry_attempt", attributes, time.time_ns()))
         self._failed.setdefault(item.client_event_id, []).append(failed)
 
-    @_never_raises
+    @never_raises
     def on_retry_outcome(self, item: RetryOutcome) -> None:
         failed = self._failed.pop(item.client_event_id, [])
         final = self._held.pop(item.response_id, None) if item.response_id else None
@@ -219,7 +202,7 @@ class SessionTrace(LiveTraceHooks):
             final.events = [event for attempt in failed for event in attempt.events] + final.events
         self._write(final)
 
-    @_never_raises
+    @never_raises
     def on_resumption(self, details: dict[str, Any]) -> None:
         """One span per resumption of the session on a new upstream connection (issue 25)."""
         now = time.time_ns()
@@ -236,7 +219,7 @@ class SessionTrace(LiveTraceHooks):
             span.set_status(Status(StatusCode.ERROR, str(details.get("outcome"))))
         span.end(end_time=now)
 
-    @_never_raises
+    @never_raises
     def end(self, outcome: str, summary: Attributes) -> None:
         for response in [*self._held.values(), *(r for rs in self._failed.values() for r in rs)]:
             self._write(response)

@@ -25,11 +25,12 @@ log = structlog.get_logger("proxy.otel")
 OPERATION = "chat"
 
 
-def _guarded(hook: Callable[..., None]) -> Callable[..., None]:
-    """A tracing bug costs the session its trace, never the session (as `otel._never_raises`)."""
+def never_raises(hook: Callable[..., None]) -> Callable[..., None]:
+    """First, do no harm: a tracing bug costs this session its trace, never the session itself
+    (every hook of `otel.SessionTrace`, the Live ones here included)."""
 
     @functools.wraps(hook)
-    def guarded(self: LiveTraceHooks, *args: Any) -> None:
+    def guarded(self: Any, *args: Any) -> None:
         if self.broken:
             return
         try:
@@ -49,7 +50,7 @@ class LiveTraceHooks:
     base: dict[str, Any]
     broken: bool
 
-    @_guarded
+    @never_raises
     def on_live_started(self, item: LiveStarted) -> None:
         if item.model:
             self.model = item.model
@@ -59,7 +60,7 @@ class LiveTraceHooks:
         if item.live_session_id:
             self.span.set_attribute("gen_ai.conversation.id", item.live_session_id)
 
-    @_guarded
+    @never_raises
     def on_live_first_delta(self, item: LiveFirstDelta) -> None:
         attributes: dict[str, Any] = {
             "realtime_proxy.live.trigger": item.trigger,
@@ -68,7 +69,7 @@ class LiveTraceHooks:
         }
         self.span.add_event("realtime_proxy.live.first_delta", attributes)
 
-    @_guarded
+    @never_raises
     def on_live_error(self, item: LiveError) -> None:
         attributes = {
             "error.type": item.error_type or "other",
@@ -76,7 +77,7 @@ class LiveTraceHooks:
         }
         self.span.add_event("realtime_proxy.live.error", attributes)
 
-    @_guarded
+    @never_raises
     def on_live_delegated_response(
         self, item: LiveDelegatedResponse, status: str, live_model: str | None
     ) -> None:
