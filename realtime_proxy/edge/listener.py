@@ -23,6 +23,8 @@ from websockets.typing import Subprotocol
 from realtime_proxy.api.errors import TYPE_FIRST, http_error_body
 from realtime_proxy.edge.auth import malformed_headers
 from realtime_proxy.edge.handshake_memory import drop_handshake
+from realtime_proxy.edge.target import REFUSAL as TARGET_REFUSAL
+from realtime_proxy.edge.target import visible_ascii
 from realtime_proxy.edge.wire import Leg, LegTiming
 from realtime_proxy.observe.logs import get_logger
 from realtime_proxy.observe.metrics import Metrics
@@ -136,10 +138,12 @@ class ClientLeg(Leg):
         lines = bytes(self.head[:end]).split(b"\r\n")
         method = lines[0].split(b" ", 1)[0]
         if _is_upgrade(lines[1:]):
-            if not _printable_target(lines[0]):
-                # Refused here, the same on every websockets version (17 fails such a request line
-                # in its parser, earlier ones passed it on to the target check).
-                self._refuse_raw(400, "invalid_request_target", "The request target is not valid.")
+            raw_target = [*lines[0].split(b" "), b""][1].decode("latin-1")
+            if not visible_ascii(raw_target):
+                # Refused here as admission would (websockets 17 fails such a request line in its
+                # parser, earlier versions passed it on to the target check).
+                self.gateway.metrics.handshakes_total.labels("rejected_path").inc()
+                self._refuse_raw(400, "invalid_request_target", TARGET_REFUSAL)
                 return
             self._upgrade()
         elif self.gateway.http_factory is not None:
@@ -230,9 +234,3 @@ def _is_upgrade(header_lines: list[bytes]) -> bool:
         if name.strip().lower() == b"upgrade" and b"websocket" in value.lower():
             return True
     return False
-
-
-def _printable_target(request_line: bytes) -> bool:
-    """The request target is visible ASCII (RFC 9112 §3.2: no raw bytes above 0x7e)."""
-    parts = request_line.split(b" ")
-    return len(parts) < 2 or all(0x21 <= byte <= 0x7E for byte in parts[1])

@@ -32,14 +32,15 @@ class BadRequestTarget(ValueError):
         super().__init__(message)
 
 
+def visible_ascii(target: str) -> bool:
+    """Every character of the target is visible ASCII (RFC 9112 §3.2: no controls, spaces or raw
+    bytes above 0x7e)."""
+    return all(0x21 <= ord(c) < 0x7F for c in target)
+
+
 def normalise_target(target: str, *, strict: bool) -> str:
     """The path and query to send upstream, or BadRequestTarget."""
-    if (
-        not target.startswith("/")
-        or target.startswith("//")
-        or "\\" in target
-        or any(not 0x21 <= ord(c) < 0x7F for c in target)
-    ):
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or not visible_ascii(target):
         raise BadRequestTarget
     target, fragment, _ = target.partition("#")
     path, question, query = target.partition("?")

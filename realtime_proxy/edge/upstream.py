@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 
 from realtime_proxy.edge.target import BadRequestTarget as BadRequestTarget  # raised by upstream_url
+from realtime_proxy.edge.target import visible_ascii
 from realtime_proxy.settings import Settings
 
 # Auth and identity headers the API reads; everything else (hop-by-hop, cookies, Host, Origin,
@@ -78,7 +79,7 @@ def upstream_url(base: str, request_target: str) -> str:
         or request_target.startswith("//")
         or "\\" in request_target
         or "#" in request_target  # callers pass target.normalise_target's result: no fragment
-        or any(not 0x21 <= ord(c) < 0x7F for c in request_target)
+        or not visible_ascii(request_target)
     ):
         raise BadRequestTarget
     url = base.rstrip("/") + request_target
