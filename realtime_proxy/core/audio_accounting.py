@@ -72,6 +72,8 @@ class InputBuffer:
     def _in_play(self) -> float:
         if self._pending_overflow:
             return MIN_BYTES_PER_MS
+        if not self._pending_formats:  # the usual case (every append calls this): no list built
+            return self.confirmed_bpm or MIN_BYTES_PER_MS
         return min([self.confirmed_bpm or MIN_BYTES_PER_MS, *(b for b in self._pending_formats if b)])
 
     @property
@@ -88,7 +90,8 @@ class InputBuffer:
         if bpm < self.floor_bpm:
             self.floor_bpm = bpm
         for reset in self._resets:
-            reset[1] = min(reset[1], bpm)
+            if bpm < reset[1]:
+                reset[1] = bpm
 
     def unreadable(self) -> None:
         self.total_bytes += UNREADABLE_BYTES
@@ -153,7 +156,12 @@ class OutputAudio:
         if bpm is None:  # a response the proxy did not see created
             bpm = self._fallback()
         ms = b64_len * 0.75 / bpm
-        _bounded_put(self.delivered_ms, item_id, self.delivered_ms.get(item_id, 0.0) + ms)
+        delivered = self.delivered_ms
+        before = delivered.get(item_id)
+        if before is None:
+            _bounded_put(delivered, item_id, ms)
+        else:  # the usual case, every delta of an item after its first
+            delivered[item_id] = before + ms
 
 
 def _bounded_put(table: dict[str, float], key: str, value: float) -> None:

@@ -32,9 +32,25 @@ from realtime_proxy.core.traffic import C2U, U2C, DirectionCounts, TrafficCounts
 
 _AT_EXIT = frozenset({"response.create", "error"})  # what the lane's exit looks at (see _exit)
 _SHARED_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
+# The bulk of the traffic, recognised by its first bytes (compact, or spaced as Python's json.dumps
+# writes it): the type is then what sniff_type / leading_type would say, without their calls.
+HOT_TYPES = {Lane.CLIENT: "input_audio_buffer.append", Lane.SERVER: "response.output_audio.delta"}
+_HOT_PREFIXES = {lane: (f'{{"type":"{hot}"', f'{{"type": "{hot}"') for lane, hot in HOT_TYPES.items()}
 
 Hook = Callable[[Message, float], list[StageAction]]
 Dispatch = tuple[tuple[Stage, Hook], ...]
+FastHook = Callable[[str, str, float], list[StageAction] | None]
+
+
+class _Fast:
+    """The fast route of one event type in one lane: the type is never parsed, no stage on its route
+    reads more than the raw frame, and each has a `fast_*` hook equivalent to its full one. Frames go
+    through those hooks with no Message or action list built until some hook answers."""
+
+    __slots__ = ("full", "label", "steps", "type")
+
+    def __init__(self, event_type: str, label: str, steps: tuple[FastHook, ...], full: Dispatch) -> None:
+        self.type, self.label, self.steps, self.full = event_type, label, steps, full
 
 
 @dataclass(slots=True)
@@ -44,9 +60,10 @@ class _Lane:
     direction: Lane
     stages: tuple[Stage, ...]
     parsed: frozenset[str]
-    routes: dict[str | None, Dispatch]
+    routes: dict[str | None, Dispatch | _Fast]
     counts: DirectionCounts  # this direction's traffic counters (shared by the process's sessions)
     known: frozenset[str]  # event types counted by name (others as "other")
+    hot: tuple[str, str]  # the prefixes of the lane's hot type (HOT_TYPES)
 
 
 class Pipeline:
@@ -86,8 +103,19 @@ class Pipeline:
             counts.bytes += len(frame)
             return None
         # Classification, inline: this runs for every audio frame. The API writes one `type` per
-        # event; a client's frame may repeat it, so only theirs gets the stricter sniff.
-        event_type = sniff_type(frame) if lane is self._client else leading_type(frame)
+        # event; a client's frame may repeat it, so only theirs gets the stricter sniff: a hot frame
+        # with no backslash and no `"type"` after its own is what sniff_type would name it.
+        event_type: str | None
+        client = lane is self._client
+        if frame.startswith(lane.hot) and (not client or ("\\" not in frame and frame.find('"type"', 7) < 0)):
+            event_type = HOT_TYPES[lane.direction]
+        else:
+            event_type = sniff_type(frame) if client else leading_type(frame)
+        route = lane.routes.get(event_type)
+        if route is None and event_type in lane.known:
+            route = lane.routes[event_type] = self._route(lane, event_type)
+        if route.__class__ is _Fast:
+            return self._fast(lane, route, frame, now)
         event = None
         if event_type is None or event_type in lane.parsed:
             if len(frame) <= self._max_parse:
@@ -96,11 +124,12 @@ class Pipeline:
                 event_type = leading_type(frame)
         counts.frames[label_for(event_type, lane.known)] += 1
         counts.bytes += len(frame)
-        route = lane.routes.get(event_type)
-        if route is None:
-            route = _route(lane, event_type)
+        cached = lane.routes.get(event_type)
+        if cached is None:
+            cached = self._route(lane, event_type)
             if event_type in lane.known:
-                lane.routes[event_type] = route
+                lane.routes[event_type] = cached
+        route = cached.full if isinstance(cached, _Fast) else cached  # parsed here: the full hooks
         message = Message(lane.direction, frame, event_type, event)
         if lane is self._server and event_type in LEDGER_SERVER_TYPES:
             self.ledger.on_server(event_type, event, now)  # once, before any stage reads it
@@ -112,6 +141,48 @@ class Pipeline:
         elif not actions and not message.changed and message.frame is frame and not message.done:
             return None  # no stage changed or said anything: the relay forwards it as received
         return _out(message, actions)
+
+    def _fast(self, lane: _Lane, fast: _Fast, frame: str, now: float) -> list[Action] | None:
+        """A frame of a fast-routed type: counted, shown to each stage's fast hook; None (forward as
+        received) unless a hook answers, in which case the rest is the full pipeline's."""
+        counts = lane.counts
+        counts.frames[fast.label] += 1
+        counts.bytes += len(frame)
+        event_type = fast.type
+        for hook in fast.steps:
+            produced = hook(frame, event_type, now)
+            if produced:
+                return self._handover(lane, fast, fast.steps.index(hook), produced, frame, now)
+        return None
+
+    def _handover(
+        self, lane: _Lane, fast: _Fast, index: int, produced: list[StageAction], frame: str, now: float
+    ) -> list[Action] | None:
+        """A fast hook answered: from here on the frame is a Message through the full hooks."""
+        stage = fast.full[index][0]
+        message = Message(lane.direction, frame, fast.type)
+        actions = self._resolve(stage, produced, now, message)
+        if not message.done:
+            actions.extend(self._pass(message, fast.full[index + 1 :], now))
+        if not actions and not message.changed and message.frame is frame and not message.done:
+            return None
+        return _out(message, actions)
+
+    def _route(self, lane: _Lane, event_type: str | None) -> Dispatch | _Fast:
+        """The route of a known type, built once per session: fast when every stage on it can."""
+        route = _route(lane, event_type)
+        client = lane.direction == Lane.CLIENT
+        if (
+            self._log_event_types
+            or event_type is None
+            or event_type in lane.parsed
+            or event_type in _AT_EXIT
+            or (not client and event_type in LEDGER_SERVER_TYPES)
+            or not all(event_type in (s.client_fast if client else s.server_fast) for s, _ in route)
+        ):
+            return route
+        hooks = tuple(s.fast_client if client else s.fast_server for s, _ in route)
+        return _Fast(event_type, label_for(event_type, lane.known), hooks, route)
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -228,4 +299,5 @@ def _lane(direction: Lane, stages: tuple[Stage, ...], traffic: TrafficCounts) ->
     # Routes are cached per known type on first sight (a session sees a dozen of the ~90 types:
     # building all of them up front cost ~11 KiB per idle session); an unknown type is routed per
     # frame (not cached: clients choose those strings).
-    return _Lane(direction, stages, parsed, {}, traffic.by_direction[C2U if client else U2C], known)
+    counts = traffic.by_direction[C2U if client else U2C]
+    return _Lane(direction, stages, parsed, {}, counts, known, _HOT_PREFIXES[direction])

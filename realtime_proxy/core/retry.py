@@ -58,6 +58,14 @@ METADATA_KEY = "_proxy_attempt"
 METADATA_MAX_KEYS = 16
 SERVER_PARSED_TYPES: frozenset[str] = frozenset({"response.created", "response.done", "error"})
 
+# Output events the fast path may hand to `fast_server` (none of them is parsed: not SERVER_PARSED_TYPES).
+FAST_OTHER = (
+    "response.output_audio.delta",
+    "response.output_audio_transcript.delta",
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+)
+
 # Repairs a re-send: the request (a copy) in, the repaired request and the rule changes out.
 Escalate = Callable[[dict[str, Any]], tuple[dict[str, Any], list[RuleRewrite]]]
 
@@ -93,6 +101,7 @@ class ResponseRetrier(BaseStage):
     client_types = frozenset({"response.create", "response.cancel"})
     server_types = SERVER_PARSED_TYPES
     server_sees_all = True  # a held response is released by its first output event, whatever type
+    server_fast = frozenset(FAST_OTHER)  # unparsed output events: on_server is `_on_other`
 
     def __init__(
         self,
@@ -137,6 +146,9 @@ class ResponseRetrier(BaseStage):
         if not self._by_token:
             return []
         return self.on_server_frame(message.type, message.event, message.out(), now) or []
+
+    def fast_server(self, frame: str, event_type: str, now: float) -> list[StageAction] | None:
+        return self._on_other(event_type, frame) if self._by_token else None
 
     # --- client side -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ and `observe_server` with what the API sent; audio frames are measured, never pa
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from realtime_proxy.core.audio_accounting import (
@@ -32,6 +33,19 @@ def b64_span_len(frame: str, field: str = "delta") -> int:
     start = frame.find('"', colon + 1) if colon >= 0 else -1
     end = frame.find('"', start + 1) if start >= 0 else -1
     return end - start - 1 if end > start else 0
+
+
+# The API's own compact layout of an audio delta (event_id first, as the fake upstream writes it, or
+# second). Where it matches, the `item_id` and `response_id` it captures are the first such pairs
+# in the frame (every earlier string is a quote-free value followed by a comma, never a key), and the
+# first `"delta"` is the key before the payload (no value may be exactly `delta`), so the sniffs
+# and b64_span_len would find the same three things.
+_VALUE = r'"(?!delta")[^"\\]*"'
+_API_DELTA = re.compile(
+    rf'\{{(?:"event_id":{_VALUE},)?"type":"response\.output_audio\.delta",(?:"event_id":{_VALUE},)?'
+    r'"response_id":"(?!delta")([^"\\]*)","item_id":"(?!delta")([^"\\]*)",'
+    r'"output_index":\d+,"content_index":\d+,"delta":"'
+)
 
 
 class SessionState:
@@ -199,6 +213,13 @@ class SessionState:
     def _audio_delta(self, frame: str | bytes) -> None:
         self.assistant_audio_produced = True
         text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        layout = _API_DELTA.match(text)
+        if layout is not None:  # one match gives what the three sniffs below would (see _API_DELTA)
+            start = layout.end()
+            end = text.find('"', start)
+            response_id, item_id = layout.group(1, 2)
+            self.output.delta(item_id, response_id, end - start if end >= 0 else 0)
+            return
         item_id = sniff_string_field(text, "item_id")
         if item_id is not None:
             self.output.delta(item_id, sniff_string_field(text, "response_id"), b64_span_len(text))
@@ -270,6 +291,16 @@ class SessionStateStage(BaseStage):
         self.state = state
 
     client_sees_all = True  # a frame whose type it cannot trust may be an append (see below)
+    client_fast = frozenset({"input_audio_buffer.append"})
+    server_fast = frozenset({"response.output_audio.delta"})
+
+    def fast_client(self, frame: str, event_type: str, now: float) -> list[StageAction] | None:
+        self.state.input.append(len(frame))  # what on_client does with an append (trusted type)
+        return None
+
+    def fast_server(self, frame: str, event_type: str, now: float) -> list[StageAction] | None:
+        self.state._audio_delta(frame)  # what on_server does with an audio delta
+        return None
 
     def on_client(self, message: Message, now: float) -> list[StageAction]:
         kind = message.type

@@ -119,6 +119,14 @@ class Stage(Protocol):
     server_sees: frozenset[str]
     client_sees_all: bool  # every client frame, whatever its type
     server_sees_all: bool
+    # Audio fast path (realtime_proxy.core.pipeline): unparsed types for which `fast_client` /
+    # `fast_server` (frame, type, now) returns what `on_client` / `on_server` would for that frame.
+    client_fast: frozenset[str]
+    server_fast: frozenset[str]
+
+    def fast_client(self, frame: str, event_type: str, now: float) -> list[StageAction] | None: ...
+
+    def fast_server(self, frame: str, event_type: str, now: float) -> list[StageAction] | None: ...
 
     def on_client(self, message: Message, now: float) -> list[StageAction]: ...
 
@@ -141,6 +149,14 @@ class BaseStage:
     server_sees: frozenset[str] = frozenset()
     client_sees_all = False
     server_sees_all = False
+    client_fast: frozenset[str] = frozenset()
+    server_fast: frozenset[str] = frozenset()
+
+    def fast_client(self, frame: str, event_type: str, now: float) -> list[StageAction] | None:
+        return None
+
+    def fast_server(self, frame: str, event_type: str, now: float) -> list[StageAction] | None:
+        return None
 
     def on_client(self, message: Message, now: float) -> list[StageAction]:
         return []

@@ -76,6 +76,10 @@ class TrackingStage(BaseStage):
     name = "tracking"
     server_types = frozenset({"response.created", "response.done", "rate_limits.updated"})
     server_sees = frozenset(FIRST_DELTA_MODALITY)
+    server_fast = server_sees
+
+    def fast_server(self, frame: str, event_type: str, now: float) -> list[StageAction] | None:
+        return self._first_delta(event_type, frame, now) if self._awaiting else None
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
