@@ -48,6 +48,20 @@ _API_DELTA = re.compile(
 )
 
 
+def delta_fields(text: str) -> tuple[str | None, str | None, int]:
+    """An audio delta's `item_id`, `response_id` and payload length, unparsed (no item: (None, None, 0))."""
+    layout = _API_DELTA.match(text)
+    if layout is not None:  # one match gives what the sniffs below would (see _API_DELTA)
+        start = layout.end()
+        end = text.find('"', start)
+        response_id, item_id = layout.group(1, 2)
+        return item_id, response_id, end - start if end >= 0 else 0
+    item_id = sniff_string_field(text, "item_id")
+    if item_id is None:
+        return None, None, 0
+    return item_id, sniff_string_field(text, "response_id"), b64_span_len(text)
+
+
 class SessionState:
     """Per-session facts the rules need, tracked from both directions. Pure; no I/O."""
 
@@ -213,16 +227,9 @@ class SessionState:
     def _audio_delta(self, frame: str | bytes) -> None:
         self.assistant_audio_produced = True
         text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        layout = _API_DELTA.match(text)
-        if layout is not None:  # one match gives what the three sniffs below would (see _API_DELTA)
-            start = layout.end()
-            end = text.find('"', start)
-            response_id, item_id = layout.group(1, 2)
-            self.output.delta(item_id, response_id, end - start if end >= 0 else 0)
-            return
-        item_id = sniff_string_field(text, "item_id")
+        item_id, response_id, b64_len = delta_fields(text)
         if item_id is not None:
-            self.output.delta(item_id, sniff_string_field(text, "response_id"), b64_span_len(text))
+            self.output.delta(item_id, response_id, b64_len)
 
     def _session(self, session: dict[str, Any], *, answers_update: bool) -> None:
         if isinstance(session.get("type"), str):
