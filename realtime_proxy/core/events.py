@@ -24,6 +24,22 @@ _COMPACT_PREFIX = '{"type":"'
 _WALK_FROM = 8192
 
 
+class _Last:
+    """The last text frame whose leading type was asked for, and that type. The core and the
+    wrappers around it (re-drive, continuity) each ask about the same frame object in turn: the
+    second ask is an identity check. Text frames are immutable, and holding the frame keeps its
+    identity from being reused."""
+
+    __slots__ = ("frame", "type")
+
+    def __init__(self) -> None:
+        self.frame: str | None = None
+        self.type: str | None = None
+
+
+LAST = _Last()
+
+
 def leading_type(frame: Frame) -> str | None:
     """The type when it leads the frame (`{"type":"x"` or `{"event_id":"e","type":"x"`), else None.
 
@@ -31,16 +47,21 @@ def leading_type(frame: Frame) -> str | None:
     if not isinstance(frame, str):  # bytes, or a bytearray/memoryview from the transport
         match_b = _LEADING_TYPE_B.match(frame)
         return match_b.group(1).decode() if match_b else None
+    last = LAST
+    if frame is last.frame:
+        return last.type
     found = _leading(frame)
-    return found[0] if found else None
+    last.frame, last.type = frame, found[0] if found else None
+    return last.type
 
 
 def _leading(text: str) -> tuple[str, int] | None:
     """The leading type and the index just past its closing quote."""
     if text.startswith(_COMPACT_PREFIX):  # the API's own compact form: skip the regex
         end = text.find('"', 9, 140)
-        if end > 9 and "\\" not in text[9:end]:
-            return text[9:end], end + 1
+        kind = text[9:end]
+        if end > 9 and "\\" not in kind:
+            return kind, end + 1
     match = _LEADING_TYPE.match(text)
     return (match.group(1), match.end()) if match else None
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from realtime_proxy.api.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 from realtime_proxy.core.actions import Action, FrameSeen, StartTimer, ToClient, ToUpstream
 from realtime_proxy.core.classify import parse_declared
-from realtime_proxy.core.events import label_for, leading_type, parse_object, sniff_type
+from realtime_proxy.core.events import LAST, label_for, leading_type, parse_object, sniff_type
 from realtime_proxy.core.responses import SERVER_TYPES as LEDGER_SERVER_TYPES
 from realtime_proxy.core.responses import Ledger
 from realtime_proxy.core.stage import (
@@ -109,6 +109,7 @@ class Pipeline:
         client = lane is self._client
         if frame.startswith(lane.hot) and (not client or ("\\" not in frame and frame.find('"type"', 7) < 0)):
             event_type = HOT_TYPES[lane.direction]
+            LAST.frame, LAST.type = frame, event_type  # its leading type too, for the wrappers
         else:
             event_type = sniff_type(frame) if client else leading_type(frame)
         route = lane.routes.get(event_type)

@@ -86,7 +86,12 @@ class RedriveCore:
 
     def from_client(self, frame: Frame, now: float) -> list[Action] | None:
         actions = self.inner.from_client(frame, now)
-        sent = [frame] if actions is None else [a.frame for a in actions if isinstance(a, ToUpstream)]
+        if actions is None:  # forwarded as received (audio: one look at its leading type)
+            if not (isinstance(frame, str) and _is_in_band_create(frame)):
+                return None
+            sent: list[Frame] = [frame]
+        else:
+            sent = [a.frame for a in actions if isinstance(a, ToUpstream)]
         for up in sent:
             if isinstance(up, str) and _is_in_band_create(up):
                 self.last_create = up

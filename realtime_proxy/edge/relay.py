@@ -38,10 +38,10 @@ class Limits:
 
 class Relay:
     __slots__ = (
-        "_watchdog", "_window_frames", "_window_start", "bytes", "client", "closed_by", "core", "done",
-        "finishing", "frames", "held", "held_bytes", "held_up", "last_activity", "limits", "loop",
-        "max_held_bytes", "observe", "on_done", "outcome", "resumer", "resuming", "started", "timers",
-        "upstream",
+        "_watchdog", "_window_frames", "_window_start", "client", "client_bytes", "client_frames",
+        "closed_by", "core", "done", "finishing", "held", "held_bytes", "held_up", "last_activity",
+        "limits", "loop", "max_held_bytes", "observe", "on_done", "outcome", "resumer", "resuming",
+        "started", "timers", "upstream", "upstream_bytes", "upstream_frames",
     )  # fmt: skip
 
     def __init__(
@@ -57,8 +57,7 @@ class Relay:
         self.limits, self.on_done = limits, on_done
         self.loop = asyncio.get_running_loop()
         self.started = self.last_activity = self.loop.time()
-        self.frames = {"client": 0, "upstream": 0}
-        self.bytes = {"client": 0, "upstream": 0}
+        self.client_frames = self.upstream_frames = self.client_bytes = self.upstream_bytes = 0
         self.outcome = SessionOutcome.ERROR
         self.closed_by = ""
         self.finishing = False  # a leg ended or the proxy stopped the session: nothing more is relayed
@@ -98,31 +97,37 @@ class Relay:
     def on_message(self, leg: Leg, data: bytes, text: bool, now: float) -> None:
         if self.finishing:
             return
-        from_client = leg is self.client
-        if not from_client and leg is not self.upstream:
+        peer: Leg
+        if leg is self.client:
+            if self.resuming:
+                self._hold(data, text)
+                return
+            self.client_frames += 1
+            self.client_bytes += len(data)
+            self.last_activity = now
+            if self.limits.max_client_fps and self._over_rate(now):
+                self.stop(SessionOutcome.RATE_LIMITED, 1008, "client frame rate limit exceeded")
+                return
+            feed, peer = self.core.from_client, self.upstream
+        elif leg is self.upstream:
+            self.upstream_frames += 1
+            self.upstream_bytes += len(data)
+            self.last_activity = now
+            feed, peer = self.core.from_upstream, self.client
+        else:
             return  # a replaced upstream leg
-        if self.resuming and from_client:
-            self._hold(data, text)
-            return
-        side = "client" if from_client else "upstream"
-        self.frames[side] += 1
-        self.bytes[side] += len(data)
-        self.last_activity = now
-        if from_client and self.limits.max_client_fps and self._over_rate(now):
-            self.stop(SessionOutcome.RATE_LIMITED, 1008, "client frame rate limit exceeded")
-            return
         frame: Frame
         if text:
             try:
-                frame = data.decode()
+                frame = data.decode()  # the UTF-8 check (1007); the core reads text frames as str
             except UnicodeDecodeError as exc:
                 leg.fail(1007, f"{exc.reason} at position {exc.start}")
                 return
         else:
             frame = data
-        actions = (self.core.from_client if from_client else self.core.from_upstream)(frame, now)
+        actions = feed(frame, now)
         if actions is None:
-            (self.upstream if from_client else self.client).send(data, text)
+            peer.send(data, text)
         else:
             self.execute(actions)
 
@@ -223,3 +228,12 @@ class Relay:
             self.stop(SessionOutcome.IDLE_TIMEOUT, 1000, "idle timeout")
         else:
             self._watchdog = self.loop.call_later(tick, self._watch, tick)
+
+    @property
+    def frames(self) -> dict[str, int]:
+        """Frames relayed per side (plain ints on the hot path)."""
+        return {"client": self.client_frames, "upstream": self.upstream_frames}
+
+    @property
+    def bytes(self) -> dict[str, int]:
+        return {"client": self.client_bytes, "upstream": self.upstream_bytes}
