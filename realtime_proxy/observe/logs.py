@@ -53,7 +53,18 @@ _SAFE_HEADERS = frozenset(
 )
 
 
+# Matches wherever any pattern above (or _BASE64_RUN) could start a match: a looser, case-blind
+# union of their fixed parts. A text it does not match is returned as is (no substitution could
+# apply), which spares the seven substitutions for the short values most log fields are.
+_MAYBE_SECRET = re.compile(
+    r"(?i)openai-insecure-api-key\.|\b[se]k[-_]|\bbearer\s|[?&](?:api-key|api_key|authorization|key|token)="
+    r"|authorization|api[-_]?key|cookie|\binvalid |[A-Za-z0-9+/]{256}"
+)
+
+
 def redact_text(text: str) -> str:
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: "".join(m.groups()) + REDACTED, text)

@@ -124,6 +124,10 @@ class _Leg(asyncio.Protocol):
                 raise UpstreamTimedOut("upstream silent past the read timeout") from None
             finally:
                 self.waiter = None
+        return self.take()
+
+    def take(self) -> Any:
+        """The next queued event (there is one)."""
         event = self.events.popleft()
         if type(event) is h11.Data:
             self.queued -= len(event.data)
@@ -154,12 +158,21 @@ class UpstreamResponse:
         return None
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as received: what one read of the upstream socket brought comes as one chunk
+        (its Data events joined), so it goes to the client in one write."""
+        leg = self._leg
         while not self._done:
-            event = await self._leg.next_event(self._timeout)
-            if type(event) is h11.Data:
-                yield bytes(event.data)
-            elif type(event) is h11.EndOfMessage:
+            event = await leg.next_event(self._timeout)
+            if type(event) is h11.EndOfMessage:
                 self._done = True
+            elif type(event) is h11.Data:
+                parts = [event.data]
+                while leg.events and type(leg.events[0]) is h11.Data:
+                    parts.append(leg.take().data)
+                if leg.events and type(leg.events[0]) is h11.EndOfMessage:
+                    leg.take()
+                    self._done = True
+                yield bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     async def aclose(self) -> None:
         """Back to the pool when the exchange ended cleanly; otherwise the connection is closed, which
@@ -191,11 +204,14 @@ class UpstreamClient:
         the response. Raises UpstreamError (UpstreamTimedOut for timeouts)."""
         origin, host, target = _split(url)
         t = self.timeouts
-        try:
-            async with asyncio.timeout(t.pool):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise UpstreamTimedOut("no free upstream connection in time") from None
+        if self._slots.locked():  # a timer only when there is a wait
+            try:
+                async with asyncio.timeout(t.pool):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamTimedOut("no free upstream connection in time") from None
+        else:
+            await self._slots.acquire()  # free: returns without suspending
         leg: _Leg | None = None
         try:
             leg = self._idle_leg(origin) or await self._connect(origin)
