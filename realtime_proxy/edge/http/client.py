@@ -116,14 +116,17 @@ class _Leg(asyncio.Protocol):
         while not self.events:
             if self.failure is not None:
                 raise self.failure
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            # A plain timer on the waiter: asyncio.timeout's context manager cost more than the wait.
+            timer = loop.call_later(within, _expire, waiter)
             try:
-                async with asyncio.timeout(within):
-                    await self.waiter
-            except TimeoutError:
-                raise UpstreamTimedOut("upstream silent past the read timeout") from None
+                await waiter
             finally:
+                timer.cancel()
                 self.waiter = None
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # retrieved, even when a cancellation came first
         return self.take()
 
     def take(self) -> Any:
@@ -294,6 +297,11 @@ class UpstreamClient:
             for leg in idle:
                 _close(leg)
         self._idle.clear()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(UpstreamTimedOut("upstream silent past the read timeout"))
 
 
 def _readable(leg: _Leg) -> bool:

@@ -289,7 +289,7 @@ class HttpConnection(asyncio.Protocol):
             if self._held_bytes >= _HOLD_BYTES:  # a handler that never suspends still meets back-pressure
                 self._flush()
             elif self._flush_handle is None:
-                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+                self._flush_handle = (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
