@@ -111,7 +111,12 @@ def _cap_traceback(text: str) -> str:
     return f"<{len(text)} chars, the last {MAX_TRACEBACK_CHARS}>...{tail}"
 
 
+_SCALARS = (int, float, bool, type(None))  # kept as they are, unless their key names a secret
+
+
 def redact_value(value: Any, key: str | None = None, *, depth: int = 0) -> Any:
+    if type(value) in _SCALARS and depth <= 20:  # most fields: no isinstance chain
+        return REDACTED if key is not None and key.lower() in _SECRET_KEYS else value
     if key is not None:
         lowered = key.lower()
         if lowered in _SECRET_KEYS:

@@ -1,5 +1,6 @@
 """redact_text's shortcut (a text no secret pattern can match is returned as is) changes nothing:
-on texts that do and do not hold secrets, it returns what the seven substitutions alone return."""
+on texts that do and do not hold secrets, it returns what the seven substitutions alone return.
+And redact_value's scalar shortcut keeps what the full path keeps."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import string
 import pytest
 
 from realtime_proxy.observe import logs
-from realtime_proxy.observe.logs import REDACTED, redact_text
+from realtime_proxy.observe.logs import REDACTED, redact_text, redact_value
 
 
 def substitutions_only(text: str) -> str:
@@ -96,3 +97,9 @@ def test_random_texts_built_from_the_patterns_parts_agree() -> None:
     for _ in range(3000):
         text = "".join(rng.choice(parts + list(string.ascii_letters)) for _ in range(rng.randint(1, 12)))
         assert redact_text(text) == substitutions_only(text), text
+
+
+def test_scalars_keep_their_value_unless_their_key_names_a_secret() -> None:
+    fields = {"status": 200, "ok": True, "duration_s": 0.5, "upstream_request_id": None, "Token": 5}
+    assert redact_value(fields) == {**fields, "Token": REDACTED}
+    assert redact_value(7, depth=21) == "<nested>"
