@@ -78,7 +78,7 @@ class SessionCore:
         self.state = SessionState(context, ledger=ids, external_audio_input=external_audio_input)
         if retrier is not None and escalation is not None:
             # Re-sends see this session's state (e.g. its tools), like the first attempt did.
-            retrier.escalate_with(lambda event: _repaired(escalation.apply(event, self.state)))
+            retrier.escalate_with(_Escalation(escalation, self.state))
         beta = BetaStage() if options.beta_client else None
         orchestration = OrchestrationStage(ids, options.orchestration) if options.orchestration else None
         self.tracker = tracking = TrackingStage(ids)
@@ -102,6 +102,19 @@ class SessionCore:
         self.from_upstream = self.pipeline.from_upstream
         self.on_timer = self.pipeline.on_timer
         self.close = self.pipeline.close
+
+
+class _Escalation:
+    """A re-send repaired by the escalation chain against the session's state. An object with
+    slots, not a closure: its cells and function object cost ~180 B in every session (issue 26)."""
+
+    __slots__ = ("chain", "state")
+
+    def __init__(self, chain: RuleChain, state: SessionState) -> None:
+        self.chain, self.state = chain, state
+
+    def __call__(self, event: dict[str, Any]) -> tuple[dict[str, Any], list[RuleRewrite]]:
+        return _repaired(self.chain.apply(event, self.state))
 
 
 def _repaired(result: ChainResult) -> tuple[dict[str, Any], list[RuleRewrite]]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from realtime_proxy.core.conversation import ConversationMirror
+from realtime_proxy.core.interned import interned
 from realtime_proxy.core.redrive import RedriveCore, RedrivePolicy, ResponseRedriven
 from realtime_proxy.core.resumable import ResumableCore
 from realtime_proxy.edge.continuity import Continuity, UpstreamTarget
@@ -50,7 +51,7 @@ def wrap_core(
         core = resumable
     if settings.redrive.enabled:
         r = settings.redrive
-        core = RedriveCore(core, RedrivePolicy(r.max_attempts, r.backoff_base, r.backoff_cap), rng)
+        core = RedriveCore(core, interned(RedrivePolicy(r.max_attempts, r.backoff_base, r.backoff_cap)), rng)
     return core, continuity
 
 
