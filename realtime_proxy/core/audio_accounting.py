@@ -19,6 +19,7 @@ MIN_BYTES_PER_MS: Final = 8.0
 UNREADABLE_BYTES: Final = 1e12
 MAX_PENDING: Final = 16  # unanswered commits/clears/updates remembered; past that: conservative
 MAX_TRACKED: Final = 256  # items and responses remembered (truncation targets recent items)
+_INF: Final = float("inf")  # one float for every session's starting floor
 
 
 def bytes_per_ms(fmt: Any) -> float | None:
@@ -60,7 +61,7 @@ class InputBuffer:
     def __init__(self) -> None:
         self.total_bytes = 0.0  # every append forwarded (upper bound: frame length * 3/4)
         self.start_bytes = 0.0  # the total where the buffer was last known empty
-        self.floor_bpm = float("inf")  # smallest bytes/ms in play at an append since the start
+        self.floor_bpm = _INF  # smallest bytes/ms in play at an append since the start
         # Per client commit/clear not yet confirmed: [total at the reset, floor of later appends].
         # Lists, not deques: at most MAX_PENDING entries, and an empty deque costs ~700 bytes a
         # session against ~56 (issue 26, idle memory).

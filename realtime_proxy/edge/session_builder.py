@@ -213,7 +213,7 @@ class SessionBuilder:
             route=route,
             started=pending.started,
         )
-        observe = counting_redrives(observer.observe, metrics.upstream)
+        observe = counting_redrives(observer, metrics.upstream)
         relay = Relay(client, upstream, core, observe, self.limits, finished)
         if continuity is not None:
             relay.max_held_bytes = s.continuity.max_held_client_bytes
