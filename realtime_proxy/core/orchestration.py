@@ -179,7 +179,7 @@ class OrchestrationStage(BaseStage):
         call_id = item.get("call_id")
         if not isinstance(call_id, str):
             return []
-        self.memory.add(self.memory.outputs, call_id)
+        self.memory.output(call_id)
         turn = self.turn
         if turn is None or call_id not in turn.awaiting:
             return []
@@ -241,7 +241,7 @@ class OrchestrationStage(BaseStage):
             self.turn = None
         self._synthetic += 1
         response_id = f"resp_proxy_cancelled_{self._synthetic}"
-        self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
+        self.memory.finish(response_id)  # a later cancel finds it done
         done = cancelled_done(self.ledger.new_event_id(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message(Lane.SERVER, dump(done), "response.done", done)))
         return actions + self._release(now, ReleaseReason.PREVIOUS_CANCELLED)
@@ -291,7 +291,7 @@ class OrchestrationStage(BaseStage):
         if response.get("conversation_id"):
             self.conversation_id = response["conversation_id"]
         if response_id is not None:
-            self.memory.add(self.memory.finished, response_id)
+            self.memory.finish(response_id)
         upstream = self.upstream
         if upstream is not None and upstream.response_id in (response_id, None):
             self.upstream = None
