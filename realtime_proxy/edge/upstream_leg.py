@@ -7,8 +7,6 @@ The handshake is awaited once per session (one future); frames the upstream send
 from __future__ import annotations
 
 import asyncio
-import os
-import struct
 from collections.abc import Iterable
 
 from websockets.client import ClientProtocol
@@ -29,48 +27,7 @@ from realtime_proxy.edge.upstream import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from realtime_proxy.edge.wire import OP_BINARY, OP_CONT, OP_TEXT, Leg, LegTiming
-
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - the pure-Python fallback
-    from websockets.utils import apply_mask
-
-
-class MaskPool:
-    """Masking keys cut from one `os.urandom` block: one syscall per 1,024 frames, not one each.
-    Still unpredictable to a script on the client side, which is what RFC 6455 §10.3 asks."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size, self.block, self.offset = size, b"", size
-
-    def take(self) -> bytes:
-        if self.offset >= self.size:
-            self.block, self.offset = os.urandom(self.size), 0
-        offset = self.offset
-        self.offset = offset + 4
-        return self.block[offset : offset + 4]
-
-
-MASKS = MaskPool()
-_DATA_OPCODES = (OP_TEXT, OP_BINARY, OP_CONT)
-
-
-class _PooledMaskProtocol(ClientProtocol):
-    def send_frame(self, frame: WsFrame) -> None:
-        if self.extensions or frame.opcode not in _DATA_OPCODES or frame.rsv1 or frame.rsv2 or frame.rsv3:
-            super().send_frame(frame)
-            return
-        data, length = frame.data, len(frame.data)
-        first = (0x80 if frame.fin else 0) | frame.opcode
-        if length < 126:
-            head = struct.pack("!BB", first, 0x80 | length)
-        elif length < 65536:
-            head = struct.pack("!BBH", first, 0xFE, length)
-        else:
-            head = struct.pack("!BBQ", first, 0xFF, length)
-        mask = MASKS.take()
-        self.writes.append(head + mask + apply_mask(data, mask))
+from realtime_proxy.edge.wire import Leg, LegTiming
 
 
 class UpstreamLeg(Leg):
@@ -168,7 +125,7 @@ async def open_upstream(
     Redirects are never followed (they could carry the client's credentials to another host); an
     environment HTTP proxy is never used (it must not silently carry API keys)."""
     uri = _parsed(url)
-    ws = _PooledMaskProtocol(
+    ws = ClientProtocol(
         uri,
         subprotocols=[Subprotocol(s) for s in subprotocols] or None,
         extensions=[ClientPerMessageDeflateFactory()] if options.compression else None,
