@@ -5,6 +5,7 @@
 Instructions per frame = (count at N - count at N=0) / N; callgrind counts do not depend on the
 machine's load. Pieces: ws_parse, ws_write (websockets sans-I/O), core_append, core_delta (the
 core as deployed), leg_read, leg_write (the proxy's own legs: edge.wire with edge.frames),
+relay_append, relay_delta (one frame read, relayed through the core and written: the whole path),
 aiohttp_parse (aiohttp's Cython reader on the same frame; needs aiohttp)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from websockets.protocol import Protocol, Side, State
 from bench.micro_core import APPEND, DELTA
 
 WIRE = Frame(Opcode.TEXT, APPEND.encode()).serialize(mask=True, extensions=[])
+DELTA_WIRE = Frame(Opcode.TEXT, DELTA.encode()).serialize(mask=False, extensions=[])
 
 
 def ws_parse(n: int) -> None:
@@ -74,6 +76,31 @@ def leg_write(n: int) -> None:
         leg.flush()  # type: ignore[attr-defined]
 
 
+def relay(n: int, upstream: bool) -> None:
+    """One frame through the whole Python path: read by one leg, the relay, the deployed core,
+    written by the other leg (client append up, or upstream audio delta down)."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    from bench.growth import build_core
+    from realtime_proxy.edge.relay import Limits, Relay
+    from realtime_proxy.edge.upstream_leg import UpstreamLeg
+    from realtime_proxy.edge.wire import Leg, LegTiming
+
+    async def run() -> None:
+        client = Leg(Protocol(Side.SERVER, state=State.OPEN, max_size=2**24), LegTiming())
+        ws = ClientProtocol(parse_uri("ws://upstream/v1/realtime"), state=State.OPEN, max_size=2**24)
+        up = UpstreamLeg(ws, LegTiming(), [])
+        for leg in (client, up):
+            leg.transport = _NullTransport()  # type: ignore[assignment]
+        Relay(client, up, build_core(), lambda action: None, Limits(), lambda relay: None)
+        leg, wire = (up, DELTA_WIRE) if upstream else (client, WIRE)
+        for _ in range(n):
+            leg.data_received(wire)
+
+    asyncio.run(run())
+
+
 def core(n: int, frame: str, upstream: bool) -> None:
     from bench.growth import build_core
 
@@ -107,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         core(count, APPEND, upstream=False)
     elif piece == "core_delta":
         core(count, DELTA, upstream=True)
+    elif piece in ("relay_append", "relay_delta"):
+        relay(count, upstream=piece == "relay_delta")
     else:
         pieces = {"ws_parse": ws_parse, "ws_write": ws_write, "leg_read": leg_read, "leg_write": leg_write}
         pieces["aiohttp_parse"] = aiohttp_parse

@@ -132,20 +132,22 @@ class Leg(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         ws = self.ws
-        if self._fast or (self._fast is None and self._can_read_fast()):
+        fast = self._fast
+        if fast or (fast is None and self._can_read_fast()):
             self._read(data)
         else:
             ws.receive_data(data)
             events = ws.events_received()
             if events:
                 self.handle_frames(events, self.loop.time())
-        self.flush()
+        if self._pending is not None or ws.writes or self.ended:  # anything for this leg to write
+            self.flush()
         if self.write_blocked_since is not None and self._over_own_limit():
             self.pause_reading(_OWN_FULL)  # our answers to it pile up: stop reading it too
         peer = self.peer
         if peer is not None:
             peer.flush()
-        if ws.state is not OPEN:
+        if not self._fast and ws.state is not OPEN:  # read fast, the leg is OPEN or already reported
             self.report_ended()
 
     def eof_received(self) -> bool | None:
@@ -370,7 +372,9 @@ class Leg(asyncio.Protocol):
             chunks = []
         if pending:
             self._pending = None
-        if len(chunks) == 1 and chunks[0]:
+        if not from_websockets and chunks:
+            transport.write(b"".join(chunks))  # only our frames: no EOF marker among them
+        elif len(chunks) == 1 and chunks[0]:
             transport.write(chunks[0])
         elif chunks:
             self._write_all(transport, chunks)
