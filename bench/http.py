@@ -2,12 +2,15 @@
 fake upstream (HTTP on its WebSocket port), one proxy HTTP side (standalone listener) per column,
 and this load generator.
 
-    python -m bench.http [--requests 2000] [--rounds 3] [--uvloop]
+    python -m bench.http [--requests 2000] [--rounds 3] [--uvloop] [--baseline-src DIR] [--only-proxy]
 
 Columns: `direct` (client -> fake), `proxy` (client -> proxy -> fake, the shipped h11 client,
 edge/http/client.py), `httpx` (the same proxy with its forward step done by httpx's transport, the
 client it replaced) and `aiohttp` (by aiohttp's client; skipped when not installed). With
-`--rounds R` the columns are measured in turn R times and each figure is the median of its rounds."""
+`--rounds R` the columns are measured in turn R times and each figure is the median of its rounds.
+`--baseline-src DIR` adds `proxy-before`: the proxy of another checkout (e.g. `git worktree add
+/tmp/before main`) against the same upstream, in the same rounds; `--only-proxy` leaves out the
+httpx and aiohttp columns."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench.bare_relay import run_loop
-from bench.procs import PY, Server
+from bench.procs import PY, ROOT, Server
 from bench.procstat import cpu_seconds
 
 SESSION = b'{"session": {"type": "realtime", "modalities": ["text"], "instructions": "Be brief."}}'
@@ -197,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", default="proxy", choices=("proxy", "httpx", "aiohttp"))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--baseline-src", type=Path, default=None)
+    parser.add_argument("--only-proxy", action="store_true")
     args = parser.parse_args(argv)
     if args.role == "upstream":
         run_loop(serve_upstream(), use_uvloop=args.uvloop)
@@ -210,12 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     servers = [upstream]
     try:
         upstream.wait_port()
-        clients = ["proxy", "httpx"] + (["aiohttp"] if _has_aiohttp() else [])
+        clients = ["proxy"]
+        if not args.only_proxy:
+            clients += ["httpx"] + (["aiohttp"] if _has_aiohttp() else [])
+        if args.baseline_src is not None:
+            clients.append("proxy-before")
         proxies: dict[str, Server] = {}
         for client in clients:
             port = str(upstream.port)
-            argv = [PY, "-m", "bench.http", "proxy", "--upstream-port", port, "--client", client]
-            proxies[client] = Server(f"proxy-{client}", [*argv, *loop_flag], workdir)
+            src = args.baseline_src.resolve() if client == "proxy-before" else ROOT
+            kind = "proxy" if client == "proxy-before" else client
+            argv = [PY, "-m", "bench.http", "proxy", "--upstream-port", port, "--client", kind]
+            proxies[client] = Server(f"proxy-{client}", [*argv, *loop_flag], workdir, cwd=src)
             servers.append(proxies[client])
             proxies[client].wait_port()
         rounds: dict[str, list[dict[str, dict[str, float]]]] = {"direct": []} | {c: [] for c in clients}

@@ -14,8 +14,9 @@ import gc
 import sys
 import tracemalloc
 from collections import Counter
+from typing import TextIO
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from realtime_proxy.edge.server import ProxyServer
@@ -37,8 +38,9 @@ async def silent(connection: ServerConnection) -> None:
     await connection.wait_closed()
 
 
-async def run(n: int) -> list[str]:
-    configure_logging(log_format="json", level="warning")
+async def measure(n: int, *, level: str = "warning", stream: TextIO | None = None) -> Counter[str]:
+    """Bytes of Python objects the proxy allocated for `n` idle sessions (still open), by owner."""
+    configure_logging(log_format="json", level=level, stream=stream)
     async with serve(silent, "127.0.0.1", 0, ping_interval=None) as upstream:
         port = upstream.sockets[0].getsockname()[1]
         flags = {"host": "127.0.0.1", "port": 0, "upstream_url": f"ws://127.0.0.1:{port}", "ping_interval": 0}
@@ -46,24 +48,48 @@ async def run(n: int) -> list[str]:
         await server.start()
         url = f"ws://127.0.0.1:{server.port}/v1/realtime?model=gpt-realtime"
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        clients = [await connect(url, additional_headers=headers, ping_interval=None) for _ in range(5)]
-        gc.collect()
-        tracemalloc.start(30)
-        before = tracemalloc.take_snapshot()
-        clients += [await connect(url, additional_headers=headers, ping_interval=None) for _ in range(n)]
-        await asyncio.sleep(0.5)
-        gc.collect()
-        after = tracemalloc.take_snapshot()
-        tracemalloc.stop()
-        by: Counter[str] = Counter()
-        for stat in after.compare_to(before, "traceback"):
-            # The proxy's own: allocated with one of its frames on the stack (the in-process client
-            # and upstream never call into it). Listed by the innermost frame's module.
-            if any("realtime_proxy/" in frame.filename for frame in stat.traceback):
-                by[owner(stat.traceback[-1].filename)] += stat.size_diff
-        for client in clients:
-            await client.close()
-        await server.shutdown(grace=0)
+        clients: list[ClientConnection] = []
+
+        async def opened() -> ClientConnection:
+            return await connect(url, additional_headers=headers, ping_interval=None)
+
+        try:
+            async with asyncio.timeout(30 + n / 10):
+                clients += [
+                    await connect(url, additional_headers=headers, ping_interval=None) for _ in range(5)
+                ]
+                await _settled(server, len(clients))
+                gc.collect()
+                tracemalloc.start(30)
+                before = tracemalloc.take_snapshot()
+                clients += [
+                    await connect(url, additional_headers=headers, ping_interval=None) for _ in range(n)
+                ]
+                await _settled(server, len(clients))
+                gc.collect()
+                after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+            for client in clients:
+                await client.close()
+            await server.shutdown(grace=0)
+    by: Counter[str] = Counter()
+    for stat in after.compare_to(before, "traceback"):
+        # The proxy's own: allocated with one of its frames on the stack (the in-process client
+        # and upstream never call into it). Listed by the innermost frame's module.
+        if any("realtime_proxy/" in frame.filename for frame in stat.traceback):
+            by[owner(stat.traceback[-1].filename)] += stat.size_diff
+    return by
+
+
+async def _settled(server: ProxyServer, sessions: int) -> None:
+    """Every session started (its relay registered), polled: the server has no event for it."""
+    while len(server.relays) < sessions:
+        await asyncio.sleep(0.005)
+
+
+async def run(n: int) -> list[str]:
+    by = await measure(n)
     rows = ["| allocated in | bytes per session |", "|---|---|"]
     rows += [f"| {name} | {size / n:,.0f} |" for name, size in by.most_common(24)]
     rows.append(f"| **total (Python objects of the proxy)** | **{sum(by.values()) / n:,.0f}** |")

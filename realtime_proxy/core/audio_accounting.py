@@ -19,6 +19,7 @@ MIN_BYTES_PER_MS: Final = 8.0
 UNREADABLE_BYTES: Final = 1e12
 MAX_PENDING: Final = 16  # unanswered commits/clears/updates remembered; past that: conservative
 MAX_TRACKED: Final = 256  # items and responses remembered (truncation targets recent items)
+_INF: Final = float("inf")  # one float for every session's starting floor
 
 
 def bytes_per_ms(fmt: Any) -> float | None:
@@ -60,7 +61,7 @@ class InputBuffer:
     def __init__(self) -> None:
         self.total_bytes = 0.0  # every append forwarded (upper bound: frame length * 3/4)
         self.start_bytes = 0.0  # the total where the buffer was last known empty
-        self.floor_bpm = float("inf")  # smallest bytes/ms in play at an append since the start
+        self.floor_bpm = _INF  # smallest bytes/ms in play at an append since the start
         # Per client commit/clear not yet confirmed: [total at the reset, floor of later appends].
         # Lists, not deques: at most MAX_PENDING entries, and an empty deque costs ~700 bytes a
         # session against ~56 (issue 26, idle memory).
@@ -127,8 +128,9 @@ class OutputAudio:
     def __init__(self) -> None:
         self.session_bpm: float | None = None  # the output format the server last reported
         self._create_floor: float | None = None  # smallest format any response.create asked for
-        self._response_bpm: dict[str, float] = {}
-        self.delivered_ms: dict[str, float] = {}
+        # Both made with their first entry (None until then): ~130 B per idle session (issue 26).
+        self._response_bpm: dict[str, float] | None = None
+        self.delivered_ms: dict[str, float] | None = None
 
     def create_sent(self, response: Any) -> None:
         audio = response.get("audio") if isinstance(response, dict) else None
@@ -144,6 +146,8 @@ class OutputAudio:
         audio = response.get("audio")
         output = audio.get("output") if isinstance(audio, dict) else None
         own = bytes_per_ms(output.get("format")) if isinstance(output, dict) else None
+        if self._response_bpm is None:
+            self._response_bpm = {}
         _bounded_put(self._response_bpm, rid, own if own is not None else self._fallback())
 
     def _fallback(self) -> float:
@@ -152,11 +156,14 @@ class OutputAudio:
         return session if self._create_floor is None else min(session, self._create_floor)
 
     def delta(self, item_id: str, response_id: str | None, b64_len: int) -> None:
-        bpm = self._response_bpm.get(response_id) if response_id is not None else None
+        known = self._response_bpm
+        bpm = known.get(response_id) if known is not None and response_id is not None else None
         if bpm is None:  # a response the proxy did not see created
             bpm = self._fallback()
         ms = b64_len * 0.75 / bpm
         delivered = self.delivered_ms
+        if delivered is None:
+            delivered = self.delivered_ms = {}
         before = delivered.get(item_id)
         if before is None:
             _bounded_put(delivered, item_id, ms)

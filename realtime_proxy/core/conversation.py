@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import orjson
 
@@ -63,6 +64,9 @@ def slim_item(item: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+_NO_ITEMS: Final[Mapping[str, dict[str, Any]]] = MappingProxyType({})
+
+
 def _size(item: Mapping[str, Any]) -> int:
     return len(orjson.dumps(item))
 
@@ -70,15 +74,22 @@ def _size(item: Mapping[str, Any]) -> int:
 class ConversationMirror:
     """Confirmed items in order (ids as the client knows them) and the last confirmed config."""
 
-    __slots__ = ("bytes", "config", "items", "max_bytes", "sizes", "trimmed")
+    __slots__ = ("_items", "_sizes", "bytes", "config", "max_bytes", "trimmed")
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.config: dict[str, Any] | None = None
-        self.items: dict[str, dict[str, Any]] = {}  # insertion order is the conversation's order
-        self.sizes: dict[str, int] = {}
+        # Made with the first item (None until then): two empty dicts in every idle session cost
+        # 128 B (issue 26). Insertion order is the conversation's order.
+        self._items: dict[str, dict[str, Any]] | None = None
+        self._sizes: dict[str, int] | None = None
         self.bytes = 0
         self.trimmed = 0  # items dropped to stay within max_bytes (never reset)
+
+    @property
+    def items(self) -> Mapping[str, dict[str, Any]]:
+        """The confirmed items in order, by id (read-only: the mirror's own events change it)."""
+        return self._items if self._items is not None else _NO_ITEMS
 
     def on_event(self, event_type: str, event: Mapping[str, Any]) -> int:
         """Apply one server event; returns how many items this event made the mirror drop."""
@@ -113,39 +124,45 @@ class ConversationMirror:
         slim = slim_item(item)
         if slim is None:
             return 0
+        if self._items is None or self._sizes is None:
+            self._items, self._sizes = {}, {}
+        items = self._items
         item_id: str = slim["id"]
-        if item_id in self.items:
-            old = self.items[item_id]
+        if item_id in items:
+            old = items[item_id]
             if slim["type"] == "message" and not slim["content"] and old.get("content"):
                 return 0  # an in-progress copy (no parts yet) never replaces a fuller one
-            self.items[item_id] = slim
-        elif isinstance(previous, str) and previous in self.items and previous != next(reversed(self.items)):
-            self._insert_after(previous, item_id, slim)
+            items[item_id] = slim
+        elif isinstance(previous, str) and previous in items and previous != next(reversed(items)):
+            self._insert_after(items, previous, item_id, slim)
         else:
-            self.items[item_id] = slim
-        self.sizes.setdefault(item_id, 0)
+            items[item_id] = slim
+        self._sizes.setdefault(item_id, 0)
         return self._resize(item_id)
 
-    def _insert_after(self, previous: str, item_id: str, slim: dict[str, Any]) -> None:
+    def _insert_after(
+        self, items: dict[str, dict[str, Any]], previous: str, item_id: str, slim: dict[str, Any]
+    ) -> None:
         rebuilt: dict[str, dict[str, Any]] = {}
-        for key, value in self.items.items():
+        for key, value in items.items():
             rebuilt[key] = value
             if key == previous:
                 rebuilt[item_id] = slim
-        self.items = rebuilt
+        self._items = rebuilt
 
     def _remove(self, item_id: object) -> None:
-        if isinstance(item_id, str) and item_id in self.items:
-            del self.items[item_id]
-            self.bytes -= self.sizes.pop(item_id, 0)
+        if self._items is not None and isinstance(item_id, str) and item_id in self._items:
+            del self._items[item_id]
+            self.bytes -= self._sizes.pop(item_id, 0) if self._sizes is not None else 0
 
     def _resize(self, item_id: str) -> int:
-        size = _size(self.items[item_id])
-        self.bytes += size - self.sizes.get(item_id, 0)
-        self.sizes[item_id] = size
+        assert self._items is not None and self._sizes is not None  # an item was just put or found
+        size = _size(self._items[item_id])
+        self.bytes += size - self._sizes.get(item_id, 0)
+        self._sizes[item_id] = size
         dropped = 0
-        while self.bytes > self.max_bytes and self.items:
-            self._remove(next(iter(self.items)))
+        while self.bytes > self.max_bytes and self._items:
+            self._remove(next(iter(self._items)))
             dropped += 1
         self.trimmed += dropped
         return dropped

@@ -35,7 +35,6 @@ ledger and mapped back at the server lane's exit) so an upstream `error` naming 
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from realtime_proxy.core.actions import CancelTimer, StartTimer
@@ -103,7 +102,7 @@ class OrchestrationStage(BaseStage):
         self.held_cancel: HeldCancel | None = None
         self.memory = Memory()
         self.conversation_id: Any = None
-        self._synthetic = itertools.count(1)
+        self._synthetic = 0  # synthetic response ids issued (an int: a count object is 56 B)
 
     @property
     def state(self) -> TurnState:
@@ -180,7 +179,7 @@ class OrchestrationStage(BaseStage):
         call_id = item.get("call_id")
         if not isinstance(call_id, str):
             return []
-        self.memory.add(self.memory.outputs, call_id)
+        self.memory.output(call_id)
         turn = self.turn
         if turn is None or call_id not in turn.awaiting:
             return []
@@ -240,8 +239,9 @@ class OrchestrationStage(BaseStage):
         if self.turn is not None and self.turn.answer is dropped:
             actions.extend(self._disarm_timer())
             self.turn = None
-        response_id = f"resp_proxy_cancelled_{next(self._synthetic)}"
-        self.memory.add(self.memory.finished, response_id)  # a later cancel finds it done
+        self._synthetic += 1
+        response_id = f"resp_proxy_cancelled_{self._synthetic}"
+        self.memory.finish(response_id)  # a later cancel finds it done
         done = cancelled_done(self.ledger.new_event_id(), response_id, self.conversation_id, dropped.request)
         actions.append(Forward(Message(Lane.SERVER, dump(done), "response.done", done)))
         return actions + self._release(now, ReleaseReason.PREVIOUS_CANCELLED)
@@ -291,7 +291,7 @@ class OrchestrationStage(BaseStage):
         if response.get("conversation_id"):
             self.conversation_id = response["conversation_id"]
         if response_id is not None:
-            self.memory.add(self.memory.finished, response_id)
+            self.memory.finish(response_id)
         upstream = self.upstream
         if upstream is not None and upstream.response_id in (response_id, None):
             self.upstream = None

@@ -71,7 +71,7 @@ class ResponseRedriven(Observation):
 class RedriveCore:
     """Wraps a core (outermost): sees server frames before it and holds what the client must not see."""
 
-    __slots__ = ("attempt", "backoff", "close", "held", "inner", "last_create", "policy", "rng", "source")
+    __slots__ = ("attempt", "backoff", "held", "inner", "last_create", "policy", "rng", "source")
 
     def __init__(self, inner: Core, policy: RedrivePolicy, rng: random.Random) -> None:
         self.inner, self.policy, self.rng = inner, policy, rng
@@ -80,7 +80,9 @@ class RedriveCore:
         self.held: tuple[str, str] | None = None  # (response id, its held response.created)
         self.attempt = 1
         self.backoff = False
-        self.close = inner.close
+
+    def close(self, now: float) -> list[Action]:
+        return self.inner.close(now)
 
     # -- client ---------------------------------------------------------------------------------
 

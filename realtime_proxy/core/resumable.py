@@ -33,14 +33,12 @@ class ResumableCore:
 
     __slots__ = (
         "active",
-        "close",
         "dropped",
         "expired",
         "hide_expiry",
         "ids",
         "inner",
         "mirror",
-        "on_timer",
         "on_turn_boundary",
         "pending_create",
     )
@@ -54,8 +52,13 @@ class ResumableCore:
         self.hide_expiry = True  # the edge turns this off when no resumption may follow
         self.dropped = 0  # items the mirror dropped to stay within its budget
         self.on_turn_boundary: Callable[[], None] | None = None
-        self.on_timer = inner.on_timer
-        self.close = inner.close
+
+    # Timers and the close go straight to the inner core (methods, not bound methods kept per session).
+    def on_timer(self, token: str, now: float) -> list[Action]:
+        return self.inner.on_timer(token, now)
+
+    def close(self, now: float) -> list[Action]:
+        return self.inner.close(now)
 
     # -- client -> upstream ---------------------------------------------------------------------
 

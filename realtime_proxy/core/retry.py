@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import enum
-import itertools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,10 +113,12 @@ class ResponseRetrier(BaseStage):
         self._policy = policy
         self._rng = rng
         self._escalate = escalate
-        self._tokens = itertools.count(1)
-        self._by_token: dict[str, _Tracked] = {}
-        self._by_event_id: dict[str, _Tracked] = {}
-        self._held: dict[str, _Tracked] = {}  # response_id -> request whose created is held
+        self._tokens = 0  # tokens issued so far
+        # Made with the first tracked request (None until then): three empty dicts cost ~200 B in
+        # every idle session (issue 26).
+        self._by_token: dict[str, _Tracked] | None = None
+        self._by_event_id: dict[str, _Tracked] | None = None
+        self._held: dict[str, _Tracked] | None = None  # response_id -> request whose created is held
 
     def escalate_with(self, escalate: Escalate) -> None:
         """Set how re-sends are repaired (the session core does, with its live state)."""
@@ -176,7 +177,8 @@ class ResponseRetrier(BaseStage):
         reason = _untrackable(metadata)
         if reason is not None:
             return [outcome_observation(RetryResult.UNTRACKED, 0, 0.0, None, client_event_id, reason)]
-        token = f"rp{next(self._tokens)}"
+        self._tokens += 1
+        token = f"rp{self._tokens}"
         response["metadata"] = {**(metadata or {}), METADATA_KEY: token}
         if client_event_id is None:
             # Our own id lets an upstream `error` be attributed; mapped back to null for the client.
@@ -190,6 +192,8 @@ class ResponseRetrier(BaseStage):
             delays=backoff_delays(self._policy, self._rng),
             event_id=event["event_id"],
         )
+        if self._by_token is None or self._by_event_id is None:
+            self._by_token, self._by_event_id, self._held = {}, {}, {}
         self._by_token[token] = state
         self._by_event_id[state.event_id] = state
         return []
@@ -206,22 +210,24 @@ class ResponseRetrier(BaseStage):
         return None
 
     def on_timer(self, token: str, now: float) -> list[StageAction]:
-        state = self._by_token.get(token)
+        state = self._by_token.get(token) if self._by_token is not None else None
         if state is None or state.phase is not _Phase.BACKOFF:
             return []  # cancelled or closed meanwhile
         state.attempt += 1
         actions: list[StageAction] = []
         request = self._resend_payload(state, actions)
-        del self._by_event_id[state.event_id]
+        by_event_id = self._by_event_id
+        assert by_event_id is not None  # made with the state found above
+        del by_event_id[state.event_id]
         state.event_id = request["event_id"]
-        self._by_event_id[state.event_id] = state
+        by_event_id[state.event_id] = state
         state.phase, state.response_id, state.held_created = _Phase.AWAITING_CREATED, None, None
         actions.insert(0, Forward(Message(Lane.CLIENT, dump(request), "response.create", request)))
         return actions
 
     def close(self, now: float) -> list[StageAction]:
         actions: list[StageAction] = []
-        for state in list(self._by_token.values()):
+        for state in list(self._by_token.values()) if self._by_token is not None else []:
             if state.phase is _Phase.BACKOFF:
                 actions.append(CancelTimer(state.token))
             actions.append(self._end(state, RetryResult.CANCELLED, "client_closed", now))
@@ -244,7 +250,7 @@ class ResponseRetrier(BaseStage):
         if token is None:
             return None
         assert isinstance(response, dict)  # _token_of found our key in it
-        state = self._by_token.get(token)
+        state = self._by_token.get(token) if self._by_token is not None else None
         self._strip_token(response, state)
         if state is None:  # a token we no longer track: still never leak it
             return [Replace(event)]
@@ -272,13 +278,15 @@ class ResponseRetrier(BaseStage):
         response_id = response.get("id")
         if isinstance(response_id, str):
             state.response_id = response_id
+            if self._held is None:
+                self._held = {}
             self._held[response_id] = state
         return [STOP]
 
     def _on_done(
         self, state: _Tracked, event: dict[str, Any], response: dict[str, Any], now: float
     ) -> list[StageAction]:
-        if state.response_id is not None:
+        if state.response_id is not None and self._held is not None:
             self._held.pop(state.response_id, None)
         if isinstance(response.get("id"), str):
             state.response_id = response["id"]
@@ -305,7 +313,8 @@ class ResponseRetrier(BaseStage):
     def _on_error(self, event: dict[str, Any], frame: str | bytes, now: float) -> list[StageAction] | None:
         error = event.get("error")
         event_id = error.get("event_id") if isinstance(error, dict) else None
-        state = self._by_event_id.get(event_id) if isinstance(event_id, str) else None
+        by_event_id = self._by_event_id
+        state = by_event_id.get(event_id) if by_event_id is not None and isinstance(event_id, str) else None
         if state is None or state.phase is not _Phase.AWAITING_CREATED:
             return None
         assert isinstance(error, dict)
@@ -369,9 +378,11 @@ class ResponseRetrier(BaseStage):
 
     def _end(self, state: _Tracked, outcome: RetryResult, reason: str | None, now: float) -> RetryOutcome:
         """Forget the request; every tracked request ends in exactly one outcome."""
-        self._by_token.pop(state.token, None)
-        self._by_event_id.pop(state.event_id, None)
-        if state.response_id is not None:
+        if self._by_token is not None:
+            self._by_token.pop(state.token, None)
+        if self._by_event_id is not None:
+            self._by_event_id.pop(state.event_id, None)
+        if state.response_id is not None and self._held is not None:
             self._held.pop(state.response_id, None)
         added = now - state.first_failure if state.first_failure is not None else 0.0
         return outcome_observation(
@@ -379,6 +390,8 @@ class ResponseRetrier(BaseStage):
         )
 
     def _find_by_response(self, response_id: str) -> _Tracked | None:
+        if self._by_token is None:
+            return None
         return next((s for s in self._by_token.values() if s.response_id == response_id), None)
 
     @staticmethod

@@ -6,7 +6,9 @@ and `observe_server` with what the API sent; audio frames are measured, never pa
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
 from realtime_proxy.core.audio_accounting import (
     MAX_TRACKED,
@@ -22,6 +24,7 @@ from realtime_proxy.core.stage import BaseStage, Message, StageAction
 
 __all__ = ["MIN_BYTES_PER_MS", "SessionState", "SessionStateStage", "b64_span_len", "bytes_per_ms"]
 _MAX_TRACKED_ITEMS = MAX_TRACKED
+_NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})  # one read-only empty table for every session
 
 
 def b64_span_len(frame: str, field: str = "delta") -> int:
@@ -110,9 +113,9 @@ class SessionState:
         self.session_type: str | None = None
         self.live_model: str | None = None
         self.transcription_model_set = False
-        self.items_without_audio: dict[
-            str, None
-        ] = {}  # finished in-band assistant items that delivered no audio
+        # Finished in-band assistant items that delivered no audio: read-only and shared while empty,
+        # a dict of its own from the first (an empty dict in every idle session: issue 26).
+        self.items_without_audio: Mapping[str, None] = _NOTHING
         self.voice: Any = None  # current output voice (str or {"id": ...}) per the server
         self.assistant_audio_produced = False
         self.input = InputBuffer()  # the commit guard's upper bound
@@ -141,7 +144,10 @@ class SessionState:
     @property
     def delivered_audio_ms(self) -> dict[str, float]:
         """Per assistant item, the most audio it could have delivered to the client."""
-        return self.output.delivered_ms
+        delivered = self.output.delivered_ms
+        if delivered is None:  # made when first asked for (not in every idle session)
+            delivered = self.output.delivered_ms = {}
+        return delivered
 
     @delivered_audio_ms.setter
     def delivered_audio_ms(self, value: dict[str, float]) -> None:
@@ -266,11 +272,14 @@ class SessionState:
             or not isinstance(item.get("id"), str)
         ):
             return
-        if item["id"] in self.delivered_audio_ms:
+        if self.output.delivered_ms is not None and item["id"] in self.output.delivered_ms:
             return
-        if len(self.items_without_audio) >= _MAX_TRACKED_ITEMS:
-            del self.items_without_audio[next(iter(self.items_without_audio))]
-        self.items_without_audio[item["id"]] = None
+        items = self.items_without_audio
+        if not isinstance(items, dict):
+            items = self.items_without_audio = {}
+        if len(items) >= _MAX_TRACKED_ITEMS:
+            del items[next(iter(items))]
+        items[item["id"]] = None
 
 
 def _section(session: dict[str, Any], name: str) -> dict[str, Any]:

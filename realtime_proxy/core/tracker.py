@@ -83,7 +83,9 @@ class TrackingStage(BaseStage):
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._awaiting: dict[str, float] = {}  # response id -> when it started, until its first delta
+        # Response id -> when it started, until its first delta; made with the first (an empty dict
+        # in every idle session cost 64 B: issue 26).
+        self._awaiting: dict[str, float] | None = None
 
     def on_server(self, message: Message, now: float) -> list[StageAction]:
         event_type, event = message.type, message.event
@@ -93,13 +95,15 @@ class TrackingStage(BaseStage):
         if event_type == "response.created":
             started = about.started_at if about is not None else None
             if about is not None and started is not None:
+                if self._awaiting is None:
+                    self._awaiting = {}
                 self._awaiting[about.response_id] = started
                 if len(self._awaiting) > _AWAITING:
                     del self._awaiting[next(iter(self._awaiting))]
         elif event is None:
             return []
         elif event_type == "response.done":
-            if about is not None:
+            if about is not None and self._awaiting is not None:
                 self._awaiting.pop(about.response_id, None)
             return [response_done(event, about, now)]
         elif event_type == "rate_limits.updated":
@@ -108,7 +112,10 @@ class TrackingStage(BaseStage):
 
     def _first_delta(self, event_type: str, frame: str, now: float) -> list[StageAction]:
         response_id = sniff_string_field(frame, "response_id")
-        started = self._awaiting.pop(response_id, None) if response_id is not None else None
+        awaiting = self._awaiting
+        started = (
+            awaiting.pop(response_id, None) if awaiting is not None and response_id is not None else None
+        )
         if started is None:
             return []
         return [FirstDelta(response_id, FIRST_DELTA_MODALITY[event_type], now - started)]

@@ -4,13 +4,16 @@ bounded memory of responses and tool outputs seen. Plain data; the decisions are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from realtime_proxy.core.stage import Message
 
 MEMORY = 256  # finished responses and tool outputs remembered
+_NOTHING: Final[Mapping[str, None]] = MappingProxyType({})
 
 
 @dataclass
@@ -64,16 +67,25 @@ class HeldCancel:
 
 @dataclass(slots=True)
 class Memory:
-    # Plain dicts (insertion-ordered; a key re-added keeps its place, as before): an empty
-    # OrderedDict costs twice an empty dict in every idle session (issue 26).
-    finished: dict[str, None] = field(default_factory=dict)
-    outputs: dict[str, None] = field(default_factory=dict)
+    # Read-only views; plain dicts once written (insertion-ordered; a key re-added keeps its place),
+    # one shared empty table before: two empty dicts in every idle session cost 128 B (issue 26).
+    finished: Mapping[str, None] = field(default_factory=lambda: _NOTHING)
+    outputs: Mapping[str, None] = field(default_factory=lambda: _NOTHING)
 
-    @staticmethod
-    def add(store: dict[str, None], key: str) -> None:
-        store[key] = None
-        while len(store) > MEMORY:
-            del store[next(iter(store))]  # the oldest
+    def finish(self, response_id: str) -> None:
+        self.finished = _added(self.finished, response_id)
+
+    def output(self, call_id: str) -> None:
+        self.outputs = _added(self.outputs, call_id)
+
+
+def _added(store: Mapping[str, None], key: str) -> dict[str, None]:
+    """`store` with `key` (the same dict when it was one already), the oldest dropped past MEMORY."""
+    table = store if isinstance(store, dict) else {}
+    table[key] = None
+    while len(table) > MEMORY:
+        del table[next(iter(table))]  # the oldest
+    return table
 
 
 def in_band(event: dict[str, Any]) -> bool:

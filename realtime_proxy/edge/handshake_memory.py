@@ -9,6 +9,24 @@ from __future__ import annotations
 
 from websockets.protocol import Protocol
 
+from realtime_proxy.edge.frames import in_message
+
+
+def parser_idle(ws: Protocol) -> bool:
+    """websockets' frame parser holds nothing: it waits in `at_eof` for a frame's first byte, with
+    an empty buffer, no failure, and no fragmented message begun. Only then may bytes bypass it."""
+    if ws.parser_exc is not None or ws.reader.buffer:
+        return False
+    if in_message(ws):
+        return False
+    outer, inner = None, ws.parser
+    while (deeper := getattr(inner, "gi_yieldfrom", None)) is not None:  # the subclass's, then ours
+        outer, inner = inner, deeper
+    return (
+        getattr(inner, "__name__", "") == "at_eof"
+        and getattr(outer, "gi_code", None) is Protocol.parse.__code__
+    )
+
 
 def drop_handshake(ws: Protocol) -> None:
     """Call once the handshake event has been taken from `events_received()`. Only done while the

@@ -62,15 +62,17 @@ class Relay:
         self.closed_by = ""
         self.finishing = False  # a leg ended or the proxy stopped the session: nothing more is relayed
         self.done = False
-        self.timers: dict[str, asyncio.TimerHandle] = {}
+        # Made on first use (None until then), like the holding lists below: ~180 B of empty
+        # containers in every idle session otherwise (issue 26).
+        self.timers: dict[str, asyncio.TimerHandle] | None = None
         self._window_start, self._window_frames = self.started, 0
         self._watchdog: asyncio.TimerHandle | None = None
         # Continuity: while a new upstream is being opened, client frames (and frames the core sends
         # up from timers) are held, then delivered in order; past max_held_bytes the client is paused.
         self.resumer: Resumer | None = None
         self.resuming = False
-        self.held: list[tuple[bytes, bool]] = []
-        self.held_up: list[Frame] = []
+        self.held: list[tuple[bytes, bool]] | None = None  # made by begin_resume
+        self.held_up: list[Frame] | None = None
         self.held_bytes = 0
         self.max_held_bytes = 4 * 1024 * 1024
         client.peer, upstream.peer = upstream, client
@@ -143,6 +145,8 @@ class Relay:
             if kind is ToUpstream or kind is ToClient:
                 frame = action.frame  # type: ignore[union-attr]
                 if kind is ToUpstream and self.resuming:
+                    if self.held_up is None:
+                        self.held_up = []
                     self.held_up.append(frame)
                     continue
                 leg = self.upstream if kind is ToUpstream else self.client
@@ -152,19 +156,23 @@ class Relay:
                     leg.send(frame, False)
             elif kind is StartTimer:
                 token = action.token  # type: ignore[union-attr]
-                old = self.timers.pop(token, None)
+                timers = self.timers
+                if timers is None:
+                    timers = self.timers = {}
+                old = timers.pop(token, None)
                 if old is not None:
                     old.cancel()
-                self.timers[token] = self.loop.call_later(action.delay, self._fire, token)  # type: ignore[union-attr]
+                timers[token] = self.loop.call_later(action.delay, self._fire, token)  # type: ignore[union-attr]
             elif kind is CancelTimer:
-                handle = self.timers.pop(action.token, None)  # type: ignore[union-attr]
+                handle = self.timers.pop(action.token, None) if self.timers else None  # type: ignore[union-attr]
                 if handle is not None:
                     handle.cancel()
             else:
                 self.observe(action)
 
     def _fire(self, token: str) -> None:
-        self.timers.pop(token, None)
+        if self.timers is not None:
+            self.timers.pop(token, None)
         if self.finishing:
             return
         self.execute(self.core.on_timer(token, self.loop.time()))
@@ -200,6 +208,8 @@ class Relay:
 
     def _hold(self, data: bytes, text: bool) -> None:
         """A client frame while resuming (edge.relay_resume)."""
+        if self.held is None:
+            self.held = []
         self.held.append((data, text))
         self.held_bytes += len(data)
         if self.held_bytes > self.max_held_bytes:
@@ -209,10 +219,10 @@ class Relay:
         if self.done or not (self.client.closed and self.upstream.closed):
             return
         self.done = True
-        for handle in [*self.timers.values(), self._watchdog]:
+        for handle in [*(self.timers or {}).values(), self._watchdog]:
             if handle is not None:
                 handle.cancel()
-        self.timers.clear()
+        self.timers = None
         for action in self.core.close(self.loop.time()):
             if type(action) not in (ToUpstream, ToClient, StartTimer, CancelTimer):
                 self.observe(action)

@@ -51,9 +51,9 @@ def send_upstream(relay: Relay, frame: Frame) -> None:
 def finish_resume(relay: Relay) -> None:
     """Deliver what was held, in order, and read the client again."""
     relay.resuming = False
-    held_up, relay.held_up = relay.held_up, []
+    held_up, relay.held_up = relay.held_up or [], None
     relay.execute([ToUpstream(frame) for frame in held_up])
-    held, relay.held, relay.held_bytes = relay.held, [], 0
+    held, relay.held, relay.held_bytes = relay.held or [], None, 0
     now = relay.loop.time()
     for data, text in held:
         relay.on_message(relay.client, data, text, now)

@@ -87,6 +87,7 @@ class ProxyServer:
         self.http_factory: Callable[[], asyncio.Protocol] | None = self.http.factory
         self.connections: set[ClientLeg] = set()
         self.relays: set[Relay] = set()
+        self._on_ended = self._ended  # bound once: every session keeps this one, not its own (64 B)
         # max_sessions: a slot per session, and per admitted handshake still waiting for the upstream.
         self.slots: SessionSlots = slots or LocalSlots(s.max_sessions)
         self.handshaking = 0  # admitted handshakes waiting for the upstream
@@ -195,7 +196,7 @@ class ProxyServer:
         # The plan's own lists (the plan is dropped after this): no per-session copies (issue 26).
         target = UpstreamTarget(plan.url, plan.headers, plan.subprotocols, self.upstream_options)
         try:
-            relay = self.sessions.start(leg, upstream, pending, self._ended, target)
+            relay = self.sessions.start(leg, upstream, pending, self._on_ended, target)
         except BaseException:
             self.slots.release()
             raise

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from realtime_proxy.core.actions import Action, Frame
 from realtime_proxy.core.context import SessionContext
+from realtime_proxy.core.interned import interned
 from realtime_proxy.core.live_session import LiveSessionCore
 from realtime_proxy.core.orchestration_observations import OrchestrationOptions
 from realtime_proxy.core.retry import ResponseRetrier, RetryPolicy
@@ -24,9 +25,9 @@ from realtime_proxy.edge.session_end import close_label as close_label  # re-exp
 from realtime_proxy.edge.upstream_leg import UpstreamLeg
 from realtime_proxy.edge.wire import Leg
 from realtime_proxy.observe.cost import SessionCost
-from realtime_proxy.observe.logs import get_logger
+from realtime_proxy.observe.logs import SessionLog, get_logger
 from realtime_proxy.observe.metrics import Metrics
-from realtime_proxy.observe.observe import SessionObserver
+from realtime_proxy.observe.observe import LiveModelOf, SessionObserver
 from realtime_proxy.observe.observe_live import LiveObserver, live_cost
 from realtime_proxy.observe.record import SessionRecorder
 from realtime_proxy.settings import Settings
@@ -97,6 +98,8 @@ class SessionBuilder:
             retry_in_band=retry.retry_in_band,
             escalate_rules=retry.escalate_rules,
         )
+        self.orchestration = orchestration_options(settings)
+        self.upstream_host = upstream_host(settings.upstream_url)  # one string for every session
         self.limits = Limits(
             idle_timeout=settings.idle_timeout,
             max_duration=settings.max_session_duration,
@@ -116,12 +119,14 @@ class SessionBuilder:
             context=pending.context,  # where the session is (route, model): the rules' scopes
             # WebRTC/SIP sideband sockets carry audio as media, not appends: the commit guard must not count.
             external_audio_input="call_id" in pending.query,
-            options=CoreOptions(
-                beta_client=pending.beta_client and not untouched,
-                orchestration=None if untouched else orchestration_options(s),
-                log_event_types=s.log_event_types,
-                max_parse_bytes=s.max_parse_bytes,
-                untouched=untouched,
+            options=interned(  # one per combination, shared by the sessions (issue 26)
+                CoreOptions(
+                    beta_client=pending.beta_client and not untouched,
+                    orchestration=None if untouched else self.orchestration,
+                    log_event_types=s.log_event_types,
+                    max_parse_bytes=s.max_parse_bytes,
+                    untouched=untouched,
+                )
             ),
         )
         return core
@@ -147,11 +152,12 @@ class SessionBuilder:
     ) -> Relay:
         s, metrics = self.settings, self.metrics
         route = pending.context.route
-        session_log = log.bind(
+        session_log = SessionLog(
+            log,
             session_id=pending.session_id,
             client=pending.client_addr,
             model=pending.model,
-            upstream_host=upstream_host(s.upstream_url),
+            upstream_host=self.upstream_host,
             route=route,
         )
         session_core = self.build_live_core(pending) if route == "live" else self.build_core(pending)
@@ -181,22 +187,20 @@ class SessionBuilder:
         )
         observer: SessionObserver
         if isinstance(session_core, LiveSessionCore):
-            live_core = session_core
             observer = LiveObserver(
                 metrics,
                 session_log,
                 live_cost=live_cost(s.live_prices),
                 trace=trace,
-                server_model=lambda: live_core.live_model,
+                server_model=LiveModelOf(session_core),
             )
         else:
-            realtime_core = session_core
             observer = SessionObserver(
                 metrics,
                 session_log,
                 cost=SessionCost(pending.model, s.prices),
                 trace=trace,
-                server_model=lambda: realtime_core.state.live_model,
+                server_model=LiveModelOf(session_core.state),
             )
 
         finished = SessionEnd(
@@ -209,7 +213,7 @@ class SessionBuilder:
             route=route,
             started=pending.started,
         )
-        observe = counting_redrives(observer.observe, metrics.upstream)
+        observe = counting_redrives(observer, metrics.upstream)
         relay = Relay(client, upstream, core, observe, self.limits, finished)
         if continuity is not None:
             relay.max_held_bytes = s.continuity.max_held_client_bytes

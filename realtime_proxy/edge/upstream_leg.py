@@ -7,8 +7,6 @@ The handshake is awaited once per session (one future); frames the upstream send
 from __future__ import annotations
 
 import asyncio
-import os
-import struct
 from collections.abc import Iterable
 
 from websockets.client import ClientProtocol
@@ -17,8 +15,9 @@ from websockets.frames import Frame as WsFrame
 from websockets.http11 import Response
 from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
+from websockets.uri import WebSocketURI, parse_uri
 
+from realtime_proxy.core.interned import interned
 from realtime_proxy.edge.failure_cause import cause_of
 from realtime_proxy.edge.handshake_memory import drop_handshake
 from realtime_proxy.edge.upstream import (
@@ -28,48 +27,7 @@ from realtime_proxy.edge.upstream import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from realtime_proxy.edge.wire import OP_BINARY, OP_CONT, OP_TEXT, Leg, LegTiming
-
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - the pure-Python fallback
-    from websockets.utils import apply_mask
-
-
-class MaskPool:
-    """Masking keys cut from one `os.urandom` block: one syscall per 1,024 frames, not one each.
-    Still unpredictable to a script on the client side, which is what RFC 6455 §10.3 asks."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size, self.block, self.offset = size, b"", size
-
-    def take(self) -> bytes:
-        if self.offset >= self.size:
-            self.block, self.offset = os.urandom(self.size), 0
-        offset = self.offset
-        self.offset = offset + 4
-        return self.block[offset : offset + 4]
-
-
-MASKS = MaskPool()
-_DATA_OPCODES = (OP_TEXT, OP_BINARY, OP_CONT)
-
-
-class _PooledMaskProtocol(ClientProtocol):
-    def send_frame(self, frame: WsFrame) -> None:
-        if self.extensions or frame.opcode not in _DATA_OPCODES or frame.rsv1 or frame.rsv2 or frame.rsv3:
-            super().send_frame(frame)
-            return
-        data, length = frame.data, len(frame.data)
-        first = (0x80 if frame.fin else 0) | frame.opcode
-        if length < 126:
-            head = struct.pack("!BB", first, 0x80 | length)
-        elif length < 65536:
-            head = struct.pack("!BBH", first, 0xFE, length)
-        else:
-            head = struct.pack("!BBQ", first, 0xFF, length)
-        mask = MASKS.take()
-        self.writes.append(head + mask + apply_mask(data, mask))
+from realtime_proxy.edge.wire import Leg, LegTiming
 
 
 class UpstreamLeg(Leg):
@@ -79,8 +37,9 @@ class UpstreamLeg(Leg):
     def __init__(self, ws: ClientProtocol, timing: LegTiming, headers: Iterable[tuple[str, str]]) -> None:
         super().__init__(ws, timing)
         self.client_ws = ws
-        self.headers = list(headers)
-        self.opened: asyncio.Future[None] = self.loop.create_future()
+        self.headers: tuple[tuple[str, str], ...] = tuple(headers)
+        # Awaited once by open_upstream, then None: a done future kept ~150 B per session (issue 26).
+        self.opened: asyncio.Future[None] | None = self.loop.create_future()
         self.early: list[WsFrame] = []
 
     @property
@@ -111,7 +70,7 @@ class UpstreamLeg(Leg):
             self.pause_reading()  # hold the rest in the kernel until the relay takes over
 
     def _handshake_done(self, response: Response) -> None:
-        if self.opened.done():
+        if self.opened is None or self.opened.done():
             return
         exc = self.ws.handshake_exc
         if exc is None:
@@ -124,7 +83,7 @@ class UpstreamLeg(Leg):
             self.opened.set_exception(unreachable(exc))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
+        if self.opened is not None and not self.opened.done():
             if self.ws.handshake_exc is not None:
                 failure = unreachable(self.ws.handshake_exc)
             else:
@@ -147,13 +106,15 @@ class UpstreamLeg(Leg):
 
 def _timing(options: UpstreamOptions) -> LegTiming:
     timeout = options.ping_timeout or 0.0
-    return LegTiming(
-        ping_interval=options.ping_interval or 0.0,
-        ping_timeout=timeout,
-        # An upstream that missed a pong will not answer our Close either: don't wait 10 s for it.
-        close_timeout=min(timeout, 10.0) if timeout else 10.0,
-        write_stall_timeout=options.write_stall_timeout,
-        max_fragments=options.max_fragments,
+    return interned(
+        LegTiming(
+            ping_interval=options.ping_interval or 0.0,
+            ping_timeout=timeout,
+            # An upstream that missed a pong will not answer our Close either: don't wait 10 s for it.
+            close_timeout=min(timeout, 10.0) if timeout else 10.0,
+            write_stall_timeout=options.write_stall_timeout,
+            max_fragments=options.max_fragments,
+        )
     )
 
 
@@ -163,8 +124,8 @@ async def open_upstream(
     """Open the upstream WebSocket or raise an UpstreamFailure that maps to an HTTP status.
     Redirects are never followed (they could carry the client's credentials to another host); an
     environment HTTP proxy is never used (it must not silently carry API keys)."""
-    uri = parse_uri(url)
-    ws = _PooledMaskProtocol(
+    uri = _parsed(url)
+    ws = ClientProtocol(
         uri,
         subprotocols=[Subprotocol(s) for s in subprotocols] or None,
         extensions=[ClientPerMessageDeflateFactory()] if options.compression else None,
@@ -172,12 +133,14 @@ async def open_upstream(
     )
     loop = asyncio.get_running_loop()
     leg = UpstreamLeg(ws, _timing(options), headers)
+    opened = leg.opened
+    assert opened is not None
     ssl_context = (options.ssl_context or True) if uri.secure else None
     try:
         async with asyncio.timeout(options.open_timeout):
             await loop.create_connection(lambda: leg, uri.host, uri.port, ssl=ssl_context)
-            await leg.opened
-        leg.headers = []
+            await opened
+        leg.headers, leg.opened = (), None
     except UpstreamFailure:
         _give_up(leg)
         raise
@@ -193,12 +156,26 @@ async def open_upstream(
     return leg
 
 
+_URIS: dict[str, WebSocketURI] = {}
+
+
+def _parsed(url: str) -> WebSocketURI:
+    """One parsed URI per upstream URL, shared by its sessions' protocols (which only read it, for
+    the handshake): a parse each kept ~400 B in every idle session (issue 26). Bounded."""
+    uri = _URIS.get(url)
+    if uri is None:
+        if len(_URIS) >= 64:
+            _URIS.clear()
+        uri = _URIS[url] = parse_uri(url)
+    return uri
+
+
 def unreachable(exc: BaseException) -> UpstreamUnreachable:
     name = type(exc).__name__
     return UpstreamUnreachable(f"upstream unreachable: {name}", cause=cause_of(exc), error=name)
 
 
 def _give_up(leg: UpstreamLeg) -> None:
-    if not leg.opened.done():
+    if leg.opened is not None and not leg.opened.done():
         leg.opened.cancel()
     leg.abort()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from realtime_proxy.core.backoff import BackoffPolicy, HandshakeCause, cause_of, next_delay, parse_retry_after
+from realtime_proxy.core.interned import interned
 from realtime_proxy.edge.upstream import UpstreamFailure, UpstreamOptions, UpstreamRefused, UpstreamTimeout
 from realtime_proxy.edge.upstream_leg import UpstreamLeg, open_upstream
 from realtime_proxy.settings import HandshakeRetrySettings
@@ -31,11 +32,13 @@ class Attempt:
 def backoff_policy(settings: HandshakeRetrySettings, max_attempts: int | None = None) -> BackoffPolicy:
     if not settings.enabled:
         return NO_RETRIES
-    return BackoffPolicy(
-        max_attempts=max_attempts or settings.max_attempts,
-        base=settings.backoff_base,
-        cap=settings.backoff_cap,
-        budget=settings.budget,
+    return interned(  # one per combination, not one per session (issue 26)
+        BackoffPolicy(
+            max_attempts=max_attempts or settings.max_attempts,
+            base=settings.backoff_base,
+            cap=settings.backoff_cap,
+            budget=settings.budget,
+        )
     )
 
 

@@ -16,6 +16,7 @@ A fragmented message is gathered in one buffer (no object per fragment) and clos
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import uuid
 from collections.abc import Iterable
@@ -24,7 +25,21 @@ from typing import Protocol as Interface
 
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
-from websockets.protocol import CONNECTING, OPEN, Protocol
+from websockets.protocol import CONNECTING, OPEN, SERVER, Protocol
+
+from realtime_proxy.edge.frames import (
+    COMMON,
+    INVALID,
+    MASKS,
+    OTHER,
+    PARTIAL,
+    apply_mask,
+    frame_limit,
+    head,
+    in_message,
+    scan,
+)
+from realtime_proxy.edge.handshake_memory import parser_idle
 
 # websockets 17 dropped the OP_* aliases; the Opcode members exist since 10.
 OP_BINARY = Opcode.BINARY
@@ -43,6 +58,7 @@ _ALL = _PEER_FULL | _OWN_FULL
 
 
 _SHARED_ID = uuid.UUID(int=0)  # see Leg.__init__
+_HEAD7 = struct.Struct("!BB").pack  # a frame header with a 7-bit length
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +87,8 @@ class Leg(asyncio.Protocol):
     side = "leg"
     # Slots, not a dict per instance: two legs per session, thousands of idle sessions.
     __slots__ = (
-        "_close_handle", "_fragments", "_parts", "_pauses", "_ping", "_ping_handle", "_pings_sent",
+        "_close_handle", "_fast", "_fragments", "_in_message", "_limit", "_parts", "_pauses",
+        "_peer_masks", "_pending", "_ping", "_ping_handle", "_pings_sent", "_read_buffer",
         "_stall_handle", "_text", "closed", "ended", "loop", "peer", "sink", "timing", "transport",
         "write_blocked_since", "ws",
     )  # fmt: skip
@@ -98,6 +115,15 @@ class Leg(asyncio.Protocol):
         self._pings_sent = 0
         self._ping_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
+        # The common frame's own reader and writer (edge.frames): None until websockets' parser is
+        # known to be between frames, then True; False for good once websockets must read it all
+        # (compression, a bad frame, closing).
+        self._fast: bool | None = None
+        self._peer_masks = ws.side is SERVER  # frames from a client are masked, ours to it are not
+        self._limit = frame_limit(ws)
+        self._in_message = False  # websockets is gathering a fragmented message
+        self._read_buffer: bytearray | None = None  # a frame not all received yet
+        self._pending: list[bytes] | None = None  # frames written on the next flush
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -106,20 +132,26 @@ class Leg(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         ws = self.ws
-        ws.receive_data(data)
-        events = ws.events_received()
-        if events:
-            self.handle_frames(events, self.loop.time())
-        self.flush()
+        fast = self._fast
+        if fast or (fast is None and self._can_read_fast()):
+            self._read(data)
+        else:
+            ws.receive_data(data)
+            events = ws.events_received()
+            if events:
+                self.handle_frames(events, self.loop.time())
+        if self._pending is not None or ws.writes or self.ended:  # anything for this leg to write
+            self.flush()
         if self.write_blocked_since is not None and self._over_own_limit():
             self.pause_reading(_OWN_FULL)  # our answers to it pile up: stop reading it too
         peer = self.peer
         if peer is not None:
             peer.flush()
-        if ws.state is not OPEN:
+        if not self._fast and ws.state is not OPEN:  # read fast, the leg is OPEN or already reported
             self.report_ended()
 
     def eof_received(self) -> bool | None:
+        self._unread()
         self.ws.receive_eof()
         self.flush()
         self.report_ended()
@@ -127,6 +159,8 @@ class Leg(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._unread()
+        self._pending = None
         self.ws.receive_eof()
         self.ws.data_to_send()  # nowhere to write any more
         for handle in (self._ping_handle, self._close_handle, self._stall_handle):
@@ -173,6 +207,93 @@ class Leg(asyncio.Protocol):
 
     # -- frames in ----------------------------------------------------------------------------
 
+    def _can_read_fast(self) -> bool:
+        ws = self.ws
+        if ws.extensions or ws.state is not OPEN:
+            self._fast = False
+        elif parser_idle(ws):  # nothing of a frame is buffered in websockets: the next byte starts one
+            self._fast = True
+        return bool(self._fast)
+
+    def _read(self, data: bytes | bytearray) -> None:
+        """Common frames go straight to the sink; any other frame goes whole to websockets, in
+        order; once the leg is not OPEN or a frame is bad, websockets reads everything."""
+        buffered = self._read_buffer
+        if buffered is not None:
+            self._read_buffer = None
+            buffered += data
+            data = buffered
+        sink, now = self.sink, self.loop.time()
+        peer_masks = self._peer_masks
+        mask_bit = 0x80 if peer_masks else 0
+        pos, end = 0, len(data)
+        while pos < end:
+            # The common frame's header, inline (a voice frame is under 64 KiB); scan() does the rest.
+            first = data[pos]
+            kind = PARTIAL
+            if (first == 0x81 or first == 0x82) and end - pos >= 4 and not self._in_message:
+                second = data[pos + 1]
+                length = second & 0x7F
+                if second & 0x80 == mask_bit and length < 126:
+                    start = pos + 2
+                    kind = COMMON
+                elif second & 0x80 == mask_bit and length == 126:
+                    length, start = (data[pos + 2] << 8) | data[pos + 3], pos + 4
+                    kind = COMMON if length <= self._limit else PARTIAL
+                if kind == COMMON:
+                    start += 4 if peer_masks else 0
+                    stop = start + length
+                    if stop > end:
+                        kind = PARTIAL
+            if kind == PARTIAL:
+                kind, start, stop = scan(data, pos, peer_masks, self._limit)
+                if kind == COMMON and self._in_message:
+                    kind = OTHER  # websockets expects a continuation: it fails this frame
+            if kind == COMMON:
+                if peer_masks:
+                    payload = apply_mask(data[start:stop], data[start - 4 : start])
+                else:
+                    payload = bytes(data[start:stop])  # no second copy: bytes() of bytes is itself
+                if sink is not None:
+                    sink.on_message(self, payload, first == 0x81, now)
+                if self.ended:  # the sink closed this leg: websockets reads (or discards) what follows
+                    self._fast = False
+                    pos = stop
+                    break
+            elif kind == PARTIAL:
+                if pos or buffered is None:
+                    buffered = bytearray(data[pos:])
+                self._read_buffer = buffered
+                return
+            elif kind == INVALID:
+                break  # websockets fails the leg with the code this frame deserves
+            else:
+                ws = self.ws
+                ws.receive_data(data[pos:stop])
+                self._in_message = in_message(ws)
+                events = ws.events_received()
+                if events:
+                    self.handle_frames(events, now)
+                if ws.state is not OPEN:
+                    self._fast = False
+                    pos = stop
+                    break
+            pos = stop
+        if pos < end:
+            self._fast = False
+            ws = self.ws
+            ws.receive_data(data[pos:])
+            events = ws.events_received()
+            if events:
+                self.handle_frames(events, now)
+
+    def _unread(self) -> None:
+        """A partly received frame goes to websockets before the EOF, which fails it (1006)."""
+        buffered = self._read_buffer
+        if buffered is not None:
+            self._read_buffer = None
+            self.ws.receive_data(bytes(buffered))
+
     def handle_frames(self, frames: Iterable[object], now: float) -> None:
         sink = self.sink
         for frame in frames:
@@ -203,26 +324,65 @@ class Leg(asyncio.Protocol):
     def send(self, data: bytes, text: bool) -> None:
         """Queue one message (written on the next `flush`); dropped once the leg is closing."""
         ws = self.ws
-        if ws.state is OPEN:
+        if ws.state is not OPEN:
+            return
+        if ws.extensions:  # compressed: websockets frames it
             if text:
                 ws.send_text(data)
             else:
                 ws.send_binary(data)
+            return
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = []
+        if ws.writes:  # what websockets queued first (a Pong, the handshake) keeps its place
+            pending.extend(ws.data_to_send())
+        length = len(data)
+        first = 0x81 if text else 0x82
+        if self._peer_masks:  # we are the server: nothing we send is masked
+            pending.append(_HEAD7(first, length) if length < 126 else head(text, length, 0))
+        else:
+            masks = MASKS  # inline MaskPool.take (one call less per frame)
+            offset = masks.offset
+            if offset >= masks.size:
+                masks.block, offset = os.urandom(masks.size), 0
+            masks.offset = offset + 4
+            mask = masks.block[offset : offset + 4]
+            header = _HEAD7(first, 0x80 | length) if length < 126 else head(text, length, 0x80)
+            pending.append(header + mask)
+            data = apply_mask(data, mask)
+        if data:  # an empty chunk would mean EOF to flush
+            pending.append(data)
 
     def flush(self) -> None:
         transport = self.transport
         if transport is None or self.closed:
             return
-        chunks = self.ws.data_to_send()
-        if len(chunks) == 1 and chunks[0]:
+        ws = self.ws
+        pending = self._pending
+        from_websockets = bool(ws.writes)  # a Pong, a Close, EOF: only these can follow a state change
+        if from_websockets:
+            chunks = ws.data_to_send()
+            if pending:
+                pending.extend(chunks)  # websockets' frames come after ours (its Close last of all)
+                chunks = pending
+        elif pending:
+            chunks = pending
+        else:
+            chunks = []
+        if pending:
+            self._pending = None
+        if not from_websockets and chunks:
+            transport.write(b"".join(chunks))  # only our frames: no EOF marker among them
+        elif len(chunks) == 1 and chunks[0]:
             transport.write(chunks[0])
         elif chunks:
             self._write_all(transport, chunks)
-        ws = self.ws
-        state = ws.state
-        if self._close_handle is None and state is not OPEN and (state is not CONNECTING or ws.eof_sent):
-            # Never wait without bound for a peer to finish closing (it may have stopped reading).
-            self._close_handle = self.loop.call_later(self.timing.close_timeout, self.abort)
+        if self._close_handle is None and (from_websockets or self.ended):
+            state = ws.state
+            if state is not OPEN and (state is not CONNECTING or ws.eof_sent):
+                # Never wait without bound for a peer to finish closing (it may have stopped reading).
+                self._close_handle = self.loop.call_later(self.timing.close_timeout, self.abort)
 
     def _write_all(self, transport: asyncio.Transport, chunks: list[bytes]) -> None:
         """One write (one syscall) for the frames queued together; the empty chunk means EOF."""

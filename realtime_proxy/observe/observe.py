@@ -9,7 +9,7 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from realtime_proxy.core.actions import (
     BetaTranslated,
@@ -52,6 +52,24 @@ if TYPE_CHECKING:  # the otel extra is optional: imported only where tracing is 
     from realtime_proxy.observe.otel import SessionTrace
 
 _RATE_LIMIT_NAMES = ("requests", "tokens")
+
+
+class HasLiveModel(Protocol):
+    @property
+    def live_model(self) -> str | None: ...
+
+
+class LiveModelOf:
+    """A `server_model` that reads `source.live_model` (the session state's, or a Live core's). An
+    object with slots, not a lambda: its cell and function object cost ~150 B per session (issue 26)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: HasLiveModel) -> None:
+        self.source = source
+
+    def __call__(self) -> str | None:
+        return self.source.live_model
 
 
 class SessionObserver:

@@ -26,23 +26,34 @@ class UpstreamSlots:
     def __init__(self, limit: int, queue_timeout: float, metrics: Metrics) -> None:
         self._slots = asyncio.Semaphore(limit)
         self.queue_timeout = queue_timeout
-        self._admissions = metrics.http_admissions_total
+        admissions = metrics.http_admissions_total
+        self._immediate, self._queued, self._rejected = (
+            admissions.labels(result) for result in ("immediate", "queued", "rejected")
+        )
+
+    async def acquire(self) -> None:
+        """One slot for the upstream request's lifetime (its response streamed included); the
+        caller must `release` it. A free slot costs no suspension and no timer."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: no suspension
+            self._immediate.inc()
+            return
+        try:
+            async with asyncio.timeout(self.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            self._rejected.inc()
+            raise QueueTimeout from None
+        self._queued.inc()
+
+    def release(self) -> None:
+        self._slots.release()
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
-        """One slot for the upstream request's lifetime (its response streamed included)."""
-        if not self._slots.locked():
-            await self._slots.acquire()  # free: no suspension
-            self._admissions.labels("immediate").inc()
-        else:
-            try:
-                async with asyncio.timeout(self.queue_timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                self._admissions.labels("rejected").inc()
-                raise QueueTimeout from None
-            self._admissions.labels("queued").inc()
+        """`acquire` ... `release` as a context manager."""
+        await self.acquire()
         try:
             yield
         finally:
-            self._slots.release()
+            self.release()

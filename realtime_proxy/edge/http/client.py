@@ -116,14 +116,21 @@ class _Leg(asyncio.Protocol):
         while not self.events:
             if self.failure is not None:
                 raise self.failure
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            # A plain timer on the waiter: asyncio.timeout's context manager cost more than the wait.
+            timer = loop.call_later(within, _expire, waiter)
             try:
-                async with asyncio.timeout(within):
-                    await self.waiter
-            except TimeoutError:
-                raise UpstreamTimedOut("upstream silent past the read timeout") from None
+                await waiter
             finally:
+                timer.cancel()
                 self.waiter = None
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # retrieved, even when a cancellation came first
+        return self.take()
+
+    def take(self) -> Any:
+        """The next queued event (there is one)."""
         event = self.events.popleft()
         if type(event) is h11.Data:
             self.queued -= len(event.data)
@@ -154,12 +161,21 @@ class UpstreamResponse:
         return None
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as received: what one read of the upstream socket brought comes as one chunk
+        (its Data events joined), so it goes to the client in one write."""
+        leg = self._leg
         while not self._done:
-            event = await self._leg.next_event(self._timeout)
-            if type(event) is h11.Data:
-                yield bytes(event.data)
-            elif type(event) is h11.EndOfMessage:
+            event = await leg.next_event(self._timeout)
+            if type(event) is h11.EndOfMessage:
                 self._done = True
+            elif type(event) is h11.Data:
+                parts = [event.data]
+                while leg.events and type(leg.events[0]) is h11.Data:
+                    parts.append(leg.take().data)
+                if leg.events and type(leg.events[0]) is h11.EndOfMessage:
+                    leg.take()
+                    self._done = True
+                yield bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     async def aclose(self) -> None:
         """Back to the pool when the exchange ended cleanly; otherwise the connection is closed, which
@@ -191,11 +207,14 @@ class UpstreamClient:
         the response. Raises UpstreamError (UpstreamTimedOut for timeouts)."""
         origin, host, target = _split(url)
         t = self.timeouts
-        try:
-            async with asyncio.timeout(t.pool):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise UpstreamTimedOut("no free upstream connection in time") from None
+        if self._slots.locked():  # a timer only when there is a wait
+            try:
+                async with asyncio.timeout(t.pool):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamTimedOut("no free upstream connection in time") from None
+        else:
+            await self._slots.acquire()  # free: returns without suspending
         leg: _Leg | None = None
         try:
             leg = self._idle_leg(origin) or await self._connect(origin)
@@ -278,6 +297,11 @@ class UpstreamClient:
             for leg in idle:
                 _close(leg)
         self._idle.clear()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(UpstreamTimedOut("upstream silent past the read timeout"))
 
 
 def _readable(leg: _Leg) -> bool:

@@ -21,6 +21,7 @@ from realtime_proxy.observe.logs import get_logger
 
 log = get_logger("proxy.http")
 Handler = Callable[[Exchange], Awaitable[None]]
+_HOLD_BYTES = 64 * 1024  # response bytes held for one write before they are written at once
 _LINGER_SECONDS = 2.0  # after an early answer, how long the rest of a request body is read and dropped
 
 
@@ -46,7 +47,18 @@ class HttpConnection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # One lazy timer: re-arming only moves `_deadline`; the handle fires, then re-arms itself
+        # if the deadline moved later (no heap push and cancel per request).
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline: float | None = None
+        self._on_deadline: Callable[[], None] | None = None
+        # Bytes h11 produced and not yet written: one write per loop iteration (head and body
+        # together, a streamed response's queued chunks together), flushed by `_flush`.
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._flush_handle: asyncio.Handle | None = None
         self._awaiting_head = True  # no byte of the next request seen yet
         self._read_pauses: set[str] = set()
         self._discarding = False
@@ -59,6 +71,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
+        self._loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
         self._live.add(self)
@@ -85,6 +98,11 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
         self._live.discard(self)
         self._disarm()
+        if self._timer is not None:  # it would keep this connection alive until it fires
+            self._timer.cancel()
+            self._timer = None
+        self._held.clear()
+        self._held_bytes = 0
         self._writable.set()
         if self._exchange is not None:
             self._exchange.lost()
@@ -102,6 +120,7 @@ class HttpConnection(asyncio.Protocol):
     def continue_(self) -> None:
         if self._h11.they_are_waiting_for_100_continue:
             self._write(h11.InformationalResponse(status_code=100, headers=[]))
+            self._flush()  # the client waits for it before sending its body
 
     def pause_reading(self, reason: str = "body") -> None:
         if not self._read_pauses and self._transport is not None and not self.closed:
@@ -121,9 +140,16 @@ class HttpConnection(asyncio.Protocol):
 
     def end_response(self) -> None:
         self._write(h11.EndOfMessage())
+        self._flush()
 
     async def writable(self) -> None:
-        await self._writable.wait()
+        """Returns once the transport takes more; TimeoutError after `idle_timeout` (a client that
+        stopped reading). No timer unless it has to wait."""
+        if self._writable.is_set():
+            return
+        self._flush()
+        async with asyncio.timeout(self._limits.idle_timeout):
+            await self._writable.wait()
 
     # -- request parsing ----------------------------------------------------------------------
 
@@ -258,21 +284,52 @@ class HttpConnection(asyncio.Protocol):
     def _write(self, event: h11.Event) -> None:
         data = self._h11.send(event)
         if data and self._transport is not None and not self.closed:
+            self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes >= _HOLD_BYTES:  # a handler that never suspends still meets back-pressure
+                self._flush()
+            elif self._flush_handle is None:
+                self._flush_handle = (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._held and self._transport is not None and not self.closed:
+            data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+            self._held.clear()
+            self._held_bytes = 0
             self._transport.write(data)
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(delay, callback)
+        loop = self._loop or asyncio.get_running_loop()
+        when = loop.time() + delay
+        self._deadline, self._on_deadline = when, callback
+        if self._timer is None or self._timer_at > when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = loop.call_at(when, self._fire), when
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline = self._on_deadline = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        deadline, callback = self._deadline, self._on_deadline
+        if deadline is None or callback is None or self.closed:
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        if deadline - loop.time() > 0.001:  # moved later since this handle was set
+            self._timer, self._timer_at = loop.call_at(deadline, self._fire), deadline
+            return
+        self._deadline = self._on_deadline = None
+        callback()
 
     def _close(self) -> None:
         """Close after flushing what is buffered; a client that does not read for `idle_timeout`
         would keep that flush (and this connection) forever, so it is aborted then."""
         if self._transport is not None and not self._transport.is_closing():
+            self._flush()
             self._transport.close()
             self._arm(self._limits.idle_timeout, self.abort)
         else:

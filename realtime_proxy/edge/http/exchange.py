@@ -65,7 +65,9 @@ class Wire(Protocol):
     def start_response(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
     def write_body(self, data: bytes) -> None: ...
     def end_response(self) -> None: ...
-    async def writable(self) -> None: ...
+    async def writable(self) -> None:
+        """Once the client takes more; TimeoutError when it stopped reading for the idle timeout."""
+        ...
 
 
 class Exchange:
@@ -167,9 +169,8 @@ class Exchange:
         if data:
             self.bytes_out += len(data)
             self._wire.write_body(data)
-            try:
-                async with asyncio.timeout(self._idle_timeout):
-                    await self._wire.writable()
+            try:  # the wire times out itself, and arms no timer unless it has to wait
+                await self._wire.writable()
             except TimeoutError:
                 raise BodyTimeout("client stopped reading the response") from None
         if self.gone:

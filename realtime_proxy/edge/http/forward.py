@@ -4,9 +4,10 @@ the configured upstream (`client.py`) with the response streamed back as it arri
 from __future__ import annotations
 
 import contextlib
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,6 +69,16 @@ def relayed_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
     return [(k, v) for k, v in raw if k.lower() not in _HOP_BY_HOP and k.lower() not in named]
 
 
+@dataclass(frozen=True, slots=True)
+class _RouteSeries:
+    """One route class's metric children (the route and status labels are bounded sets)."""
+
+    requests: dict[str, Any]  # by status class
+    duration: Any
+    bytes_in: Any
+    bytes_out: Any
+
+
 class Forwarder:
     def __init__(self, settings: Settings, chain: RuleChain, admission: Admission, metrics: Metrics,
                  client: UpstreamClient) -> None:  # fmt: skip
@@ -79,6 +90,7 @@ class Forwarder:
         self.base = http_base(settings.upstream_url)
         h = settings.http
         self.slots = UpstreamSlots(h.max_concurrent_requests, h.queue_timeout, metrics)
+        self._series: dict[str, _RouteSeries] = {}
 
     async def handle(self, exchange: Exchange) -> None:
         started = time.monotonic()
@@ -87,7 +99,10 @@ class Forwarder:
         outcome = "incomplete"
         # Each request runs in its own task: this binding reaches its rewrite and http_request lines.
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:16], client=exchange.client)
+        # A correlation id, not a secret: 64 random bits without a getrandom syscall per request
+        # (`random` is reseeded in each forked worker).
+        request_id = f"{random.getrandbits(64):016x}"
+        structlog.contextvars.bind_contextvars(request_id=request_id, client=exchange.client)
         try:
             # Classified on what the upstream will receive (target.py), never on the raw target.
             try:
@@ -156,8 +171,7 @@ class Forwarder:
     async def _forward(self, exchange: Exchange, method: str, url: str, headers: list[tuple[str, str]],
                        content: bytes | AsyncIterator[bytes] | None) -> str:  # fmt: skip
         try:
-            async with self.slots.held():
-                return await self._exchange_upstream(exchange, method, url, headers, content)
+            await self.slots.acquire()
         except QueueTimeout:
             raise Refused(
                 503,
@@ -166,6 +180,10 @@ class Forwarder:
                 "server_error",
                 ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
             ) from None
+        try:
+            return await self._exchange_upstream(exchange, method, url, headers, content)
+        finally:
+            self.slots.release()
 
     async def _exchange_upstream(self, exchange: Exchange, method: str, url: str,
                                  headers: list[tuple[str, str]],
@@ -246,10 +264,24 @@ class Forwarder:
 
     def _account(self, exchange: Exchange, route: HttpRoute, outcome: str, seconds: float) -> None:
         status = f"{exchange.status // 100}xx" if exchange.status else "none"
-        self.metrics.http_requests_total.labels(route.name, status).inc()
-        self.metrics.http_request_duration.labels(route.name).observe(seconds)
-        self.metrics.http_bytes_total.labels(route.name, "request").inc(exchange.bytes_in)
-        self.metrics.http_bytes_total.labels(route.name, "response").inc(exchange.bytes_out)
+        series = self._series.get(route.name)
+        if series is None:  # once per route class: the label look-ups are not repeated per request
+            m = self.metrics
+            series = self._series[route.name] = _RouteSeries(
+                {},
+                m.http_request_duration.labels(route.name),
+                m.http_bytes_total.labels(route.name, "request"),
+                m.http_bytes_total.labels(route.name, "response"),
+            )
+        requests = series.requests.get(status)
+        if requests is None:
+            requests = series.requests[status] = self.metrics.http_requests_total.labels(route.name, status)
+        requests.inc()
+        series.duration.observe(seconds)
+        if exchange.bytes_in:
+            series.bytes_in.inc(exchange.bytes_in)
+        if exchange.bytes_out:
+            series.bytes_out.inc(exchange.bytes_out)
         log.info("http_request", method=exchange.head.method, route=route.name, status=exchange.status,
                  outcome=outcome, duration_s=round(seconds, 4), bytes_in=exchange.bytes_in,
                  bytes_out=exchange.bytes_out)  # fmt: skip
