@@ -41,29 +41,27 @@ FAST = settings(
 AUDIO = base64.b64encode(random.Random(1).randbytes(480)).decode()
 
 
-def _core(*, beta: bool = False, untouched: bool = False) -> SessionCore:
-    return SessionCore(
+def _core(*, beta: bool = False, untouched: bool = False, full: bool = False) -> SessionCore:
+    core = (_FullCore if full else SessionCore)(
         build_chain(),
         retrier=ResponseRetrier(RetryPolicy(), random.Random(0)),
         traffic=TrafficCounts(),
         context=SessionContext(route="realtime", model="gpt-realtime"),
         options=CoreOptions(beta_client=beta, orchestration=OrchestrationOptions(), untouched=untouched),
     )
+    if full:  # no hot prefix ever matches
+        for lane in core.lanes.values():
+            lane.hot = ("\0never", "\0never")
+    return core
 
 
-class _FullPipeline(pipeline.Pipeline):
+class _FullCore(SessionCore):
+    """A core forced through the full path: every route is the full one."""
+
     __slots__ = ()
 
     def _route(self, lane: Any, event_type: str | None) -> Any:
-        return pipeline._route(lane, event_type)  # never a fast route
-
-
-def _full(core: SessionCore) -> SessionCore:
-    """Force `core` through the full path: no hot prefix ever matches, no route is fast."""
-    for lane in core.pipeline.lanes.values():
-        lane.hot = ("\0never", "\0never")
-    core.pipeline.__class__ = _FullPipeline
-    return core
+        return pipeline._route(lane, event_type)
 
 
 def _state(core: SessionCore) -> Any:
@@ -72,7 +70,7 @@ def _state(core: SessionCore) -> Any:
         s.input.total_bytes,
         s.input.floor_bpm,
         s.input.start_bytes,
-        dict(s.output.delivered_ms),
+        dict(s.output.delivered_ms or {}),
         s.assistant_audio_produced,
         core.traffic.frames,
         core.traffic.bytes,
@@ -80,7 +78,7 @@ def _state(core: SessionCore) -> Any:
 
 
 def _same(frames: list[tuple[str, str]], **options: bool) -> list[Any]:
-    fast, full = _core(**options), _full(_core(**options))
+    fast, full = _core(**options), _core(**options, full=True)
     outputs = []
     for side, frame in frames:
         got = [
