@@ -107,7 +107,8 @@ class Leg(asyncio.Protocol):
             except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
                 stop = exc.__context__
                 if isinstance(stop, _Stop) and stop.done:
-                    self.keep_alive = self.keep_alive and data.endswith(b"\r\n\r\n")  # nothing after it
+                    # The head's last byte ends this read, or the upstream sent a body to HEAD.
+                    self.keep_alive = self.keep_alive and data.endswith(b"\n")
                 else:
                     self._fail(UpstreamError(f"upstream broke HTTP/1.1: {stop or exc}"))
             if self._in_head and self._head_bytes > _MAX_HEAD and self.failure is None:
