@@ -4,7 +4,7 @@ and this load generator.
 
     python -m bench.http [--requests 2000] [--rounds 3] [--uvloop] [--baseline-src DIR] [--only-proxy]
 
-Columns: `direct` (client -> fake), `proxy` (client -> proxy -> fake, the shipped h11 client,
+Columns: `direct` (client -> fake), `proxy` (client -> proxy -> fake, the shipped client (llhttp),
 edge/http/client.py), `httpx` (the same proxy with its forward step done by httpx's transport, the
 client it replaced) and `aiohttp` (by aiohttp's client; skipped when not installed). With
 `--rounds R` the columns are measured in turn R times and each figure is the median of its rounds.

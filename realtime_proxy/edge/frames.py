@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - websockets built without its C speedup
 
 __all__ = [
     "COMMON", "INVALID", "MASKS", "OTHER", "PARTIAL", "MaskPool", "apply_mask", "frame_limit", "head",
-    "in_message", "scan",
+    "in_message", "masked", "scan",
 ]  # fmt: skip
 
 _U16: Final = struct.Struct("!H").unpack_from
@@ -118,3 +118,9 @@ class MaskPool:
 
 
 MASKS: Final = MaskPool()
+
+
+def masked(text: bool, data: bytes) -> tuple[bytes, bytes]:
+    """A client's FIN TEXT/BINARY frame: (header with its masking key, masked payload)."""
+    mask = MASKS.take()
+    return head(text, len(data), 0x80) + mask, apply_mask(data, mask)

@@ -16,7 +16,6 @@ A fragmented message is gathered in one buffer (no object per fragment) and clos
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 import uuid
 from collections.abc import Iterable
@@ -30,13 +29,13 @@ from websockets.protocol import CONNECTING, OPEN, SERVER, Protocol
 from realtime_proxy.edge.frames import (
     COMMON,
     INVALID,
-    MASKS,
     OTHER,
     PARTIAL,
     apply_mask,
     frame_limit,
     head,
     in_message,
+    masked,
     scan,
 )
 from realtime_proxy.edge.handshake_memory import parser_idle
@@ -337,20 +336,12 @@ class Leg(asyncio.Protocol):
             pending = self._pending = []
         if ws.writes:  # what websockets queued first (a Pong, the handshake) keeps its place
             pending.extend(ws.data_to_send())
-        length = len(data)
-        first = 0x81 if text else 0x82
         if self._peer_masks:  # we are the server: nothing we send is masked
-            pending.append(_HEAD7(first, length) if length < 126 else head(text, length, 0))
+            length = len(data)
+            pending.append(_HEAD7(0x81 if text else 0x82, length) if length < 126 else head(text, length, 0))
         else:
-            masks = MASKS  # inline MaskPool.take (one call less per frame)
-            offset = masks.offset
-            if offset >= masks.size:
-                masks.block, offset = os.urandom(masks.size), 0
-            masks.offset = offset + 4
-            mask = masks.block[offset : offset + 4]
-            header = _HEAD7(first, 0x80 | length) if length < 126 else head(text, length, 0x80)
-            pending.append(header + mask)
-            data = apply_mask(data, mask)
+            header, data = masked(text, data)
+            pending.append(header)
         if data:  # an empty chunk would mean EOF to flush
             pending.append(data)
 

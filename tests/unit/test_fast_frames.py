@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import OPEN, Protocol, Side, State
 
+from realtime_proxy.edge import frames as codec
 from realtime_proxy.edge.frames import COMMON, INVALID, OTHER, PARTIAL, frame_limit, head, scan
 from realtime_proxy.edge.handshake_memory import parser_idle
 from realtime_proxy.edge.wire import Leg, LegTiming
@@ -270,3 +272,40 @@ async def test_after_a_bad_frame_that_ends_a_read_websockets_reads_the_next_read
     under_test.data_received(raw(0x81, b"", True))
     assert sink.messages == []
     assert under_test.ws.close_sent is not None and under_test.ws.close_sent.code == 1002
+
+
+def test_scan_reads_each_length_form_at_any_position_and_at_its_edges() -> None:
+    # Empty payloads in the long forms: the header alone is the whole frame.
+    assert scan(raw(0x81, b"", False, 2), 0, False, LIMIT) == (COMMON, 4, 4)
+    assert scan(raw(0x81, b"", False, 8), 0, False, LIMIT) == (COMMON, 10, 10)
+    assert scan(raw(0x81, b"", False, 8)[:9], 0, False, LIMIT)[0] == PARTIAL
+    # Lengths are read where the frame starts, not at the buffer's start.
+    assert scan(b"xx" + raw(0x01, bytes(200), True), 2, True, LIMIT) == (OTHER, 10, 210)
+    assert scan(b"abc" + raw(0x01, bytes(5), True, 8), 3, True, LIMIT) == (OTHER, 17, 22)
+    # Exactly the limit is accepted; a data frame over 125 bytes is not a long control frame.
+    assert scan(raw(0x82, bytes(LIMIT), True), 0, True, LIMIT)[0] == COMMON
+    assert scan(raw(0x81, bytes(200), True), 0, True, LIMIT)[0] == COMMON
+    assert scan(raw(0x82, bytes(200), True), 0, True, LIMIT)[0] == COMMON
+    assert scan(raw(0x89, bytes(125), True), 0, True, LIMIT)[0] == OTHER
+
+
+def test_head_switches_length_form_at_126_and_65536() -> None:
+    assert head(True, 125, 0) == b"\x81\x7d"
+    assert head(True, 126, 0) == b"\x81\x7e\x00\x7e"
+    assert head(False, 65535, 0) == b"\x82\x7e\xff\xff"
+    assert head(False, 65536, 0x80) == b"\x82\xff" + (65536).to_bytes(8, "big")
+
+
+def test_masking_keys_are_cut_from_one_random_block_until_it_is_used_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draws: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        draws.append(n)
+        return bytes(range(len(draws) * 16, len(draws) * 16 + n))
+
+    monkeypatch.setattr(codec.os, "urandom", urandom)
+    pool = codec.MaskPool(size=8)
+    assert [pool.take() for _ in range(3)] == [b"\x10\x11\x12\x13", b"\x14\x15\x16\x17", b"\x20\x21\x22\x23"]
+    assert draws == [8, 8]  # one syscall per block of two keys, the first on first use

@@ -1,10 +1,11 @@
-"""The upstream HTTP/1.1 client: h11 (sans-I/O) on the proxy's own asyncio transports, like the server
-side (`connection.py`), with a keep-alive pool per origin.
+"""The upstream HTTP/1.1 client: requests written as bytes and responses parsed by llhttp (`leg.py`) on
+the proxy's own asyncio transports, with a keep-alive pool per origin.
 
 It replaced httpx's transport, whose httpcore + anyio layers were over half of the proxy's CPU per
-pass-through request (docs/performance-round3.md). What it keeps from it: no cookies, no redirects,
-no environment proxies, no decoding (bytes pass as received), connect/read/write/pool timeouts, and
-back-pressure both ways (the upstream socket is not read while the client is behind)."""
+pass-through request (docs/performance-round3.md), then h11, half of what remained (docs/perf-rest2.md).
+What it keeps from them: no cookies, no redirects, no environment proxies, no decoding (bytes pass as
+received), connect/read/write/pool timeouts, and back-pressure both ways (the upstream socket is not
+read while the client is behind)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,12 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-import h11
+from realtime_proxy.edge.http.errors import UpstreamError, UpstreamTimedOut
+from realtime_proxy.edge.http.leg import LAST_CHUNK, Head, Leg, chunk, request_head
 
-_HIGH_WATER = 256 * 1024  # response bytes queued before the upstream socket stops being read
-
-
-class UpstreamError(Exception):
-    """The upstream could not be reached, or broke the exchange off."""
-
-
-class UpstreamTimedOut(UpstreamError):
-    """Connect, pool, write or read timeout."""
+__all__ = ["Timeouts", "UpstreamClient", "UpstreamError", "UpstreamResponse", "UpstreamTimedOut"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,119 +31,13 @@ class Timeouts:
     pool: float  # for a free connection slot
 
 
-class _Leg(asyncio.Protocol):
-    """One upstream connection. Events arrive in a queue; the exchange awaits them."""
-
-    def __init__(self) -> None:
-        self.h11 = h11.Connection(h11.CLIENT)
-        self.transport: asyncio.Transport | None = None
-        self.events: deque[Any] = deque()
-        self.queued = 0
-        self.failure: Exception | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.writable: asyncio.Future[None] | None = None
-        self.reading = True
-        self.idle_since = 0.0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.h11.receive_data(data)
-            while True:
-                event = self.h11.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    break
-                if type(event) is h11.Data:
-                    self.queued += len(event.data)
-                self.events.append(event)
-                if type(event) is h11.ConnectionClosed:
-                    break  # h11 repeats it forever
-        except h11.RemoteProtocolError as exc:
-            self._fail(UpstreamError(f"upstream broke HTTP/1.1: {exc}"))
-        if self.queued > _HIGH_WATER and self.reading and self.transport is not None:
-            self.reading = False
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool | None:
-        self.data_received(b"")  # h11: the end of a close-delimited body, or a broken exchange
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.failure is None:
-            self.failure = UpstreamError("upstream connection closed")
-        self._wake()
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
-        self.writable = None
-
-    def _fail(self, failure: Exception) -> None:
-        self.failure = failure
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def send(self, *events: Any) -> None:
-        assert self.transport is not None
-        self.transport.write(b"".join(self.h11.send(e) or b"" for e in events))
-
-    async def drained(self, within: float) -> None:
-        if self.writable is not None:
-            async with asyncio.timeout(within):
-                await asyncio.shield(self.writable)
-        if self.failure is not None and not self.events:
-            raise self.failure
-
-    async def next_event(self, within: float) -> Any:
-        while not self.events:
-            if self.failure is not None:
-                raise self.failure
-            loop = asyncio.get_running_loop()
-            self.waiter = waiter = loop.create_future()
-            # A plain timer on the waiter: asyncio.timeout's context manager cost more than the wait.
-            timer = loop.call_later(within, _expire, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self.waiter = None
-                if waiter.done() and not waiter.cancelled():
-                    waiter.exception()  # retrieved, even when a cancellation came first
-        return self.take()
-
-    def take(self) -> Any:
-        """The next queued event (there is one)."""
-        event = self.events.popleft()
-        if type(event) is h11.Data:
-            self.queued -= len(event.data)
-            if not self.reading and self.queued < _HIGH_WATER // 4 and self.transport is not None:
-                self.reading = True
-                self.transport.resume_reading()
-        return event
-
-    def reusable(self) -> bool:
-        return self.failure is None and self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
-
-
 class UpstreamResponse:
     """Status and raw headers (names as the upstream wrote them); the body is streamed by `chunks`."""
 
-    def __init__(self, client: UpstreamClient, origin: tuple[str, int, bool], leg: _Leg,
-                 head: h11.Response, read_timeout: float) -> None:  # fmt: skip
-        self.status: int = head.status_code
-        self.headers: list[tuple[bytes, bytes]] = list(head.headers.raw_items())
+    def __init__(self, client: UpstreamClient, origin: tuple[str, int, bool], leg: Leg,
+                 head: Head, read_timeout: float) -> None:  # fmt: skip
+        self.status: int = head.status
+        self.headers: list[tuple[bytes, bytes]] = head.headers
         self._client, self._origin, self._leg, self._timeout = client, origin, leg, read_timeout
         self._done = False
         self._closed = False
@@ -166,16 +54,18 @@ class UpstreamResponse:
         leg = self._leg
         while not self._done:
             event = await leg.next_event(self._timeout)
-            if type(event) is h11.EndOfMessage:
+            if not event:  # END
                 self._done = True
-            elif type(event) is h11.Data:
-                parts = [event.data]
-                while leg.events and type(leg.events[0]) is h11.Data:
-                    parts.append(leg.take().data)
-                if leg.events and type(leg.events[0]) is h11.EndOfMessage:
-                    leg.take()
-                    self._done = True
-                yield bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+            elif type(event) is bytes:
+                parts = [event]
+                events = leg.events
+                while events:
+                    if not events[0]:  # END came with it
+                        events.popleft()
+                        self._done = True
+                        break
+                    parts.append(cast(bytes, leg.take()))
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def aclose(self) -> None:
         """Back to the pool when the exchange ended cleanly; otherwise the connection is closed, which
@@ -185,7 +75,6 @@ class UpstreamResponse:
         self._closed = True
         leg, self._leg.events = self._leg, deque()
         if self._done and leg.reusable():
-            leg.h11.start_next_cycle()
             self._client.release(self._origin, leg)
         else:
             self._client.discard(leg)
@@ -197,7 +86,7 @@ class UpstreamClient:
         self.timeouts = timeouts
         self._ssl = ssl_context
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: dict[tuple[str, int, bool], list[_Leg]] = {}
+        self._idle: dict[tuple[str, int, bool], list[Leg]] = {}
         self._max_idle, self._expiry = max_idle, keepalive_expiry
         self._closed = False
 
@@ -215,47 +104,51 @@ class UpstreamClient:
                 raise UpstreamTimedOut("no free upstream connection in time") from None
         else:
             await self._slots.acquire()  # free: returns without suspending
-        leg: _Leg | None = None
+        leg: Leg | None = None
         try:
             leg = self._idle_leg(origin) or await self._connect(origin)
+            leg.begin(head_only=method == "HEAD")
             fields = [("host", host), *headers]
             if content is None:
-                leg.send(h11.Request(method=method, target=target, headers=fields), h11.EndOfMessage())
+                leg.write(request_head(method, target, fields))
+                leg.sent = True
             elif isinstance(content, bytes):
                 if not any(k.lower() == "content-length" for k, _ in headers):
                     fields.append(("content-length", str(len(content))))
-                request = h11.Request(method=method, target=target, headers=fields)
-                leg.send(request, h11.Data(data=content), h11.EndOfMessage())
+                leg.write(request_head(method, target, fields) + content)
+                leg.sent = True
             else:
                 await self._stream_body(leg, method, target, fields, content)
-            while True:
-                event = await leg.next_event(t.read)
-                if type(event) is h11.Response:
-                    return UpstreamResponse(self, origin, leg, event, t.read)
-                # 1xx: skipped, as the client never asked for them
+            event = await leg.next_event(t.read)  # the leg queues the final head first (1xx skipped)
+            return UpstreamResponse(self, origin, leg, cast(Head, event), t.read)
         except BaseException:
             self._slots.release()
             if leg is not None:
                 _close(leg)
             raise
 
-    async def _stream_body(self, leg: _Leg, method: str, target: str, fields: list[tuple[str, str]],
+    async def _stream_body(self, leg: Leg, method: str, target: str, fields: list[tuple[str, str]],
                            content: AsyncIterator[bytes]) -> None:  # fmt: skip
-        if not any(k.lower() == "content-length" for k, _ in fields):
+        chunked = not any(k.lower() == "content-length" for k, _ in fields)
+        if chunked:
             fields.append(("transfer-encoding", "chunked"))
-        leg.send(h11.Request(method=method, target=target, headers=fields))
-        async for chunk in content:
+        leg.write(request_head(method, target, fields))
+        async for data in content:
             if leg.failure is not None:
                 break  # answered or dropped early: what it said is read next
-            leg.send(h11.Data(data=chunk))
+            if not data:
+                continue  # an empty chunk would end a chunked body
+            leg.write(chunk(data) if chunked else data)
             try:
                 await leg.drained(self.timeouts.write)
             except TimeoutError:
                 raise UpstreamTimedOut("upstream stopped reading the request body") from None
         if leg.failure is None:
-            leg.send(h11.EndOfMessage())
+            if chunked:
+                leg.write(LAST_CHUNK)
+            leg.sent = True
 
-    def _idle_leg(self, origin: tuple[str, int, bool]) -> _Leg | None:
+    def _idle_leg(self, origin: tuple[str, int, bool]) -> Leg | None:
         idle = self._idle.get(origin)
         now = asyncio.get_running_loop().time()
         while idle:
@@ -265,20 +158,20 @@ class UpstreamClient:
             _close(leg)
         return None
 
-    async def _connect(self, origin: tuple[str, int, bool]) -> _Leg:
+    async def _connect(self, origin: tuple[str, int, bool]) -> Leg:
         host, port, tls = origin
         loop = asyncio.get_running_loop()
         context = (self._ssl or ssl.create_default_context()) if tls else None
         try:
             async with asyncio.timeout(self.timeouts.connect):
-                _, leg = await loop.create_connection(_Leg, host, port, ssl=context)
+                _, leg = await loop.create_connection(Leg, host, port, ssl=context)
         except TimeoutError:
             raise UpstreamTimedOut("upstream connect timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"upstream unreachable: {type(exc).__name__}") from None
         return leg
 
-    def release(self, origin: tuple[str, int, bool], leg: _Leg) -> None:
+    def release(self, origin: tuple[str, int, bool], leg: Leg) -> None:
         self._slots.release()
         idle = self._idle.setdefault(origin, [])
         if self._closed or len(idle) >= self._max_idle:
@@ -287,7 +180,7 @@ class UpstreamClient:
         leg.idle_since = asyncio.get_running_loop().time()
         idle.append(leg)
 
-    def discard(self, leg: _Leg) -> None:
+    def discard(self, leg: Leg) -> None:
         self._slots.release()
         _close(leg)
 
@@ -299,12 +192,7 @@ class UpstreamClient:
         self._idle.clear()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(UpstreamTimedOut("upstream silent past the read timeout"))
-
-
-def _readable(leg: _Leg) -> bool:
+def _readable(leg: Leg) -> bool:
     """An idle connection with something to read has been closed (or sent garbage) by the upstream,
     though the loop may not have told its protocol yet: one poll instead of a failed request."""
     sock = leg.transport.get_extra_info("socket") if leg.transport is not None else None
@@ -317,7 +205,7 @@ def _readable(leg: _Leg) -> bool:
     return bool(readable)
 
 
-def _close(leg: _Leg) -> None:
+def _close(leg: Leg) -> None:
     if leg.failure is None:
         leg.failure = UpstreamError("connection closed by the proxy")
     if leg.transport is not None:
