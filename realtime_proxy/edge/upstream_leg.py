@@ -162,6 +162,9 @@ _URIS: dict[str, WebSocketURI] = {}
 def _parsed(url: str) -> WebSocketURI:
     """One parsed URI per upstream URL, shared by its sessions' protocols (which only read it, for
     the handshake): a parse each kept ~400 B in every idle session (issue 26). Bounded."""
+    query = url.partition("?")[2].lower()
+    if "key" in query or "token" in query or "auth" in query:
+        return parse_uri(url)  # may carry a credential (Azure's api-key): not kept past its session
     uri = _URIS.get(url)
     if uri is None:
         if len(_URIS) >= 64:

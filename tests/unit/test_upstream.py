@@ -176,3 +176,14 @@ async def test_timeout_and_refusal() -> None:
                 assert info.value.body == b'{"error":{"code":"rate_limit_exceeded"}}'  # type: ignore[attr-defined]
             if handler is redirect:
                 assert info.value.status == 302  # never followed
+
+
+def test_parsed_upstream_urls_are_shared_unless_their_query_may_hold_a_credential() -> None:
+    from realtime_proxy.edge import upstream_leg
+
+    plain = "wss://api.example/v1/realtime?model=gpt-realtime"
+    assert upstream_leg._parsed(plain) is upstream_leg._parsed(plain)
+    for secret in ("?api-key=s3cret", "?model=m&Token=t", "?authorization=x"):
+        url = "wss://api.example/openai/realtime" + secret
+        assert upstream_leg._parsed(url).resource_name.endswith(secret)
+        assert url not in upstream_leg._URIS
