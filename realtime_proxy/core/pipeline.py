@@ -153,10 +153,10 @@ class Pipeline:
         counts.frames[fast.label] += 1
         counts.bytes += len(frame)
         event_type = fast.type
-        for hook in fast.steps:
+        for index, hook in enumerate(fast.steps):
             produced = hook(frame, event_type, now)
             if produced:
-                return self._handover(lane, fast, fast.steps.index(hook), produced, frame, now)
+                return self._handover(lane, fast, index, produced, frame, now)
         return None
 
     def _handover(
